@@ -8,5 +8,43 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import OppndaError
+from .resource_manager import (
+    DynamicSemaphore,
+    MemoryEstimator,
+    ResourceConfig,
+    ResourceManager,
+    get_optimal_workers,
+)
 
-__all__ = ["OppndaError", "__version__"]
+__all__ = [
+    "DynamicSemaphore",
+    "MemoryEstimator",
+    "OppndaError",
+    "ResourceConfig",
+    "ResourceManager",
+    "__version__",
+    "get_optimal_workers",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+_loaded_in: set[int] = set()
+
+
+def load_ipython_extension(ip) -> None:
+    """``%load_ext oppnda_nb``: register the ``%oppnda`` magic (imports are lazy)."""
+    if id(ip) in _loaded_in:
+        print("oppnda_nb is already loaded; use %reload_ext oppnda_nb to reload it.")
+        return
+    from . import magics
+
+    magics.register(ip)
+    _loaded_in.add(id(ip))
+
+
+def unload_ipython_extension(ip) -> None:
+    """``%unload_ext oppnda_nb`` (and the first half of ``%reload_ext``)."""
+    from . import magics
+
+    magics.unregister(ip)
+    _loaded_in.discard(id(ip))

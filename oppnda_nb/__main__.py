@@ -1,0 +1,70 @@
+"""The command line: ``python -m oppnda_nb SUBCOMMAND ...`` over the same API as the magic."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import OppndaError
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .resource_manager import ResourceManager
+
+    rm = ResourceManager(
+        eta=args.eta,
+        gamma=args.gamma,
+        overhead_mb=args.overhead_mb,
+        safety_enabled=not args.no_safety,
+        total_ram_mb=args.total_ram_mb,
+    )
+    files = None
+    if args.folder:
+        from pathlib import Path
+
+        folder = Path(args.folder)
+        if not folder.is_dir():
+            raise OppndaError(f"folder not found: {folder}. Give an existing folder of ONE reports.")
+        files = sorted(str(p) for p in folder.rglob("*.txt"))
+    rm.log_status(file_paths=files)
+    return 0
+
+
+def add_manager_options(p: argparse.ArgumentParser) -> None:
+    """The ResourceManager knobs shared by every sub-command that plans workers."""
+    p.add_argument("--eta", type=float, default=None, help="max fraction of RAM to use (η, default 0.75)")
+    p.add_argument("--gamma", type=float, default=None, help="expansion factor γ (default 3.0)")
+    p.add_argument("--overhead-mb", type=float, default=None, help="per-worker overhead M_overhead in MB (default 50)")
+    p.add_argument("--no-safety", action="store_true", help="disable the memory check (workers = CPU count)")
+    p.add_argument("--total-ram-mb", type=float, default=None, help="treat the machine as having this much RAM")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m oppnda_nb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("status", help="print the memory status and the recommended worker count")
+    p.add_argument("folder", nargs="?", help="plan for the *.txt reports in this folder")
+    add_manager_options(p)
+    p.set_defaults(func=_cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except OppndaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad numbers given to the manager
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
