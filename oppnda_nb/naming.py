@@ -1,0 +1,238 @@
+"""Sweep parameters from report file names.
+
+Two ways to describe a naming scheme, both giving a :class:`NamePattern`:
+
+* OppNDA's ``filename_pattern`` dict (``delimiter``, ``components`` name -> position,
+  ``extract`` name -> regex), with OppNDA's exact semantics so configs work unchanged:
+  ``name = filename.rsplit('.', 1)[0]``; ``parts = name.split(delimiter)``; each component
+  is ``parts[pos]`` (a missing position makes the file unparseable); when an ``extract`` regex
+  ``re.search``-es the value, the value becomes ``match.group(1)`` (no match: value kept).
+* A readable template such as ``"{scenario}_{router}_{seed}_{ttl}_{buffer}M_{report_type}"``,
+  compiled to an anchored regex (see :func:`compile_template`).
+
+Values are kept as text (output file names use the original text); :func:`coerce_value`
+turns numeric-looking ones into numbers for DataFrames.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OppndaError
+
+#: Field names that name the report class in a pattern (the first one present is used).
+REPORT_FIELDS: tuple[str, ...] = ("report_type", "report", "report_class")
+#: Field names that identify a replication (averaged over, never grouped by default).
+SEED_FIELDS: tuple[str, ...] = ("seed", "run", "rep", "replication", "rng_seed", "rngseed")
+#: Field names that identify a scenario (constant in a typical sweep).
+SCENARIO_FIELDS: tuple[str, ...] = ("scenario", "scenario_name")
+
+#: ONE's standard naming ``TEST_<router>_<seed>_<ttl>_<buffer>_<ReportClass>.txt`` as an
+#: OppNDA ``filename_pattern`` (the same as OppNDA's reference config: seed, ttl and buffer
+#: keep only their digits, so ``10M`` -> ``10``).
+DEFAULT_FILENAME_PATTERN: dict[str, Any] = {
+    "delimiter": "_",
+    "components": {
+        "scenario_name": 0,
+        "router": 1,
+        "seed": 2,
+        "ttl": 3,
+        "buffer": 4,
+        "report_type": 5,
+    },
+    "extract": {"ttl": r"(\d+)", "seed": r"(\d+)", "buffer": r"(\d+)"},
+}
+#: The same scheme as a readable template (buffer keeps its unit text, e.g. ``10M``).
+DEFAULT_TEMPLATE = "{scenario_name}_{router}_{seed}_{ttl}_{buffer}_{report_type}"
+
+_FIELD_RE = re.compile(r"\{([^{}:]*)(?::((?:[^{}]|\{\d*,?\d*\})*))?\}")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass
+class NamePattern:
+    """A compiled file-name scheme: ``parse(filename)`` gives ``{field: text}`` or None.
+
+    ``kind`` is ``"oppnda"`` (delimiter/positions/extract) or ``"template"`` (regex).
+    Picklable (it is sent to worker processes).
+    """
+
+    fields: list[str]
+    kind: str = "template"
+    template: str | None = None
+    regex: re.Pattern | None = None
+    delimiter: str = "_"
+    components: dict[str, int] = field(default_factory=dict)
+    extract: dict[str, re.Pattern] = field(default_factory=dict)
+
+    @property
+    def report_field(self) -> str | None:
+        """The field holding the report class, if the pattern has one."""
+        for name in REPORT_FIELDS:
+            if name in self.fields:
+                return name
+        return None
+
+    def parse(self, filename: str) -> dict[str, str] | None:
+        """Parameters from a file name (directories are ignored), or None if it does not match."""
+        return self.parse_with_reason(filename)[0]
+
+    def parse_with_reason(self, filename: str) -> tuple[dict[str, str] | None, str | None]:
+        """Like :meth:`parse` but also says why a name does not match."""
+        filename = filename.replace("\\", "/").rsplit("/", 1)[-1]
+        if self.kind == "oppnda":
+            name = filename.rsplit(".", 1)[0]
+            parts = name.split(self.delimiter)
+            out: dict[str, str] = {}
+            for comp, pos in self.components.items():
+                try:
+                    value = parts[pos]
+                except IndexError:
+                    return None, (
+                        f"file name has too few {self.delimiter!r}-separated parts "
+                        f"(component {comp!r} is at position {pos})"
+                    )
+                rx = self.extract.get(comp)
+                if rx is not None:
+                    m = rx.search(value)
+                    if m is not None:
+                        value = m.group(1) if rx.groups else m.group(0)
+                out[comp] = value
+            return out, None
+        assert self.regex is not None
+        stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+        ext = filename[len(stem):]
+        target = filename if ext and (self.template or "").lower().endswith(ext.lower()) else stem
+        m = self.regex.fullmatch(target)
+        if m is None:
+            return None, f"file name does not match the template {self.template!r}"
+        return {k: m.group(k) for k in self.fields}, None
+
+    def describe(self) -> str:
+        """A one-line human description of the scheme."""
+        if self.kind == "oppnda":
+            comps = ", ".join(f"{k}@{v}" for k, v in self.components.items())
+            ext = ", ".join(f"{k}~/{v.pattern}/" for k, v in self.extract.items())
+            return f"split on {self.delimiter!r}: {comps}" + (f"; extract {ext}" if ext else "")
+        return f"template {self.template!r}"
+
+
+def compile_template(template: str) -> NamePattern:
+    """Compile ``"{scenario}_{router}_{seed}_{ttl}_{buffer}M_{report_type}"`` to a NamePattern.
+
+    ``{name}`` matches a non-empty value: when the text right after it starts with a
+    non-alphanumeric character ``c`` (e.g. ``_``) the value cannot contain ``c``; otherwise
+    the shortest value that lets the whole name match. ``{name:REGEX}`` gives the value's
+    regex explicitly (e.g. ``{seed:\\d+}``). ``{}`` or ``{_}`` matches anything and is not kept.
+    The template matches the file name without its extension, or the whole name when the
+    template itself ends with that extension (``"..._{report_type}.txt"``).
+    """
+    if not isinstance(template, str) or not template.strip():
+        raise OppndaError("The name template is empty: give e.g. '{scenario}_{router}_{seed}_{ttl}_{buffer}M_{report_type}'.")
+    pieces: list[str] = []
+    fields: list[str] = []
+    pos = 0
+    matches = list(_FIELD_RE.finditer(template))
+    if not matches:
+        raise OppndaError(f"The name template {template!r} has no {{field}}: write e.g. '{{router}}_{{seed}}_{{report_type}}'.")
+    anon = 0
+    for i, m in enumerate(matches):
+        literal = template[pos:m.start()]
+        if "{" in literal or "}" in literal:
+            raise OppndaError(f"Unbalanced braces in name template {template!r}.")
+        pieces.append(re.escape(literal))
+        name, rx = m.group(1).strip(), m.group(2)
+        nxt_end = matches[i + 1].start() if i + 1 < len(matches) else len(template)
+        following = template[m.end():nxt_end]
+        if rx:
+            try:
+                re.compile(rx)
+            except re.error as exc:
+                raise OppndaError(f"Bad regex {rx!r} for field {name!r} in template {template!r}: {exc}.") from None
+            body = f"(?:{rx})"
+        elif following and not following[0].isalnum():
+            body = f"[^{re.escape(following[0])}]+"
+        else:
+            body = ".+?"
+        if name in ("", "_"):
+            anon += 1
+            pieces.append(body)
+        else:
+            if not _NAME_RE.match(name):
+                raise OppndaError(f"Field name {name!r} in template {template!r} must be an identifier (letters, digits, _).")
+            if name in fields:
+                raise OppndaError(f"Field {name!r} appears twice in template {template!r}; use {{}} for parts to ignore.")
+            fields.append(name)
+            pieces.append(f"(?P<{name}>{body})")
+        pos = m.end()
+    tail = template[pos:]
+    if "{" in tail or "}" in tail:
+        raise OppndaError(f"Unbalanced braces in name template {template!r}.")
+    pieces.append(re.escape(tail))
+    if not fields:
+        raise OppndaError(f"The name template {template!r} has no named field.")
+    return NamePattern(fields=fields, kind="template", template=template, regex=re.compile("".join(pieces), re.DOTALL))
+
+
+def pattern_from_oppnda(filename_pattern: dict) -> NamePattern:
+    """Build a NamePattern from an OppNDA config's ``filename_pattern`` dict (semantics unchanged)."""
+    if not isinstance(filename_pattern, dict):
+        raise OppndaError("'filename_pattern' must be an object with 'delimiter', 'components' and optional 'extract'.")
+    delimiter = filename_pattern.get("delimiter", "_")
+    if not isinstance(delimiter, str) or delimiter == "":
+        raise OppndaError("'filename_pattern.delimiter' must be a non-empty string, e.g. \"_\".")
+    comps = filename_pattern.get("components")
+    if not isinstance(comps, dict) or not comps:
+        raise OppndaError("'filename_pattern.components' must map field names to positions, e.g. {\"router\": 1}.")
+    components: dict[str, int] = {}
+    for k, v in comps.items():
+        try:
+            components[str(k)] = int(v)
+        except (TypeError, ValueError):
+            raise OppndaError(f"Position of component {k!r} must be an integer, got {v!r}.") from None
+    extract: dict[str, re.Pattern] = {}
+    for k, v in (filename_pattern.get("extract") or {}).items():
+        try:
+            extract[str(k)] = re.compile(v)
+        except (re.error, TypeError) as exc:
+            raise OppndaError(f"Bad 'extract' regex for {k!r}: {v!r} ({exc}).") from None
+    return NamePattern(fields=list(components), kind="oppnda", delimiter=delimiter,
+                       components=components, extract=extract)
+
+
+def as_pattern(pattern: "NamePattern | str | dict | None") -> NamePattern:
+    """A NamePattern from a NamePattern, a template string or an OppNDA dict (None: default)."""
+    if pattern is None:
+        return pattern_from_oppnda(DEFAULT_FILENAME_PATTERN)
+    if isinstance(pattern, NamePattern):
+        return pattern
+    if isinstance(pattern, str):
+        return compile_template(pattern)
+    if isinstance(pattern, dict):
+        return pattern_from_oppnda(pattern)
+    raise OppndaError(f"A name pattern must be a template string or an OppNDA filename_pattern dict, not {type(pattern).__name__}.")
+
+
+def coerce_value(text: str) -> int | float | str:
+    """``"10"`` -> 10, ``"2.5"`` -> 2.5, anything else (``"10M"``, ``"nan"``, ``""``) stays text."""
+    if not isinstance(text, str):
+        return text
+    s = text.strip()
+    if _INT_RE.match(s):
+        try:
+            return int(s)
+        except ValueError:  # pragma: no cover - digits always parse
+            return text
+    if s and any(c.isdigit() for c in s) and s.lower() not in ("nan", "inf", "-inf", "+inf", "infinity"):
+        try:
+            return float(s)
+        except ValueError:
+            return text
+    return text
+
+
+def coerce_params(params: dict[str, str]) -> dict[str, int | float | str]:
+    """:func:`coerce_value` applied to every value."""
+    return {k: coerce_value(v) for k, v in params.items()}

@@ -1,0 +1,95 @@
+"""File-name patterns: OppNDA's positional semantics, readable templates, numeric coercion."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from oppnda_nb.errors import OppndaError
+from oppnda_nb.naming import (
+    DEFAULT_FILENAME_PATTERN, as_pattern, coerce_params, coerce_value, compile_template, pattern_from_oppnda,
+)
+
+REF_CONFIG = Path("/work/shared/data/oppnda-reference/averager_config.json")
+NAME = "TEST_EpidemicRouter_10_104_100M_MessageStatsReport.txt"
+
+
+def test_oppnda_pattern_from_reference_config():
+    if not REF_CONFIG.exists():
+        pytest.skip("reference config not available")
+    p = pattern_from_oppnda(json.loads(REF_CONFIG.read_text())["filename_pattern"])
+    assert p.parse(NAME) == {"scenario_name": "TEST", "router": "EpidemicRouter", "seed": "10", "ttl": "104",
+                             "buffer": "100", "report_type": "MessageStatsReport"}
+
+
+def test_oppnda_semantics_extract_no_match_keeps_value_and_index_error():
+    p = pattern_from_oppnda({"delimiter": "-", "components": {"a": 0, "b": 2, "last": -1},
+                             "extract": {"a": r"x(\d+)", "b": r"(\d+)"}})
+    # extract regex does not match 'ab' -> the value stays; rsplit only the last dot
+    assert p.parse("ab-q-7kb-z.v1.txt") == {"a": "ab", "b": "7", "last": "z.v1"}
+    assert p.parse("x12-q-k-end.txt")["a"] == "12"
+    params, reason = p.parse_with_reason("only-two.txt")
+    assert params is None and "'b'" in reason and "position 2" in reason
+    # a regex without a group takes the whole match
+    assert pattern_from_oppnda({"components": {"n": 0}, "extract": {"n": r"\d+"}}).parse("r42_x.txt") == {"n": "42"}
+
+
+def test_oppnda_pattern_rejects_bad_config():
+    with pytest.raises(OppndaError):
+        pattern_from_oppnda({"delimiter": "_"})
+    with pytest.raises(OppndaError):
+        pattern_from_oppnda({"components": {"a": "x"}})
+    with pytest.raises(OppndaError):
+        pattern_from_oppnda({"components": {"a": 0}, "extract": {"a": "("}})
+
+
+def test_template_compiles_and_parses():
+    p = compile_template("{scenario}_{router}_{seed}_{ttl}_{buffer}M_{report}")
+    assert p.fields == ["scenario", "router", "seed", "ttl", "buffer", "report"]
+    assert p.parse(NAME) == {"scenario": "TEST", "router": "EpidemicRouter", "seed": "10", "ttl": "104",
+                             "buffer": "100", "report": "MessageStatsReport"}
+    assert p.report_field == "report"
+    params, reason = p.parse_with_reason("TEST_EpidemicRouter_10_104_MessageStatsReport.txt")
+    assert params is None and "template" in reason
+    assert p.parse("/some/dir/" + NAME)["seed"] == "10"
+
+
+def test_template_explicit_regex_extension_and_wildcard():
+    p = compile_template(r"run-{seed:\d+}-{}-{name}.csv")
+    assert p.parse("run-12-junk-alpha.csv") == {"seed": "12", "name": "alpha"}
+    assert p.parse("run-x-junk-alpha.csv") is None
+    assert p.parse("run-12-junk-alpha.txt") is None          # template's extension must match
+    q = compile_template("{a}.{b}")                          # no extension in template: matched on the stem
+    assert q.parse("1.5.txt") == {"a": "1", "b": "5"}
+
+
+@pytest.mark.parametrize("bad", ["", "no fields", "{a}_{a}", "{a b}_x", "{a}_{b", "{seed:(}"])
+def test_template_errors(bad):
+    with pytest.raises(OppndaError):
+        compile_template(bad)
+
+
+def test_patterns_are_picklable():
+    for p in (compile_template("{a}_{b}"), pattern_from_oppnda(DEFAULT_FILENAME_PATTERN)):
+        q = pickle.loads(pickle.dumps(p))
+        assert q.parse("x_y_1_2_3M_R.txt") == p.parse("x_y_1_2_3M_R.txt")
+
+
+def test_coerce_value():
+    assert coerce_value("10") == 10 and isinstance(coerce_value("10"), int)
+    assert coerce_value("-3") == -3
+    assert coerce_value("2.5") == 2.5 and isinstance(coerce_value("2.5"), float)
+    assert coerce_value("1e3") == 1000.0
+    for keep in ("10M", "EpidemicRouter", "nan", "", "inf", "1.2.3"):
+        assert coerce_value(keep) == keep
+    assert coerce_params({"ttl": "60", "buffer": "5M"}) == {"ttl": 60, "buffer": "5M"}
+
+
+def test_as_pattern_dispatch():
+    assert as_pattern(None).kind == "oppnda"
+    assert as_pattern("{a}_{b}").kind == "template"
+    assert as_pattern({"components": {"a": 0}}).fields == ["a"]
+    with pytest.raises(OppndaError):
+        as_pattern(3)
