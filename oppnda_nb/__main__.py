@@ -29,6 +29,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .cli_run import run_command
+
+    return run_command(args)
+
+
 def add_manager_options(p: argparse.ArgumentParser) -> None:
     """The ResourceManager knobs shared by every sub-command that plans workers."""
     p.add_argument("--eta", type=float, default=None, help="max fraction of RAM to use (η, default 0.75)")
@@ -47,6 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", nargs="?", help="plan for the *.txt reports in this folder")
     add_manager_options(p)
     p.set_defaults(func=_cmd_status)
+
+    from .averaging import add_average_parser
+
+    add_average_parser(sub)
+
+    p = sub.add_parser(
+        "run",
+        help="parse, summarise and average every report in a folder through the memory-aware pool",
+        description="Run the whole job through the memory-aware pool, with progress on the terminal "
+        "and the accounting at the end. Without FOLDER: the bundled sample of real ONE reports.",
+    )
+    p.add_argument("folder", nargs="?", help="folder of ONE reports (default: the bundled sample)")
+    p.add_argument("--config", default=None, help="an OppNDA averager_config.json")
+    p.add_argument("--pattern", default=None, help="file-name template, e.g. '{scenario}_{router}_{seed}_{ttl}_{buffer}_{report_type}'")
+    p.add_argument("--group-by", default=None, help="comma-separated fields to group by")
+    add_manager_options(p)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: memory-aware P_opt)")
+    p.add_argument("--min-workers", type=int, default=None, help="MIN_WORKERS (default 1)")
+    p.add_argument("--max-workers", type=int, default=None, help="MAX_WORKERS (default 16)")
+    p.add_argument("--output", default=None, help="output folder (default: <folder>/averaged)")
+    p.add_argument("--summary-json", default=None, help="write the accounting as JSON to this file")
+    p.add_argument("--memory-log", default=None, help="write the memory samples as CSV to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_run)
     return parser
 
 
