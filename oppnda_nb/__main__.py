@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import OppndaError
 
@@ -19,8 +20,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
     )
     files = None
     if args.folder:
-        from pathlib import Path
-
         folder = Path(args.folder)
         if not folder.is_dir():
             raise OppndaError(f"folder not found: {folder}. Give an existing folder of ONE reports.")
@@ -33,6 +32,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .cli_run import run_command
 
     return run_command(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .cli_run import TerminalProgress, manager_from_args
+    from .demo import run_demo
+
+    result = run_demo(args.output, manager=manager_from_args(args), progress=TerminalProgress())
+    print(result.summary())
+    out = Path(args.output).resolve()
+    print(f"\nEverything is in {out}:")
+    for p in sorted(out.iterdir()):
+        print(f"  {p.name}{'/' if p.is_dir() else ''}")
+    return 0 if result.status == "finished" else 1
 
 
 def add_manager_options(p: argparse.ArgumentParser) -> None:
@@ -77,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-log", default=None, help="write the memory samples as CSV to this file")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job on the bundled sample: averaged reports, tables, memory and analysis plots",
+        description="Run the bundled sample of real ONE reports through the pool and write every output "
+        "(averaged reports, CSV tables, memory.csv/png, analysis plots) into one folder.",
+    )
+    p.add_argument("--output", default="oppnda-demo", help="output folder (default: ./oppnda-demo)")
+    add_manager_options(p)
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 
