@@ -1,0 +1,132 @@
+"""Memory safety on a small virtual machine: the pool stays under η·M_RAM, a plain Pool does not.
+
+The machine is virtual (``ResourceManager(total_ram_mb=...)``: "used" is this process tree),
+sized so that the budget is the test process's memory + 700 MB. The files are sparse (made
+instantly) and the work really holds 3 × size in memory (``_testwork.hold_alloc``: the read
+bytes plus 2 × size of written pages) for 0.5 s. The two largest files (150 + 140 MB → 870 MB)
+do not fit the budget together; each fits alone.
+
+The test's own measuring thread sums **PSS** over this process and all its descendants every
+20 ms (PSS splits shared pages, so the sum is the real memory of the tree, also with fork).
+Tolerance: 5 % of the budget (sampling noise, allocator slack, pages of the pipes).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import time
+
+import psutil
+import pytest
+
+from oppnda_nb import _testwork as tw
+from oppnda_nb.monitor import ProcessMemoryReader
+from oppnda_nb.pool import Job
+from oppnda_nb.resource_manager import ResourceManager
+
+MB = 1024 * 1024
+SIZES_MB = [150, 140, 110, 60, 40, 30, 20, 20, 10]
+GAMMA = 3.0
+HEADROOM_MB = 700
+TOLERANCE = 0.05
+
+pytestmark = pytest.mark.slow
+
+
+def tree_pss() -> float:
+    me = psutil.Process()
+    total = 0.0
+    for p in [me] + me.children(recursive=True):
+        try:
+            total += p.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total
+
+
+class TreeSampler:
+    """Samples the PSS of the whole process tree on a thread of the test's own."""
+
+    def __init__(self, interval=0.02):
+        self.peak = 0.0
+        self.n = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_pss())
+            self.n += 1
+            self._stop.wait(interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+@pytest.fixture(scope="module")
+def big_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("big")
+    paths = []
+    for i, s in enumerate(SIZES_MB):
+        p = d / f"TEST_run_{i}_{s}M_BigReport.txt"
+        with open(p, "wb") as f:
+            f.truncate(s * MB)  # sparse: instant, and reading it yields real bytes in memory
+        paths.append(str(p))
+    return paths
+
+
+def virtual_manager():
+    kernel = ProcessMemoryReader().read(psutil.Process().pid).mem
+    eta = 0.75
+    total_mb = (kernel / MB + HEADROOM_MB) / eta
+    return ResourceManager(total_ram_mb=total_mb, eta=eta, gamma=GAMMA, overhead_mb=50), eta * total_mb
+
+
+@pytest.mark.parametrize("method", ["forkserver", "fork"])
+def test_pool_stays_under_the_budget(big_files, method):
+    manager, budget_mb = virtual_manager()
+    running, together = set(), []
+
+    def on(ev):
+        if ev.kind == "file_started":
+            running.add(ev.data.path)
+            together.append(set(running))
+        elif ev.kind in ("file_finished", "file_failed"):
+            running.discard(ev.data.path)
+
+    job = Job(big_files, tw.hold_alloc, (GAMMA, 0.5), manager, workers=2, start_method=method, sample_interval=0.1)
+    job.add_listener(on)
+    with TreeSampler() as s:
+        result = job.run()
+    assert result.status == "finished" and result.accounting_ok and result.counts["processed"] == len(SIZES_MB)
+    assert s.n > 50
+    peak_mb = s.peak / MB
+    print(f"{method}: budget {budget_mb:.0f} MB, tree PSS peak {peak_mb:.0f} MB, pool's own peak "
+          f"{result.measured_peak_mb:.0f} MB, predicted {result.predicted_peak_mb:.0f} MB")
+    # not vacuous: the largest file really held ~3 × 150 MB
+    assert max(o.peak_delta_mb for o in result.outcomes) > 0.9 * GAMMA * 150
+    assert peak_mb <= budget_mb * (1 + TOLERANCE), f"pool exceeded the budget: {peak_mb:.0f} > {budget_mb:.0f} MB"
+    # the pool's own samples agree
+    frame = result.memory
+    assert ((frame["kernel_mb"] + frame["workers_mb"]) <= budget_mb * (1 + TOLERANCE)).all()
+    # the two largest files never ran together
+    assert not any({big_files[0], big_files[1]} <= group for group in together)
+    assert any(len(group) == 2 for group in together), "small files still ran two at a time"
+
+
+def test_plain_pool_exceeds_the_same_budget(big_files):
+    manager, budget_mb = virtual_manager()
+    ctx = mp.get_context("fork")
+    with TreeSampler() as s:
+        with ctx.Pool(2) as pool:  # as many workers as CPUs here; the two largest files run together
+            out = pool.starmap(tw.hold_alloc, [(p, GAMMA, 0.5) for p in big_files], chunksize=1)
+        time.sleep(0.05)
+    assert sum(out) > 0
+    peak_mb = s.peak / MB
+    print(f"plain Pool: budget {budget_mb:.0f} MB, tree PSS peak {peak_mb:.0f} MB")
+    assert peak_mb > budget_mb * (1 + TOLERANCE)
