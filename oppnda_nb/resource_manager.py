@@ -108,6 +108,8 @@ class ResourceManager:
         self._base_reader = base_reader
         self._cgroup = None if total_ram_mb is not None else system.read_cgroup_limit()
         self.warnings: list[str] = []
+        #: per report type (γ, overhead bytes) fitted by :meth:`calibrate`; used by the pool's estimates
+        self.type_models: dict[str, tuple[float, float]] = {}
 
     # -- parameters --------------------------------------------------------------------
     @property
@@ -147,7 +149,7 @@ class ResourceManager:
         """(used, total) bytes of the machine as this manager sees it (M_RAM = total).
 
         With ``total_ram_mb`` the job behaves as if it ran alone on a machine of that size:
-        "used" is this process and its children. Under a cgroup limit, "used" is what the
+        "used" is this process and its children (PSS: pages shared with forked workers count once). Under a cgroup limit, "used" is what the
         cgroup is charged, less reclaimable page cache.
         """
         if self._memory_reader is not None:
@@ -173,7 +175,7 @@ class ResourceManager:
         """M_base: this process's resident memory."""
         if self._base_reader is not None:
             return float(self._base_reader())
-        return system.process_memory_bytes(unique=False)
+        return system.process_memory_bytes(method="rss")
 
     def others_bytes(self, own_bytes: float | None = None, reading: tuple[float, float] | None = None) -> float:
         """M_others: memory used by everything but ``own_bytes`` (default M_base), never < 0."""
@@ -309,6 +311,16 @@ class ResourceManager:
     def log_status(self, file_paths: Sequence[str | os.PathLike] | None = None) -> None:
         """Print the memory status block."""
         print(self.format_status(self.get_memory_status(file_paths=file_paths)))
+
+    def calibrate(self, source, **kwargs):
+        """Fit γ and M_overhead from measured worker peaks and apply them (see :mod:`calibration`).
+
+        ``source``: a finished job's result, its outcomes, or a folder (then a sample of it is
+        parsed first). Returns a Calibration with predicted vs measured peak and the error.
+        """
+        from . import calibration
+
+        return calibration.calibrate(self, source, **kwargs)
 
     def make_semaphore(self, initial_permits: int) -> "DynamicSemaphore":
         """A DynamicSemaphore that reads memory the way this manager does."""

@@ -136,25 +136,26 @@ def cpu_count() -> int | None:
     return os.cpu_count()
 
 
-def process_memory_bytes(pid: int | None = None, *, unique: bool = True) -> float:
-    """Memory of one process: USS (falling back to PSS, then RSS) or RSS when ``unique=False``.
+def process_memory_bytes(pid: int | None = None, *, method: str = "uss") -> float:
+    """Memory of one process by ``method``: "uss" (falls back to PSS, then RSS), "pss" (falls
+    back to USS, then RSS) or "rss".
 
-    RSS double counts pages shared between the kernel and forked workers; USS counts only
-    what the process would free on exit. Returns 0.0 for a process that is gone.
+    RSS double counts pages shared between the kernel and forked workers; USS counts only what
+    the process would free on exit; PSS splits shared pages fairly, so PSS sums over a process
+    tree add up to its real memory. Returns 0.0 for a process that is gone.
     """
     if psutil is None:
         return 0.0
     try:
         proc = psutil.Process(pid) if pid is not None else psutil.Process()
-        if unique:
+        if method != "rss":
+            order = ("uss", "pss") if method == "uss" else ("pss", "uss")
             try:
                 full = proc.memory_full_info()
-                uss = getattr(full, "uss", None)
-                if uss:
-                    return float(uss)
-                pss = getattr(full, "pss", None)
-                if pss:
-                    return float(pss)
+                for field in order:
+                    value = getattr(full, field, None)
+                    if value:
+                        return float(value)
             except (psutil.AccessDenied, OSError):
                 pass
         return float(proc.memory_info().rss)
@@ -162,8 +163,8 @@ def process_memory_bytes(pid: int | None = None, *, unique: bool = True) -> floa
         return 0.0
 
 
-def process_tree_bytes(pid: int | None = None, *, unique: bool = False) -> float:
-    """Memory of a process and all its descendants (RSS by default: cheap)."""
+def process_tree_bytes(pid: int | None = None, *, method: str = "pss") -> float:
+    """Memory of a process and all its descendants (PSS by default: shared pages counted once)."""
     if psutil is None:
         return 0.0
     try:
@@ -171,4 +172,4 @@ def process_tree_bytes(pid: int | None = None, *, unique: bool = False) -> float
         procs = [proc] + proc.children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0.0
-    return sum(process_memory_bytes(p.pid, unique=unique) for p in procs)
+    return sum(process_memory_bytes(p.pid, method=method) for p in procs)
