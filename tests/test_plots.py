@@ -1,0 +1,179 @@
+"""plots.py: the memory plot and the metric plot, drawn off-screen to PNG bytes."""
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oppnda_nb import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def memory_frame(n: int = 400, workers: int = 3, budget: float = 1200.0, peak: float = 650.0,
+                 seed: int = 0) -> pd.DataFrame:
+    """A frame with the monitor's columns: workers start one after another and end early."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 40.0, n)
+    data = {"t": t, "system_used_mb": 4000.0, "system_available_mb": 20000.0,
+            "kernel_mb": 150.0 + rng.random(n), "budget_mb": budget, "predicted_peak_mb": peak}
+    for k in range(workers):
+        alive = (t >= 2.0 * k) & (t <= 35.0 - k)
+        data[f"worker_{4000 + k}"] = np.where(alive, 80.0 + 30.0 * rng.random(n), np.nan)
+    df = pd.DataFrame(data)
+    df["workers_mb"] = df.filter(like="worker_").sum(axis=1)
+    df["running"] = df.filter(like="worker_").notna().sum(axis=1)
+    return df
+
+
+def legend_texts(fig) -> list[str]:
+    legend = fig.axes[0].get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend else []
+
+
+def test_memory_figure_draws_stack_budget_and_peak():
+    df = memory_frame()
+    fig = plots.memory_figure(df, title="pool")
+    texts = legend_texts(fig)
+    assert "kernel" in texts
+    assert [t for t in texts if t.startswith("worker ")] == ["worker 4000", "worker 4001", "worker 4002"]
+    assert any(t.startswith("η budget (1,200 MB") for t in texts)
+    assert any(t.startswith("predicted peak (650 MB") for t in texts)
+    total = df["kernel_mb"] + df.filter(like="worker_").fillna(0).sum(axis=1)
+    assert f"measured peak ({total.max():,.0f} MB)" in texts
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "memory (MB)" and "time" in ax.get_xlabel()
+    # the outline of the stack is kernel + the living workers (NaN = not alive = 0)
+    total_line = [ln for ln in ax.get_lines() if ln.get_label() == "_nolegend_"][0]
+    expected = df["kernel_mb"] + df.filter(like="worker_").fillna(0).sum(axis=1)
+    np.testing.assert_allclose(total_line.get_ydata(), expected.to_numpy())
+    # the budget line is on the scale and the y axis shows it
+    assert ax.get_ylim()[1] >= 1200.0
+    png = plots.figure_to_png(fig)
+    assert png.startswith(PNG_MAGIC) and len(png) > 5000
+
+
+def test_memory_figure_far_budget_stays_readable():
+    """A budget far above the pool (a big machine) is named off scale instead of flattening the stack."""
+    df = memory_frame(budget=18_000.0)
+    fig = plots.memory_figure(df)
+    top = fig.axes[0].get_ylim()[1]
+    assert top < 2000.0
+    assert any("18,000 MB" in t and "above the plot" in t for t in legend_texts(fig))
+
+
+def test_memory_figure_many_workers_one_legend_entry():
+    fig = plots.memory_figure(memory_frame(workers=12))
+    texts = legend_texts(fig)
+    assert "workers (12 processes)" in texts
+    assert not any(t.startswith("worker ") for t in texts)
+
+
+@pytest.mark.parametrize("frame", [None, pd.DataFrame(), memory_frame().iloc[:0], memory_frame().iloc[:1],
+                                   memory_frame()[["t", "kernel_mb"]]])
+def test_memory_figure_handles_empty_and_partial_frames(frame):
+    png = plots.figure_to_png(plots.memory_figure(frame))
+    assert png.startswith(PNG_MAGIC)
+
+
+def test_downsample_keeps_peak_ends_and_bounds():
+    df = memory_frame(n=20_000, workers=4)
+    spike = 12_345
+    df.loc[spike, "worker_4001"] = 5000.0
+    small = plots.downsample_memory(df, max_points=500)
+    assert len(small) <= 502
+    assert small["t"].is_monotonic_increasing
+    assert small.index[0] == 0 and small.index[-1] == len(df) - 1
+    assert spike in small.index  # the peak survives
+    assert plots.downsample_memory(df.iloc[:100], max_points=500) is not None
+    assert len(plots.downsample_memory(df.iloc[:100], max_points=500)) == 100
+
+
+def test_large_frames_are_downsampled_before_drawing():
+    df = memory_frame(n=30_000, workers=6)
+    fig = plots.memory_figure(df)
+    total_line = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "_nolegend_"][0]
+    assert len(total_line.get_xdata()) <= plots.MAX_POINTS + 2
+
+
+def test_no_pyplot_and_threads_can_draw_together():
+    """The live plot is drawn from background threads: no pyplot state, concurrent draws work."""
+    out: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def draw(seed):
+        try:
+            out.append(plots.memory_png(memory_frame(seed=seed)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors and len(out) == 4 and all(p.startswith(PNG_MAGIC) for p in out)
+    assert "matplotlib.pyplot" not in sys.modules
+
+
+def wide_table() -> pd.DataFrame:
+    rows = []
+    for router, base in (("Epidemic", 0.2), ("Spray", 0.4)):
+        for ttl in (300, 60, 180):  # unsorted on purpose
+            rows.append({"router": router, "ttl": ttl, "report_type": "MessageStatsReport", "n_files": 5,
+                         "delivery_prob_mean": base + ttl / 1000, "delivery_prob_std": 0.01,
+                         "delivery_prob_n": 5, "delivery_prob_ci95": 0.02 + ttl / 10_000})
+    return pd.DataFrame(rows)
+
+
+def test_metric_figure_lines_per_group_with_ci_error_bars():
+    table = wide_table()
+    fig = plots.metric_figure(table, "delivery_prob", x="ttl", by="router")
+    ax = fig.axes[0]
+    assert legend_texts(fig) == ["Epidemic", "Spray"]
+    containers = {c.get_label(): c for c in ax.containers}
+    assert sorted(containers) == ["Epidemic", "Spray"]
+    for label, container in containers.items():
+        ln = container.lines[0]
+        sub = table[table["router"] == label].sort_values("ttl")
+        np.testing.assert_allclose(ln.get_xdata(), sub["ttl"].to_numpy())
+        np.testing.assert_allclose(ln.get_ydata(), sub["delivery_prob_mean"].to_numpy())
+    # error bars: each vertical segment spans mean ± ci95
+    spans = []
+    for coll in ax.collections:
+        for seg in coll.get_segments():
+            spans.append(round(float(seg[1][1] - seg[0][1]) / 2, 6))
+    assert sorted(spans) == sorted(round(v, 6) for v in table["delivery_prob_ci95"])
+    assert ax.get_xlabel() == "ttl" and ax.get_ylabel() == "delivery_prob"
+    assert plots.figure_to_png(fig).startswith(PNG_MAGIC)
+
+
+def test_metric_figure_long_format_and_columns_helpers():
+    wide = wide_table()
+    long = pd.DataFrame({"router": wide["router"], "ttl": wide["ttl"], "metric": "delivery_prob",
+                         "mean": wide["delivery_prob_mean"], "ci95": wide["delivery_prob_ci95"]})
+    fig = plots.metric_figure(long, "delivery_prob", x="ttl", by="router")
+    assert legend_texts(fig) == ["Epidemic", "Spray"]
+    assert plots.metric_columns(wide) == ["delivery_prob"]
+    assert plots.parameter_columns(wide) == ["router", "ttl", "report_type"]
+
+
+def test_metric_figure_errors_say_what_is_wrong():
+    table = wide_table()
+    with pytest.raises(KeyError, match="no column 'buffer'"):
+        plots.metric_figure(table, "delivery_prob", x="buffer")
+    with pytest.raises(KeyError):
+        plots.metric_figure(table, "latency", x="ttl")
+    # two routers at each ttl without by=: the plot would zig-zag, so it says what varies
+    with pytest.raises(ValueError, match="router"):
+        plots.metric_figure(table, "delivery_prob", x="ttl")
+
+
+def test_metric_figure_categorical_x():
+    table = wide_table().assign(ttl=lambda d: d["ttl"].astype(str) + "min")
+    fig = plots.metric_figure(table, "delivery_prob", x="ttl", by="router")
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["180min", "300min", "60min"]
