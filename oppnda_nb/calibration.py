@@ -9,8 +9,10 @@ all points, the model
 
 is fitted by least squares with γ ≥ 0, c ≥ 0, then refitted once without outliers (residual
 beyond 3 × 1.4826·MAD), which keeps one odd file (e.g. the first file of a worker, which also
-pays for lazy imports) from bending the line. When the sizes hardly differ (spread < 20 %) the
-slope cannot be identified and the line goes through the origin (γ = mean peak / mean size).
+pays for lazy imports) from bending the line. When the slope cannot be identified — the sizes
+hardly differ (spread < 20 %), or every file is small (< 64 KiB, where the peak is the parser's
+fixed cost, not the data) — γ keeps its prior value (the manager's) and only c is fitted:
+putting a 100 KB file's 10 MB fixed cost into γ would give γ ≈ 100 and starve later runs.
 The baseline is the worker's own memory (USS where available): with fork, a worker's PSS also
 holds a share of the kernel's pages, already counted in the kernel's reading. The whole-worker estimate used for admission is
 ``γ · size + M_overhead`` with ``M_overhead = median worker baseline + c``.
@@ -57,6 +59,7 @@ class TypeFit:
     max_size_mb: float
     mean_abs_error_pct: float  # |predicted − measured| / measured over its points, in %
     max_abs_error_pct: float
+    gamma_learnt: bool = True  # False: sizes too small/similar, γ kept at its prior
 
 
 @dataclass
@@ -89,7 +92,7 @@ class Calibration:
         ]
         for name, f in sorted(self.per_type.items()):
             lines.append(
-                f"  {name}: γ={f.gamma:.2f} overhead={f.overhead_mb:.0f} MB n={f.n} "
+                f"  {name}: γ={f.gamma:.2f}{'' if f.gamma_learnt else ' (kept: files too small/similar)'} overhead={f.overhead_mb:.0f} MB n={f.n} "
                 f"largest={f.max_size_mb:.1f} MB per-file error mean {f.mean_abs_error_pct:.0f}% "
                 f"max {f.max_abs_error_pct:.0f}%"
             )
@@ -127,18 +130,26 @@ def _json_safe(x):
 # ---------------------------------------------------------------------------------------
 # fitting
 # ---------------------------------------------------------------------------------------
-def _ls(sizes: Sequence[float], peaks: Sequence[float]) -> tuple[float, float]:
-    """Least squares peak = γ·size + c with γ ≥ 0 and c ≥ 0 (bytes)."""
+def _c_only(sizes: Sequence[float], peaks: Sequence[float], prior_gamma: float) -> tuple[float, float]:
+    """γ fixed at its prior; c = the mean of what γ does not explain (≥ 0)."""
+    n = len(sizes)
+    return prior_gamma, max(0.0, sum(p - prior_gamma * s for s, p in zip(sizes, peaks)) / n) if n else 0.0
+
+
+def _identifiable(sizes: Sequence[float]) -> bool:
+    return len(sizes) >= 2 and max(sizes) > 0 and (max(sizes) - min(sizes)) / max(sizes) >= 0.2
+
+
+def _ls(sizes: Sequence[float], peaks: Sequence[float], prior_gamma: float = 3.0) -> tuple[float, float]:
+    """Least squares peak = γ·size + c with γ ≥ 0 and c ≥ 0 (bytes); γ = prior when not identifiable."""
     n = len(sizes)
     if n == 0:
-        return 0.0, 0.0
+        return prior_gamma, 0.0
+    if not _identifiable(sizes):
+        return _c_only(sizes, peaks, prior_gamma)
     mx = sum(sizes) / n
     my = sum(peaks) / n
     sxx = sum((x - mx) ** 2 for x in sizes)
-    if n == 1 or max(sizes) <= 0 or (max(sizes) - min(sizes)) / max(sizes) < 0.2:
-        # (nearly) one size: the slope is not identifiable; put all of the peak into γ (the
-        # conservative choice for larger files), c = 0
-        return (max(0.0, my / mx) if mx > 0 else 0.0), (0.0 if mx > 0 else max(0.0, my))
     gamma = sum((x - mx) * (y - my) for x, y in zip(sizes, peaks)) / sxx
     c = my - gamma * mx
     if gamma < 0:
@@ -150,10 +161,10 @@ def _ls(sizes: Sequence[float], peaks: Sequence[float]) -> tuple[float, float]:
     return gamma, c
 
 
-def fit_gamma(sizes: Sequence[float], peaks: Sequence[float]) -> tuple[float, float]:
+def fit_gamma(sizes: Sequence[float], peaks: Sequence[float], prior_gamma: float = 3.0) -> tuple[float, float]:
     """Robust fit of peak-above-baseline = γ·size + c (bytes): LS, drop 3·MAD outliers, LS again."""
     sizes, peaks = [float(s) for s in sizes], [float(p) for p in peaks]
-    gamma, c = _ls(sizes, peaks)
+    gamma, c = _ls(sizes, peaks, prior_gamma)
     if len(sizes) >= 4:
         res = [p - (gamma * s + c) for s, p in zip(sizes, peaks)]
         med = statistics.median(res)
@@ -161,18 +172,18 @@ def fit_gamma(sizes: Sequence[float], peaks: Sequence[float]) -> tuple[float, fl
         if mad > 0:
             keep = [i for i, r in enumerate(res) if abs(r - med) <= 3 * mad]
             if len(keep) >= 3 and len(keep) < len(sizes):
-                gamma, c = _ls([sizes[i] for i in keep], [peaks[i] for i in keep])
+                gamma, c = _ls([sizes[i] for i in keep], [peaks[i] for i in keep], prior_gamma)
     return gamma, c
 
 
-def _fit_points(name: str, pts: list[CalibrationPoint]) -> TypeFit:
+def _fit_points(name: str, pts: list[CalibrationPoint], prior_gamma: float) -> TypeFit:
     informative = [p for p in pts if p.size >= _MIN_INFORMATIVE_BYTES]
-    if len(informative) >= 2:
-        gamma, c = fit_gamma([p.size for p in informative], [p.peak_delta for p in informative])
-    elif informative:
-        gamma, c = fit_gamma([p.size for p in pts], [p.peak_delta for p in pts])
-    else:  # only small files: γ cannot be learnt from them, keep the typical peak as c
-        gamma, c = 0.0, statistics.median(p.peak_delta for p in pts)
+    if len(informative) >= 2 and _identifiable([p.size for p in informative]):
+        gamma, c = fit_gamma([p.size for p in informative], [p.peak_delta for p in informative], prior_gamma)
+        learnt = gamma != prior_gamma
+    else:  # small or same-size files: γ cannot be learnt from them, only the fixed cost c
+        gamma, c = _c_only([p.size for p in pts], [p.peak_delta for p in pts], prior_gamma)
+        learnt = False
     base = statistics.median(p.baseline for p in pts)
     errs = []
     for p in pts:
@@ -189,6 +200,7 @@ def _fit_points(name: str, pts: list[CalibrationPoint]) -> TypeFit:
         max_size_mb=max(p.size for p in pts) / MB,
         mean_abs_error_pct=sum(errs) / len(errs) if errs else math.nan,
         max_abs_error_pct=max(errs) if errs else math.nan,
+        gamma_learnt=learnt,
     )
 
 
@@ -211,15 +223,15 @@ def points_from(source: Any) -> list[CalibrationPoint]:
     return pts
 
 
-def fit(points: Sequence[CalibrationPoint]) -> tuple[TypeFit, dict[str, TypeFit]]:
-    """(overall fit, per-type fits) of the points."""
+def fit(points: Sequence[CalibrationPoint], prior_gamma: float = 3.0) -> tuple[TypeFit, dict[str, TypeFit]]:
+    """(overall fit, per-type fits) of the points; γ = ``prior_gamma`` where it cannot be learnt."""
     if not points:
         raise OppndaError("calibration needs at least one processed file with a measured peak")
     by_type: dict[str, list[CalibrationPoint]] = {}
     for p in points:
         by_type.setdefault(p.report_type, []).append(p)
-    per_type = {k: _fit_points(k, v) for k, v in by_type.items()}
-    return _fit_points("*", list(points)), per_type
+    per_type = {k: _fit_points(k, v, prior_gamma) for k, v in by_type.items()}
+    return _fit_points("*", list(points), prior_gamma), per_type
 
 
 def apply(manager, cal: Calibration) -> None:
@@ -228,7 +240,7 @@ def apply(manager, cal: Calibration) -> None:
     manager.overhead_mb = cal.overall.overhead_mb
     models = dict(getattr(manager, "type_models", None) or {})
     for name, f in cal.per_type.items():
-        if f.n >= 2 and f.max_size_mb * MB >= _MIN_INFORMATIVE_BYTES:  # γ learnt from real sizes only
+        if f.n >= 2 and f.gamma_learnt:  # γ learnt from real sizes only
             models[name] = (f.gamma, f.overhead_mb)
     manager.type_models = models
     cal.applied = True
@@ -259,7 +271,7 @@ def calibrate(manager, source: Any, *, apply_fit: bool = True, **folder_kw) -> C
     if isinstance(source, (str, os.PathLike)):
         return calibrate_folder(source, manager, apply_fit=apply_fit, **folder_kw)
     pts = points_from(source)
-    overall, per_type = fit(pts)
+    overall, per_type = fit(pts, prior_gamma=manager.gamma)
     cal = Calibration(per_type=per_type, overall=overall, points=pts,
                       gamma_before=manager.gamma, overhead_before_mb=manager.overhead_mb)
     if apply_fit:

@@ -121,3 +121,15 @@ def test_a_job_can_learn_from_its_own_run(tmp_path):
     assert r.calibration is not None and r.calibration.applied
     assert m.gamma == pytest.approx(2.5, rel=0.1)
     assert r.to_summary_dict()["calibration"]["n_points"] == 4
+
+
+def test_small_or_same_size_files_keep_the_prior_gamma():
+    """A 100 KB file's ~10 MB fixed parser cost says nothing about γ: only c is fitted."""
+    pts = [cal.CalibrationPoint(f"f{i}", "T", 95_000 + i, 10 * MB, 20 * MB) for i in range(4)]
+    overall, per_type = cal.fit(pts, prior_gamma=2.5)
+    assert overall.gamma == 2.5 and not overall.gamma_learnt
+    assert overall.intercept_mb == pytest.approx((10 * MB - 2.5 * 95_001.5) / MB)
+    # a real spread of large sizes is learnt
+    pts = [cal.CalibrationPoint(f"g{i}", "T", s * MB, (4 * s + 5) * MB, 20 * MB) for i, s in enumerate([1, 4, 8, 16])]
+    overall, _ = cal.fit(pts, prior_gamma=2.5)
+    assert overall.gamma_learnt and overall.gamma == pytest.approx(4.0)
