@@ -20,25 +20,13 @@ import pytest
 
 from oppnda_nb import panel as panel_mod
 from oppnda_nb.errors import OppndaError
+from oppnda_nb.pool import Progress
 from oppnda_nb.resource_manager import ResourceManager
 
 SAMPLE = Path(panel_mod.__file__).resolve().parent / "data" / "sample"
 
 
 # ------------------------------------------------------------------------------ the fake
-
-@dataclass
-class FakeProgress:
-    files_done: int = 0
-    files_total: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
-    mb_per_s: float = 0.0
-    eta_s: float | None = None
-    elapsed_s: float = 0.0
-    running: int = 0
-    workers: int = 1
-
 
 @dataclass
 class FakeOutcome:
@@ -93,7 +81,7 @@ class FakeRunner:
                 self.skipped = [(str(p), "bad name") for p in names if "bad" in p.name]
                 self._listeners, self._stop = [], threading.Event()
                 self._thread, self.result, self._rows = None, None, []
-                self.progress = FakeProgress(files_total=len(self.files) + len(self.skipped))
+                self.progress = Progress(files_total=len(self.files) + len(self.skipped))
                 runner.created.append(self)
 
             def add_listener(self, cb):
@@ -124,7 +112,7 @@ class FakeRunner:
                     self._rows.append({"t": t, "kernel_mb": 150.0, "worker_11": 60.0 + i % 7,
                                        "workers_mb": 60.0 + i % 7, "budget_mb": 900.0,
                                        "predicted_peak_mb": 400.0})
-                    self.progress = FakeProgress(files_done=i + 1 + len(self.skipped),
+                    self.progress = Progress(files_done=i + 1 + len(self.skipped),
                                                  files_total=len(self.files) + len(self.skipped),
                                                  mb_per_s=1.5, eta_s=1.0, elapsed_s=t, workers=1)
                     for cb in self._listeners:
