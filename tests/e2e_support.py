@@ -277,9 +277,11 @@ JS_STATE = """
   return {
     src: img ? img.getAttribute('src') : null,
     width: bar ? bar.style.width : null,
+    bar_class: bar ? bar.className : null,
     prompts: prompts,
     kernel: ind ? ind.getAttribute('data-status') : null,
     progress_present: q('.widget-hprogress').length > 0,
+    static_images: q('.jp-RenderedImage img').length,
   };
 }
 """ % {"nb": VISIBLE_NB}
@@ -318,6 +320,11 @@ class RunObservation:
     """What the browser saw while a notebook ran: distinct image srcs, progress widths, errors."""
 
     srcs: list[str] = field(default_factory=list)         # distinct, in order of appearance
+    # srcs (not the first one shown) first seen while the bar was styled 'info' (ipywidgets'
+    # progress-bar-info): redraws while the run was live; RunView switches the bar to
+    # 'success'/'danger' only when the run has ended.
+    live_srcs: list[str] = field(default_factory=list)
+    bar_classes: list[str] = field(default_factory=list)  # distinct bar classes, in order
     widths: list[float] = field(default_factory=list)     # distinct progress widths (percent)
     polls: int = 0
     finished: bool = False
@@ -326,6 +333,7 @@ class RunObservation:
     stderr: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     screenshots: list[Path] = field(default_factory=list)
+    static_images: int = 0  # plain image/png outputs (not widgets) on the page at the end
     timings: dict[str, float] = field(default_factory=dict)  # lab_start, page_ready, run (seconds)
 
     @property
@@ -338,9 +346,10 @@ class RunObservation:
         return self.errors + [s for s in self.stderr if ERROR_WORDS.search(s)]
 
     def describe(self) -> str:
-        return (f"{len(self.srcs)} distinct images, progress widths {self.widths}, polls={self.polls}, "
-                f"finished={self.finished}, timings={self.timings}, prompts={self.prompts}, "
-                f"errors={self.error_texts}")
+        return (f"{len(self.srcs)} distinct images ({len(self.live_srcs)} while the bar was live), "
+                f"bar classes {self.bar_classes}, progress widths {self.widths}, polls={self.polls}, "
+                f"static images={self.static_images}, finished={self.finished}, timings={self.timings}, "
+                f"prompts={self.prompts}, errors={self.error_texts}")
 
 
 def _cells_done(state: dict) -> bool:
@@ -365,8 +374,13 @@ def watch_run(page: Any, *, timeout_s: float = 300.0, interval_s: float = 0.05,
         if on_poll:
             on_poll(state)
         src = state.get("src")
+        bar_class = state.get("bar_class") or ""
+        if bar_class not in obs.bar_classes:
+            obs.bar_classes.append(bar_class)
         if src and (not obs.srcs or obs.srcs[-1] != src) and src not in obs.srcs:
             obs.srcs.append(src)
+            if len(obs.srcs) > 1 and "progress-bar-info" in bar_class.split():
+                obs.live_srcs.append(src)
             last_change = time.monotonic()
         w = _width_pct(state.get("width"))
         if w is not None and w not in obs.widths:
@@ -383,7 +397,9 @@ def watch_run(page: Any, *, timeout_s: float = 300.0, interval_s: float = 0.05,
             done_since = None
         time.sleep(interval_s)
     obs.seconds = time.monotonic() - t0
-    obs.prompts = page.evaluate(JS_STATE).get("prompts", [])
+    final = page.evaluate(JS_STATE)
+    obs.prompts = final.get("prompts", [])
+    obs.static_images = int(final.get("static_images") or 0)
     errs = page.evaluate(JS_ERRORS)
     obs.stderr, obs.errors = errs.get("stderr", []), errs.get("errors", [])
     return obs
@@ -430,7 +446,7 @@ def run_notebook_in_lab(nb_source: Path, tmp_path: Path, *, artifacts_stem: str,
         with sync_playwright() as pw:
             browser = launch_chromium(pw)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = browser.new_page(viewport={"width": 1400, "height": 1500})
                 t0 = time.monotonic()
                 open_notebook(page, server, rel, workspace=f"t{secrets.token_hex(4)}")
                 page_ready = time.monotonic() - t0
