@@ -268,7 +268,17 @@ class OppndaMagics(Magics):
             raise UsageError(f"--name needs a Python variable name, got {args.name!r}")
 
     @staticmethod
-    def _folder(target: str | None) -> str:
+    def _folder(target: str | None, config: str | None = None) -> str:
+        """The folder to work on: ``target``, else the config's ``"folder"``, else the bundled sample."""
+        if not target and config:
+            from .averaging import load_config
+
+            try:
+                cfg = load_config(config)
+                if cfg.folder:
+                    return str(cfg.resolve_folder())
+            except OppndaError as exc:
+                raise UsageError(str(exc)) from None
         if not target:
             from .panel import sample_folder
 
@@ -371,7 +381,7 @@ class OppndaMagics(Magics):
         if args.target:
             from .panel import scan_folder
 
-            scan = scan_folder(self._folder(args.target), config=self._config(args),
+            scan = scan_folder(self._folder(args.target, self._config(args)), config=self._config(args),
                                pattern=args.pattern)
             if scan.error:
                 raise UsageError(scan.error)
@@ -382,8 +392,8 @@ class OppndaMagics(Magics):
     def _cmd_panel(self, args) -> None:
         from .panel import Panel
 
-        folder = self._folder(args.target)
         config = self._config(args)
+        folder = self._folder(args.target, config)
         panel = Panel(folder, pattern=args.pattern, config=config,
                       group_by=",".join(args.group_by) if args.group_by else None,
                       output=args.output, total_ram_mb=args.total_ram_mb)
@@ -409,7 +419,7 @@ class OppndaMagics(Magics):
     def _cmd_run(self, args) -> None:
         from .panel import RunView, announce_run, display_final
 
-        folder = self._folder(args.target)
+        folder = self._folder(args.target, self._config(args))
         run = self._make_run(args, folder)
         name = args.name or DEFAULT_RESULT_NAME
         view = RunView(title=f"memory: {Path(folder).name}")

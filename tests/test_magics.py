@@ -1,6 +1,7 @@
 """%oppnda in a real IPython shell: loading, every sub-command and every error path."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
@@ -259,8 +260,32 @@ def test_panel_and_run_default_to_the_sample(ip, fake, shown):
 
 # --------------------------------------------------------------------------- real runner
 
+def test_run_with_only_a_config_uses_the_configs_folder(ip, shown, tmp_path):
+    import json
+    import shutil
+
+    reports = tmp_path / "my-sweep"
+    reports.mkdir()
+    for f in sorted(SAMPLE.glob("*_MessageStatsReport.txt"))[:8]:
+        shutil.copy(f, reports)
+    cfg = {  # OppNDA's format; a folder relative to the config file, as OppNDA users write it
+        "folder": "my-sweep",
+        "report_types": ["MessageStatsReport"],
+        "filename_pattern": {"delimiter": "_", "components": {"scenario_name": 0, "router": 1, "seed": 2,
+                                                              "ttl": 3, "buffer": 4, "report_type": 5}},
+        "data_separator": ":",
+        "average_groups": [{"group_by": ["router", "ttl"], "min_files": 2, "name": "ttl_average",
+                            "output_template": "{report_type}_{router}_{ttl}_ttl_average.txt"}],
+    }
+    (tmp_path / "averager_config.json").write_text(json.dumps(cfg))
+    oppnda(ip, f"run --config {tmp_path / 'averager_config.json'} --output {tmp_path / 'out'} --name cfgrun")
+    result = ip.user_ns["cfgrun"]
+    assert result.job.counts["processed"] == 8
+    assert all(Path(o.path).parent == reports for o in result.outcomes)
+
+
 def test_real_run_on_the_sample(ip, shown, tmp_path, capsys):
-    runner = pytest.importorskip("oppnda_nb.runner", reason="runner.py (lead) not written yet")
+    from oppnda_nb import runner
     ip.user_ns.pop("real", None)
     oppnda(ip, f"run --total-ram-mb 6000 --output {tmp_path / 'out'} --name real")
     result = ip.user_ns["real"]
@@ -276,7 +301,6 @@ def test_real_run_on_the_sample(ip, shown, tmp_path, capsys):
 
 
 def test_real_errors_are_usage_errors(ip, tmp_path):
-    pytest.importorskip("oppnda_nb.runner", reason="runner.py (lead) not written yet")
     (tmp_path / "notes.txt").write_text("not a report")
     with pytest.raises(UsageError, match="(?i)no matching report files"):
         oppnda(ip, f"run {tmp_path}")
@@ -320,7 +344,6 @@ def test_calibrate_measures_and_later_commands_use_it(ip, capsys):
 
 
 def test_real_background_run_and_stop(ip, tmp_path, capsys):
-    pytest.importorskip("oppnda_nb.runner", reason="runner.py (lead) not written yet")
     import psutil
 
     from test_panel import big_folder
