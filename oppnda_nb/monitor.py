@@ -281,10 +281,14 @@ class MemoryMonitor:
                 delay = 0.0
             self._stop.wait(delay)
 
-    def start(self) -> "MemoryMonitor":
-        """Start the sampling thread (the first sample is taken immediately)."""
+    def start(self, t0: float | None = None) -> "MemoryMonitor":
+        """Start the sampling thread (the first sample is taken immediately).
+
+        ``t0`` (a ``time.monotonic()`` value) is the origin of the samples' ``t``: default now;
+        an earlier one continues the time axis of an earlier monitor.
+        """
         if self._thread is None:
-            self._t0 = time.monotonic()
+            self._t0 = time.monotonic() if t0 is None else float(t0)
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="oppnda-monitor", daemon=True)
             self._thread.start()

@@ -58,6 +58,7 @@ class RunResult:
     output_dir: Path
     written: list[Path] = field(default_factory=list)
     error: str | None = None
+    memory: Any = None  # DataFrame: the pool's samples, then the kernel's while averaging
 
     @property
     def status(self) -> str:
@@ -73,11 +74,6 @@ class RunResult:
     def long(self):
         """Tidy long-format statistics (one row per group and metric)."""
         return self.averaged.long if self.averaged is not None else None
-
-    @property
-    def memory(self):
-        """The monitor's samples (DataFrame)."""
-        return self.job.memory
 
     @property
     def outcomes(self):
@@ -175,12 +171,22 @@ class Run:
         self._listeners: list[Callable] = []
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
+        self._phase_monitor = None
         self.job.add_listener(self._forward)
 
     # -- events ------------------------------------------------------------------------
     def add_listener(self, callback: Callable) -> None:
         """``callback(event)`` for every pool event, then one ``Event("run_done", RunResult)``."""
         self._listeners.append(callback)
+
+    def memory_frame(self):
+        """The memory samples so far: the pool's, then the kernel's while it averages."""
+        import pandas as pd
+
+        frame = self.job.memory_frame()
+        if self._phase_monitor is not None and self._phase_monitor.rows:
+            frame = pd.concat([frame, self._phase_monitor.frame()], ignore_index=True)
+        return frame
 
     def _forward(self, event) -> None:
         for cb in list(self._listeners):
@@ -234,6 +240,18 @@ class Run:
         return self.wait()
 
     # -- the work ----------------------------------------------------------------------
+    def _watch_averaging(self, job_result):
+        """Keep sampling the kernel while it averages (big sweeps make that phase heavy too)."""
+        from .monitor import MB, MemoryMonitor
+
+        frame = job_result.memory
+        t_end = float(frame["t"].max()) if len(frame) else 0.0
+        budget = job_result.budget_mb * MB
+        monitor = MemoryMonitor(
+            lambda: [], interval=self.job.sample_interval, context=lambda s: (budget, float("nan"), 0)
+        )
+        return monitor.start(t0=time.monotonic() - t_end)
+
     def _main(self) -> None:
         from .pool import Event
 
@@ -241,6 +259,7 @@ class Run:
         try:
             self.job.start()
             job_result = self.job.wait()
+            self._phase_monitor = self._watch_averaging(job_result)
             averaged, written, error = None, [], None
             try:
                 averaged = averaging.aggregate(job_result.results, self.config)
@@ -258,7 +277,8 @@ class Run:
                 averaged.seconds = time.perf_counter() - t0
             except Exception as exc:  # keep the pool's accounting even if averaging breaks
                 error = f"{type(exc).__name__}: {exc}"
-            self.result = RunResult(job_result, averaged, self.output_dir, written, error)
+            self._phase_monitor.stop()
+            self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame())
         finally:
             self._done.set()
         self._forward(Event("run_done", self.result))
