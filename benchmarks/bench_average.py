@@ -5,6 +5,8 @@ ten new seeds), runs the job as a whole process (``python -m oppnda_nb average C
 the CLI has the sub-command, else the same function through ``python -c``), checks the
 outputs are identical to an in-process sequential reference run, and reports per-file time
 against OppNDA's 0.5 ms/file and against merely reading the files' bytes in one process.
+Then runs the job again through the pool with its batching of small files on and off
+(``average_folder(..., batch=True/False)``, alternating, each a whole process) side by side.
 
     python benchmarks/bench_average.py [--repeat 3] [--workers N] [--keep]
 """
@@ -65,6 +67,17 @@ def _run(cmd: list[str]) -> tuple[float, str]:
     return dt, r.stdout
 
 
+def _in_job_seconds(stdout: str) -> float | None:
+    """The job's own timer from its "total: ..., 0.31 s, 2 worker(s)" line."""
+    for line in stdout.splitlines():
+        if line.startswith("total:"):
+            try:
+                return float(line.rsplit(" s,", 1)[0].rsplit(",", 1)[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
 def _listing(d: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
 
@@ -96,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         ref_out = tmp / "ref_out"
         t0 = time.perf_counter()
         ref = average_folder(str(cfg_path), output=ref_out, workers=1)
-        print(f"reference run (in-process, sequential): {time.perf_counter() - t0:.2f} s, "
+        dt = time.perf_counter() - t0
+        print(f"reference run (in-process, sequential, already imported): {dt:.2f} s = {dt / n * 1e3:.4f} ms/file, "
               f"{len(ref.written)} files written")
         expected = _listing(ref_out)
 
@@ -156,6 +170,35 @@ def main(argv: list[str] | None = None) -> int:
               f"-> {OPPNDA_MS_PER_FILE / ((job - st) / n * 1e3):.1f}x faster than OppNDA")
         print(f"merely reading the bytes in one process (median, incl. python startup): {rd:.3f} s = "
               f"{rd / n * 1e3:.4f} ms/file; job / read = {job / rd:.1f}x")
+
+        # the pool with and without its batching of small files, alternating, whole processes
+        workers = "None" if args.workers is None else str(args.workers)
+        def pool_cmd(out: Path, batch: bool) -> list[str]:
+            return [sys.executable, "-c",
+                    "import sys; from oppnda_nb.averaging import average_folder\n"
+                    f"r = average_folder(sys.argv[1], output=sys.argv[2], workers={workers}, batch={batch})\n"
+                    "print(chr(10).join(r.summary_lines()))", str(cfg_path), str(out)]
+        side = {True: ([], [], []), False: ([], [], [])}
+        for i in range(args.repeat):
+            for batch in (True, False):
+                out = tmp / f"pool{i}_{batch}"
+                dt, stdout = _run(pool_cmd(out, batch))
+                if _listing(out) != expected:
+                    print(f"MISMATCH: outputs differ from the reference run (batch={batch})", file=sys.stderr)
+                    return 1
+                wall, cpu, inj = side[batch]
+                wall.append(dt)
+                cpu.append(CPU[-1])
+                s_in = _in_job_seconds(stdout)
+                if s_in is not None:
+                    inj.append(s_in)
+        (bw, bc, bi), (uw, uc, ui) = side[True], side[False]
+        print(f"pool with batching vs without (whole process, median of {args.repeat}, alternating, same outputs):")
+        print(f"  wall {med(bw):.3f} s = {med(bw) / n * 1e3:.4f} ms/file  vs  {med(uw):.3f} s = "
+              f"{med(uw) / n * 1e3:.4f} ms/file  -> batching {med(uw) / med(bw):.1f}x faster")
+        if bi and ui:
+            print(f"  job alone (in-process timer) {med(bi):.3f} s vs {med(ui):.3f} s -> {med(ui) / med(bi):.1f}x")
+        print(f"  CPU (process + workers) {med(bc):.3f} s vs {med(uc):.3f} s -> {med(uc) / med(bc):.1f}x")
         return 0
     finally:
         if args.keep:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -391,41 +390,46 @@ def summarize_files(paths: Sequence[str], settings: SummarizeSettings) -> list[t
     return out
 
 
-def _optimal_workers(files: Sequence[str]) -> int:
-    try:
-        from .resource_manager import get_optimal_workers
-    except ImportError:  # pragma: no cover - resource_manager ships with the package
-        return max(1, os.cpu_count() or 1)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return max(1, int(get_optimal_workers(file_paths=list(files))))
+def _pool_reason(path: str, reason: str | None) -> str:
+    """The pool's failure reason ("Type: message") in summarize_files' words, so a file fails
+    with the same reason in-process and in the pool."""
+    reason = reason or "unknown error"
+    if reason.startswith("ReportError: "):
+        rest = reason[len("ReportError: "):]
+        return rest[len(path) + 2:] if rest.startswith(path + ": ") else rest
+    if reason.startswith(("worker died", "stopped", "interrupted", "the pool", "worker processes")):
+        return reason
+    return f"unexpected {reason}"
 
 
 def _summarize_all(files: list[str], settings: SummarizeSettings, workers: int | None,
-                   start_method: str | None = None) -> tuple[list[FileSummary], list[tuple[str, str]], int]:
-    """Summarize every file once (pool for large inputs, in-process for tiny ones)."""
-    if workers is None:
-        workers = 1 if len(files) <= SEQUENTIAL_MAX_FILES else _optimal_workers(files)
-    workers = max(1, min(int(workers), max(1, len(files))))
-    results: list[tuple[str, FileSummary | None, str | None]] = []
-    if workers <= 1 or len(files) <= 1:
-        results = summarize_files(files, settings)
-        workers = 1
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+                   start_method: str | None = None, manager: Any = None,
+                   batch: bool = True) -> tuple[list[FileSummary], list[tuple[str, str]], int, list[str]]:
+    """Summarize every file once: in the memory-aware pool (:class:`pool.Job`), or in-process
+    for tiny inputs (at most SEQUENTIAL_MAX_FILES files with ``workers=None``, or ``workers=1``),
+    where starting worker processes costs more than it saves.
 
-        n_chunks = workers * 6
-        size = max(1, math.ceil(len(files) / n_chunks))
-        chunks = [files[i:i + size] for i in range(0, len(files), size)]
-        ctx = mp.get_context(start_method) if start_method else None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-            for part in ex.map(summarize_files, chunks, [settings] * len(chunks)):
-                results.extend(part)
-    summaries = [s for _, s, _ in results if s is not None]
-    errors = [(p, r or "unknown error") for p, s, r in results if s is None]
-    return summaries, errors, workers
+    Returns (summaries in input order, [(file, reason)] failed or cancelled, workers, warnings).
+    """
+    if workers is not None:
+        workers = max(1, int(workers))
+    if len(files) <= 1 or workers == 1 or (workers is None and len(files) <= SEQUENTIAL_MAX_FILES):
+        results = summarize_files(files, settings)
+        summaries = [s for _, s, _ in results if s is not None]
+        errors = [(p, r or "unknown error") for p, s, r in results if s is None]
+        return summaries, errors, 1, []
+    from .pool import Job
+    from .resource_manager import ResourceManager
+
+    job = Job(files, summarize_file, (settings,), manager if manager is not None else ResourceManager(),
+              workers=workers, start_method=start_method, batch=batch)
+    r = job.run()  # Ctrl-C: returns the cancelled result, the processed files are kept
+    summaries = r.results
+    errors = [(o.path, _pool_reason(o.path, o.reason)) for o in r.outcomes if o.status in ("failed", "cancelled")]
+    warnings = list(r.warnings)
+    if r.status != "finished":
+        warnings.append(f"partial results: the job {r.status}, {r.counts['cancelled']} file(s) cancelled")
+    return summaries, errors, r.workers, warnings
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -819,22 +823,27 @@ class AverageResult:
 
 def average_folder(config: Any = None, folder: str | os.PathLike | None = None, output: str | os.PathLike | None = None,
                    workers: int | None = None, pattern: Any = None, group_by: Any = None, *, write: bool = True,
-                   csv: bool = False, start_method: str | None = None) -> AverageResult:
+                   csv: bool = False, start_method: str | None = None, manager: Any = None,
+                   batch: bool = True) -> AverageResult:
     """Run the OppNDA-style averaging job on a folder and (by default) write the averaged files.
 
     ``config``: OppNDA averager JSON path, dict, AveragerConfig, or None (ONE's standard naming,
     all report types; see :meth:`AveragerConfig.default`). ``pattern`` (template or OppNDA dict)
     and ``group_by`` override the config's. ``output`` defaults to ``<folder>/averaged``;
-    ``csv=True`` also writes the tables to ``<output>/csv``. ``workers``: None = memory-aware
-    (ResourceManager), in-process for at most SEQUENTIAL_MAX_FILES files.
+    ``csv=True`` also writes the tables to ``<output>/csv``. The files are summarized in the
+    memory-aware pool (:class:`pool.Job` with ``manager``, default ``ResourceManager()``;
+    ``batch=False`` turns its batching of small files off). ``workers``: None = memory-aware
+    (the manager's choice), and in-process for at most SEQUENTIAL_MAX_FILES files; 1 = in-process.
+    Unreadable files (and files cancelled by Ctrl-C) are collected in ``errors``, not fatal.
     """
     t0 = time.perf_counter()
     cfg = prepare_config(config, pattern, group_by)
     in_dir = cfg.resolve_folder(folder)
     files, skipped = _select(in_dir, cfg)
-    summaries, errors, used = _summarize_all(files, cfg.settings(), workers, start_method)
+    summaries, errors, used, warnings = _summarize_all(files, cfg.settings(), workers, start_method, manager, batch)
     res = aggregate(summaries, cfg)
     res.errors, res.skipped, res.folder, res.workers = errors, skipped, in_dir, used
+    res.warnings.extend(warnings)
     if write:
         out = Path(output) if output is not None else in_dir / "averaged"
         res.write_oppnda(out)

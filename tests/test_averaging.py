@@ -370,3 +370,14 @@ def test_sample_curves_are_averaged_for_histograms_and_series(tmp_path):
     # per-message tables are compared through their per-run aggregate scalars
     t = res.table("ttl_average", "DeliveredMessagesReport")
     assert len(t) == 9 and (t["n_files"] == 6).all() and any(c.endswith("_mean") for c in t.columns)
+
+
+def test_pool_and_in_process_collect_the_same_errors(tmp_path):
+    d = _small_folder(tmp_path)
+    (d / "TEST_R_4_60_5M_MessageStatsReport.txt").write_bytes(b"")
+    (d / "TEST_R_5_60_5M_MessageStatsReport.txt").write_bytes(b"\x00\x01binary")
+    seq = average_folder(_small_config(), folder=d, output=tmp_path / "seq", workers=1)
+    pooled = average_folder(_small_config(), folder=d, output=tmp_path / "pool", workers=2, start_method="fork")
+    assert pooled.workers == 2 and seq.workers == 1
+    assert pooled.errors == seq.errors and len(seq.errors) == 2
+    assert _listing(tmp_path / "seq") == _listing(tmp_path / "pool")

@@ -311,3 +311,133 @@ def test_a_broken_listener_does_not_break_the_run(tmp_path):
     job.add_listener(bad)
     r = job.run()
     assert r.counts["processed"] == 2 and any("boom" in w for w in job.warnings)
+
+
+# -- batches of small files ------------------------------------------------------------------
+BATCH_METHODS = ["fork", "spawn"]
+
+
+def _small_files(folder, n, base=100, marked=()):
+    """``n`` small files of distinct sizes base..base+n-1; names in ``marked`` (index -> marker)."""
+    spec = []
+    for i in range(n):
+        name = f"{marked[i]}{i}.txt" if i in marked else f"f{i}.txt"
+        spec.append((name, base + i))
+    return make_files(folder, spec)
+
+
+def _each_file_once(rec: Recorder, kinds=("file_finished", "file_failed")):
+    paths = [o.path for k in kinds for o in rec.kinds(k)]
+    return sorted(paths)
+
+
+@pytest.mark.parametrize("method", BATCH_METHODS)
+def test_batches_keep_accounting_with_bad_files_inside(tmp_path, method):
+    bad = {i: "bad" for i in (3, 40, 41, 77, 150)}
+    files = _small_files(tmp_path, 160, marked=bad)
+    rec = Recorder()
+    job = Job(files, tw.raise_on, manager=big_manager(), workers=2, start_method=method)
+    job.add_listener(rec)
+    r = job.run()
+    assert job.batches_sent > 0  # small files really went in batches
+    assert r.status == "finished" and r.accounting_ok
+    assert r.counts == {"processed": 155, "skipped": 0, "failed": 5, "cancelled": 0, "total": 160}
+    for i, o in enumerate(r.outcomes):
+        assert o.attempts == 1
+        if i in bad:
+            assert o.status == "failed" and o.reason == f"ValueError: cannot parse bad{i}.txt"
+        else:
+            assert o.status == "processed" and o.result == 100 + i
+            assert o.peak_delta_mb is not None and o.peak_delta_mb >= 0  # measured per member (Linux)
+    # one started and one finished/failed event per file, progress ends at every file
+    assert sorted(o.path for o in rec.kinds("file_started")) == sorted(files)
+    assert _each_file_once(rec) == sorted(files)
+    last = rec.kinds("progress")[-1]
+    assert last.files_done == 160 and last.bytes_done == last.bytes_total == sum(100 + i for i in range(160))
+    assert_no_leftovers(rec, r)
+
+
+@pytest.mark.parametrize("method", BATCH_METHODS)
+def test_worker_killed_mid_batch_blames_only_the_file_it_ran(tmp_path, method):
+    # the smallest file is in the first batch (members come from the small end), after the lead
+    files = _small_files(tmp_path, 120, base=200) + make_files(tmp_path, [("kill.txt", 50)])
+    rec = Recorder()
+    job = Job(files, tw.sigkill_on, manager=big_manager(), workers=2, start_method=method, max_retries=1)
+    job.add_listener(rec)
+    r = job.run()
+    by = {os.path.basename(o.path): o for o in r.outcomes}
+    assert r.status == "finished" and r.accounting_ok
+    k = by["kill.txt"]
+    assert k.status == "failed" and k.attempts == 2 and "SIGKILL" in k.reason
+    others = [o for o in r.outcomes if not o.path.endswith("kill.txt")]
+    assert all(o.status == "processed" and o.attempts == 1 and o.result == o.size for o in others)
+    # it died inside a batch: the files of that batch other than kill.txt went back unpenalised
+    assert any("other file(s) of its batch go back to the queue" in w for w in r.warnings)
+    assert any("retrying it alone" in w for w in r.warnings)
+    assert _each_file_once(rec) == sorted(files)
+    assert r.workers_final == 1
+    assert_no_leftovers(rec, r)
+
+
+@pytest.mark.parametrize("method", BATCH_METHODS)
+def test_stop_mid_batch_cancels_the_unfinished_members(tmp_path, method):
+    files = _small_files(tmp_path, 120)
+    some_done = threading.Event()
+    rec = Recorder(lambda ev: ev.kind == "file_finished" and len(rec.kinds("file_finished")) >= 6
+                   and some_done.set())
+    job = Job(files, tw.sleep_work, (0.05,), manager=big_manager(), workers=2, start_method=method)
+    job.add_listener(rec)
+    job.start()
+    assert some_done.wait(60)
+    job.stop()
+    r = job.wait()
+    assert job.batches_sent > 0
+    assert r.status == "cancelled" and r.accounting_ok
+    c = r.counts
+    assert c["processed"] >= 6 and c["cancelled"] > 0 and c["processed"] + c["cancelled"] == 120
+    for o in r.outcomes:
+        if o.status == "processed":
+            assert o.result == os.path.basename(o.path) and o.attempts == 1
+        else:
+            assert o.status == "cancelled" and "stopped by the user" in o.reason and o.attempts <= 1
+    # at most one file per worker was running when it was stopped
+    assert sum("while running" in (o.reason or "") for o in r.outcomes) <= 2
+    assert_no_leftovers(rec, r)
+
+
+def test_batch_switch_gives_the_same_results(tmp_path):
+    files = _small_files(tmp_path, 80)
+    on = Job(files, tw.read_size, manager=big_manager(), workers=2, start_method="fork")
+    r_on = on.run()
+    off = Job(files, tw.read_size, manager=big_manager(), workers=2, start_method="fork", batch=False)
+    r_off = off.run()
+    assert on.batches_sent > 0 and off.batches_sent == 0
+    assert r_on.results == r_off.results == [100 + i for i in range(80)]
+    assert r_on.accounting_ok and r_off.accounting_ok
+
+
+def test_batch_members_are_small_fresh_and_bounded(tmp_path):
+    # sizes: 4 large (above the 2000-byte threshold), 200 small
+    files = make_files(tmp_path, [(f"L{i}.txt", 5000 + i) for i in range(4)]
+                       + [(f"s{i}.txt", 100 + i) for i in range(200)])
+    job = Job(files, tw.read_size, manager=big_manager(), workers=2, batch_file_bytes=2000,
+              batch_max_files=10, batch_max_bytes=900)
+    budget = 64 * 1024 * MB
+    large = job._pending[0]
+    assert not job._batchable(large, budget, 0.0)  # a large file never leads a batch
+    lead = job._pending[4]  # the largest small file
+    assert job._batchable(lead, budget, 0.0)
+    job._pending.remove(lead)
+    members = job._take_small(lead)
+    assert members and all(m.size < 2000 and m.estimate <= lead.estimate for m in members)
+    assert len(members) + 1 <= 10 and lead.size + sum(m.size for m in members) <= 900
+    assert [m.size for m in members] == sorted(m.size for m in members)  # from the small end
+    assert not set(map(id, members)) & set(map(id, job._pending))  # taken out of the queue
+    # near the end of the queue batches shrink to single files: n = small left / (workers * 4)
+    job._pending = job._pending[:4] + job._pending[-6:]
+    assert job._take_small(job._pending.pop(4)) == []
+    # a retry (attempts > 0) or an alone file is never batched
+    job._pending[-1].attempts = 1
+    assert not job._batchable(job._pending[-1], budget, 0.0)
+    # a budget that cannot hold a full pool of such files turns batching off
+    assert job._batchable(lead, 2.0 * lead.estimate, 0.0) and not job._batchable(lead, 1.5 * lead.estimate, 0.0)
