@@ -516,11 +516,24 @@ def estimate_file_bytes(manager, path: str, size: float) -> float:
     return float(manager.estimator.estimate_file_memory(size))
 
 
+def default_start_method() -> str:
+    """forkserver where the platform has it (Linux), else the platform's default (spawn).
+
+    Not fork: a forked worker shares the kernel's pages and copies those it touches, so a
+    notebook kernel holding gigabytes makes every worker grow by an amount no estimate of the
+    file can predict; and forking a multi-threaded process (a Jupyter kernel) can deadlock.
+    forkserver workers start from a small clean process that has imported the work's module
+    once, so they are cheap to start and their memory is their own. (Python 3.14 made the same
+    choice for Linux.)
+    """
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else mp.get_start_method()
+
+
 class Job:
     """Runs ``work(path, *work_args)`` over ``files`` in a memory-aware process pool.
 
-    ``start_method``: "fork", "forkserver" or "spawn" (None: multiprocessing's default for the
-    platform). ``workers``: explicit worker count (default ``manager.get_optimal_workers``).
+    ``start_method``: "fork", "forkserver" or "spawn" (None:
+    :func:`default_start_method`, forkserver on Linux). ``workers``: explicit worker count (default ``manager.get_optimal_workers``).
     ``sample_interval``: seconds between memory samples. ``max_retries``: how often a file is
     retried after its worker died. ``max_overtakes``: how often smaller files may overtake a
     waiting larger one. ``monitor=False`` turns the sampler off (admission then uses the
@@ -593,7 +606,12 @@ class Job:
         self.batch_max_files = max(1, int(batch_max_files))
         self.batch_max_bytes = int(batch_max_bytes)
         self._batches = 0
-        self._ctx = mp.get_context(start_method)
+        self._ctx = mp.get_context(start_method or default_start_method())
+        if self._ctx.get_start_method() == "forkserver":
+            # The server imports the parsers and the work's module once; each worker is then a
+            # cheap fork of it. (Only the first job of a process starts the server, so the same
+            # heavy modules are always named: worker memory does not depend on which job came first.)
+            self._ctx.set_forkserver_preload(["oppnda_nb.reports", "oppnda_nb.averaging", work.__module__])
 
         self._listeners: list[Callable[[Event], None]] = []
         self._lock = threading.RLock()
