@@ -266,6 +266,11 @@ def prepare_config(config: Any = None, pattern: Any = None, group_by: Any = None
             cfg.strategies = default_strategies(cfg.pattern.fields)
     if group_by is not None:
         cfg.strategies = strategies_from(group_by)
+        known = set(cfg.pattern.fields) | {"report_type"}
+        unknown = [f for s in cfg.strategies for f in s.group_by if f not in known]
+        if unknown:
+            raise OppndaError(f"Cannot group by {', '.join(map(repr, unknown))}: not a parameter of the file "
+                              f"names. The name pattern has: {', '.join(cfg.pattern.fields)}.")
     return cfg
 
 
@@ -684,6 +689,8 @@ class AverageResult:
                     row[f"{m}_n"] = st["n"]
                     row[f"{m}_ci95"] = st["ci95"]
                 rows.append(row)
+            # report type, then parameters in numeric order where numeric (TTL 60 < 180 < 300)
+            rows.sort(key=lambda r: (r["report_type"], *((isinstance(r[f], str), r[f]) for f in strat.group_by)))
             cols = list(strat.group_by) + [c for c in ("report_type", "n_files") if c not in strat.group_by]
             out[strat.name] = pd.DataFrame(rows, columns=None if rows else cols)
         return out

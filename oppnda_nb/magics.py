@@ -334,9 +334,6 @@ class OppndaMagics(Magics):
         if getattr(args, "workers", None) is not None:
             kwargs["workers"] = args.workers
         run = runner.Run(folder, **kwargs)
-        from .panel import check_group_by
-
-        check_group_by(run, args.group_by)
         files = list(getattr(run, "files", []) or [])
         if not files:
             skipped = list(getattr(run, "skipped", []) or [])

@@ -51,25 +51,9 @@ def _runner():
     return runner
 
 
-def check_group_by(run: Any, group_by: list[str] | None) -> None:
-    """An OppndaError when ``group_by`` names a parameter the run's name pattern does not have."""
-    fields = getattr(getattr(getattr(run, "config", None), "pattern", None), "fields", None)
-    if not group_by or not fields:
-        return
-    unknown = [g for g in group_by if g not in fields and g != "report_type"]
-    if unknown:
-        raise OppndaError(f"group by {', '.join(map(repr, unknown))}: not a parameter of the file "
-                          f"names; the name pattern has {', '.join(fields)}")
-
-
 def sample_folder() -> Path:
-    """The bundled sample (runner.sample_folder(), or averaging's if the runner lacks it)."""
-    try:
-        return Path(_runner().sample_folder())
-    except (ImportError, AttributeError):
-        from .averaging import sample_folder as averaging_sample
-
-        return averaging_sample()
+    """The bundled sample (through :func:`_runner`, so tests can substitute the runner)."""
+    return Path(_runner().sample_folder())
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -807,7 +791,6 @@ class Panel:
             raise OppndaError(f"bad memory settings: {exc}") from None
         kwargs = self.run_arguments()
         run = runner.Run(scan.folder, manager=manager, **kwargs)
-        check_group_by(run, kwargs.get("group_by"))
         run.start()
         self.message.value = f"started on {len(scan.files):,} files"
         self.follow(run)
