@@ -381,3 +381,11 @@ def test_pool_and_in_process_collect_the_same_errors(tmp_path):
     assert pooled.workers == 2 and seq.workers == 1
     assert pooled.errors == seq.errors and len(seq.errors) == 2
     assert _listing(tmp_path / "seq") == _listing(tmp_path / "pool")
+
+
+def test_group_by_an_unknown_parameter_is_a_user_error():
+    from oppnda_nb.averaging import prepare_config
+
+    with pytest.raises(OppndaError, match="'nosuch'.*name pattern has: scenario_name, router, seed"):
+        prepare_config(group_by="router,nosuch")
+    assert [s.group_by for s in prepare_config(group_by="router,report_type").strategies] == [["router", "report_type"]]
