@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REF = Path("/work/shared/data/oppnda-reference")
+REF = Path(__file__).resolve().parents[2] / "shared" / "data" / "oppnda-reference"
 OPPNDA_MS_PER_FILE = 0.5
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,12 +14,13 @@ import glob
 import os
 import statistics
 import time
+from pathlib import Path
 
 from oppnda_nb.calibration import read_report_work
 from oppnda_nb.pool import Job
 from oppnda_nb.resource_manager import ResourceManager
 
-DEFAULT = "/work/shared/data/one-reports/sweep"
+DEFAULT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "one-reports" / "sweep")
 
 
 def one_run(files, monitor: bool, args) -> tuple[float, float, int]:

@@ -18,8 +18,9 @@ from oppnda_nb.averaging import (
     average_folder, safe_output_name, sample_folder, select_files,
 )
 from oppnda_nb.errors import OppndaError
+from shared_data import REFERENCE
 
-REF = Path("/work/shared/data/oppnda-reference")
+REF = REFERENCE
 needs_ref = pytest.mark.skipif(not (REF / "expected").is_dir(), reason="OppNDA reference data not available")
 
 

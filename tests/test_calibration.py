@@ -12,9 +12,10 @@ from oppnda_nb import calibration as cal
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.pool import Job
 from oppnda_nb.resource_manager import ResourceManager
+from shared_data import ONE_REPORTS
 
 MB = 1024 * 1024
-HEADS = "/work/shared/data/one-reports/large-heads"
+HEADS = str(ONE_REPORTS / "large-heads")
 
 
 def test_fit_recovers_gamma_and_intercept_and_ignores_an_outlier():

@@ -12,8 +12,9 @@ distributed = pytest.importorskip("distributed", reason="the dask extra is not i
 from oppnda_nb import averaging  # noqa: E402
 from oppnda_nb.dask_backend import local_cluster, run_on_dask  # noqa: E402
 from oppnda_nb.resource_manager import ResourceManager  # noqa: E402
+from shared_data import REFERENCE  # noqa: E402
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "data" / "oppnda-reference"
+REF = REFERENCE
 
 
 @pytest.fixture(scope="module")

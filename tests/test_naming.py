@@ -9,10 +9,11 @@ import pytest
 
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.naming import (
+from shared_data import REFERENCE
     DEFAULT_FILENAME_PATTERN, as_pattern, coerce_params, coerce_value, compile_template, pattern_from_oppnda,
 )
 
-REF_CONFIG = Path("/work/shared/data/oppnda-reference/averager_config.json")
+REF_CONFIG = REFERENCE / "averager_config.json"
 NAME = "TEST_EpidemicRouter_10_104_100M_MessageStatsReport.txt"
 
 

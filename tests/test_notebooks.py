@@ -30,7 +30,7 @@ MACHINE_PATHS = ("/work/", "/root/", "/tmp/", "/home/")
 SUMMARY_RE = re.compile(
     r"Job finished: (?P<done>\d+) processed, 0 skipped, 0 failed, 0 cancelled of (?P<total>\d+) files "
     r"\(accounting OK\).*?^total: (?P<read>\d+) files read.*?^outputs: oppnda-output$", re.S | re.M)
-REFERENCE = es.REPO_ROOT.parent / "shared" / "data" / "oppnda-reference"
+from shared_data import REFERENCE  # noqa: E402
 IDS = [p.name for p in NOTEBOOKS]
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.reports import (
+from shared_data import DATA as SHARED_DATA
     KIND_OF,
     KNOWN_REPORT_TYPES,
     Report,
@@ -30,7 +31,7 @@ from oppnda_nb.reports import (
     summarize_report,
 )
 
-DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 ONE = DATA / "one-reports"
 ALL_TYPES = sorted((ONE / "all-types").glob("*.txt"))
 LARGE_HEADS = sorted((ONE / "large-heads").glob("*.txt"))
