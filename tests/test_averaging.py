@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import REFERENCE
 
 from oppnda_nb import averaging
 from oppnda_nb.averaging import (
@@ -18,7 +19,6 @@ from oppnda_nb.averaging import (
     average_folder, safe_output_name, sample_folder, select_files,
 )
 from oppnda_nb.errors import OppndaError
-from shared_data import REFERENCE
 
 REF = REFERENCE
 needs_ref = pytest.mark.skipif(not (REF / "expected").is_dir(), reason="OppNDA reference data not available")

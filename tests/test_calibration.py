@@ -6,13 +6,13 @@ import os
 import random
 
 import pytest
+from shared_data import ONE_REPORTS
 
 from oppnda_nb import _testwork as tw
 from oppnda_nb import calibration as cal
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.pool import Job
 from oppnda_nb.resource_manager import ResourceManager
-from shared_data import ONE_REPORTS
 
 MB = 1024 * 1024
 HEADS = str(ONE_REPORTS / "large-heads")

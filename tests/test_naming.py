@@ -6,10 +6,10 @@ import pickle
 from pathlib import Path
 
 import pytest
+from shared_data import REFERENCE
 
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.naming import (
-from shared_data import REFERENCE
     DEFAULT_FILENAME_PATTERN, as_pattern, coerce_params, coerce_value, compile_template, pattern_from_oppnda,
 )
 

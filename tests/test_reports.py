@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import DATA as SHARED_DATA
 
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.reports import (
-from shared_data import DATA as SHARED_DATA
     KIND_OF,
     KNOWN_REPORT_TYPES,
     Report,
