@@ -98,3 +98,19 @@ def test_samples_frame_fills_missing_workers_with_nan():
 def test_interval_is_validated():
     with pytest.raises(ValueError):
         MemoryMonitor(lambda: [], interval=0)
+
+
+def test_reader_carries_pss_forward_with_rss_between_full_reads():
+    r = ProcessMemoryReader(full_every=60.0)
+    if r.method not in ("pss", "uss"):
+        pytest.skip("this OS gives neither PSS nor USS")
+    first = r.read(os.getpid())
+    block = bytearray(64 * MB)  # written (zeroed) pages: private memory of this process
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    carried = r.read(os.getpid())  # within full_every: RSS delta on top of the last full reading
+    assert carried.mem - first.mem == pytest.approx(carried.rss - first.rss)
+    assert carried.mem - first.mem > 0.9 * 64 * MB
+    exact = ProcessMemoryReader(r.method, full_every=0.0).read(os.getpid())
+    assert carried.mem == pytest.approx(exact.mem, rel=0.1)
+    del block
