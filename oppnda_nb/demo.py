@@ -28,7 +28,7 @@ def write_plots(result, output_dir: Path) -> list[Path]:
     written.append(path)
     for metric, x, by in ANALYSIS_PLOTS:
         table = result.averaged.table(f"{x}_average", "MessageStatsReport")
-        fig = plots.metric_figure(table, metric, x=x, by=by, title=f"{metric} by {x} (mean ± 95% CI over seeds)")
+        fig = plots.metric_figure(table, metric, x=x, by=by, title=f"{metric} by {x} (mean ± 95% CI over the runs of each {by} × {x})")
         path = output_dir / f"{metric}_by_{x}.png"
         path.write_bytes(plots.figure_to_png(fig))
         written.append(path)
