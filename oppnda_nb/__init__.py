@@ -28,18 +28,14 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-_loaded_in: set[int] = set()
-
-
 def load_ipython_extension(ip) -> None:
-    """``%load_ext oppnda_nb``: register the ``%oppnda`` magic (imports are lazy)."""
-    if id(ip) in _loaded_in:
-        print("oppnda_nb is already loaded; use %reload_ext oppnda_nb to reload it.")
-        return
+    """``%load_ext oppnda_nb``: register the ``%oppnda`` magic (imports are lazy).
+
+    IPython itself answers a second ``%load_ext`` with "already loaded" (use ``%reload_ext``).
+    """
     from . import magics
 
     magics.register(ip)
-    _loaded_in.add(id(ip))
 
 
 def unload_ipython_extension(ip) -> None:
@@ -47,4 +43,3 @@ def unload_ipython_extension(ip) -> None:
     from . import magics
 
     magics.unregister(ip)
-    _loaded_in.discard(id(ip))
