@@ -257,7 +257,7 @@ class ResourceManager:
         i = max(range(len(sizes)), key=sizes.__getitem__) if sizes else None
         if i is None:
             return "no file"
-        name = os.path.basename(os.fspath(file_paths[i])) if file_paths is not None else f"file #{i}"
+        name = os.path.basename(os.fspath(file_paths[i])) if file_paths is not None else f"#{i}"
         return f"the largest file {name} ({sizes[i] / MB:.1f} MB)"
 
     # -- reporting ---------------------------------------------------------------------
