@@ -9,15 +9,9 @@ from .errors import OppndaError
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .resource_manager import ResourceManager
+    from .cli_run import manager_from_args
 
-    rm = ResourceManager(
-        eta=args.eta,
-        gamma=args.gamma,
-        overhead_mb=args.overhead_mb,
-        safety_enabled=not args.no_safety,
-        total_ram_mb=args.total_ram_mb,
-    )
+    rm = manager_from_args(args)
     files = None
     if args.folder:
         folder = Path(args.folder)
