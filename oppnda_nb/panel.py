@@ -35,10 +35,11 @@ __all__ = ["Panel", "RunView", "FolderScan", "scan_folder", "Recommendation", "r
 
 MB = 1024 * 1024
 
-#: Seconds between two redraws of the live memory plot (2-3 per second).
-PLOT_INTERVAL = 0.4
-#: Seconds between two progress-label updates.
-TICK_INTERVAL = 0.2
+#: Shortest time between two redraws of the live memory plot (a redraw also waits 3x its own
+#: drawing time, so drawing takes at most a quarter of a core; and comes at least once a second).
+PLOT_INTERVAL = 0.25
+#: Seconds between two progress-label updates (a widget message goes out only when the text changes).
+TICK_INTERVAL = 0.125
 #: A folder scan slower than this is re-run only when typing pauses for SCAN_DEBOUNCE_S.
 SLOW_SCAN_S = 0.15
 SCAN_DEBOUNCE_S = 0.4
