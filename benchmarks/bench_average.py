@@ -1,8 +1,7 @@
 """Benchmark: the OppNDA-style averaging job on a 10x corpus of the reference reports.
 
 Builds ~7,150 files in a temp dir (each of the 715 reference MessageStatsReports again under
-ten new seeds), runs the job as a whole process (``python -m oppnda_nb average CONFIG`` when
-the CLI has the sub-command, else the same function through ``python -c``), checks the
+ten new seeds), runs the job as a whole process (``python -m oppnda_nb average CONFIG``), checks the
 outputs are identical to an in-process sequential reference run, and reports per-file time
 against OppNDA's 0.5 ms/file and against merely reading the files' bytes in one process.
 Then runs the job again through the pool with its batching of small files on and off
@@ -41,12 +40,6 @@ def make_corpus(dst: Path, copies: int = 10) -> list[Path]:
             shutil.copyfile(src, p)
             out.append(p)
     return out
-
-
-def _cli_available() -> bool:
-    r = subprocess.run([sys.executable, "-m", "oppnda_nb", "average", "-h"], cwd=REPO,
-                       capture_output=True, text=True)
-    return r.returncode == 0
 
 
 CPU: list[float] = []
@@ -115,15 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         expected = _listing(ref_out)
 
         wflag = [] if args.workers is None else ["--workers", str(args.workers)]
-        if _cli_available():
-            how = "python -m oppnda_nb average"
-            def job_cmd(out: Path) -> list[str]:
-                return [sys.executable, "-m", "oppnda_nb", "average", str(cfg_path), "--output", str(out), *wflag]
-        else:
-            how = "python -c (oppnda_nb.averaging.main; __main__ not wired yet)"
-            def job_cmd(out: Path) -> list[str]:
-                return [sys.executable, "-c", "import sys; from oppnda_nb.averaging import main; "
-                        "sys.exit(main(sys.argv[1:]))", str(cfg_path), "--output", str(out), *wflag]
+        how = "python -m oppnda_nb average"
+
+        def job_cmd(out: Path) -> list[str]:
+            return [sys.executable, "-m", "oppnda_nb", "average", str(cfg_path), "--output", str(out), *wflag]
 
         read_cmd = [sys.executable, "-c",
                     "import os,sys; d=sys.argv[1]; t=0\n"

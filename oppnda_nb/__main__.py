@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli_run import add_average_parser, add_manager_options
 from .errors import OppndaError
 
 
@@ -41,15 +42,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.status == "finished" else 1
 
 
-def add_manager_options(p: argparse.ArgumentParser) -> None:
-    """The ResourceManager knobs shared by every sub-command that plans workers."""
-    p.add_argument("--eta", type=float, default=None, help="max fraction of RAM to use (η, default 0.75)")
-    p.add_argument("--gamma", type=float, default=None, help="expansion factor γ (default 3.0)")
-    p.add_argument("--overhead-mb", type=float, default=None, help="per-worker overhead M_overhead in MB (default 50)")
-    p.add_argument("--no-safety", action="store_true", help="disable the memory check (workers = CPU count)")
-    p.add_argument("--total-ram-mb", type=float, default=None, help="treat the machine as having this much RAM")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m oppnda_nb", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -59,8 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", nargs="?", help="plan for the *.txt reports in this folder")
     add_manager_options(p)
     p.set_defaults(func=_cmd_status)
-
-    from .averaging import add_average_parser
 
     add_average_parser(sub)
 

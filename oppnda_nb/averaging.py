@@ -32,11 +32,9 @@ for key:value reports (what OppNDA itself writes); pass ``include_summaries=True
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -56,7 +54,7 @@ from .stats import describe_rows
 __all__ = [
     "Strategy", "AveragerConfig", "SummarizeSettings", "FileSummary", "GroupResult", "AverageResult",
     "select_files", "summarize_file", "summarize_files", "aggregate", "average_folder", "average_curves",
-    "prepare_config", "sample_folder", "add_average_parser", "cli_average", "main", "GRID_POINTS", "SEQUENTIAL_MAX_FILES",
+    "prepare_config", "sample_folder", "GRID_POINTS", "SEQUENTIAL_MAX_FILES",
 ]
 
 #: Points of the common time grid for time-series curves (capped by the longest run).
@@ -865,54 +863,3 @@ def average_folder(config: Any = None, folder: str | os.PathLike | None = None, 
 def sample_folder() -> Path:
     """The bundled sample of real ONE reports (``oppnda_nb/data/sample``)."""
     return Path(__file__).resolve().parent / "data" / "sample"
-
-
-# --------------------------------------------------------------------------- command line
-
-def add_average_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``average CONFIG.json [--folder DIR] [--output DIR] [--workers N]`` to a subparsers object."""
-    p = subparsers.add_parser(
-        "average", help="average ONE reports across seeds with an OppNDA averager config",
-        description="Run the OppNDA-style averaging job. A relative \"folder\" in the config is resolved "
-                    "against the working directory, or else against the config file's folder.")
-    p.add_argument("config", nargs="?", default=None,
-                   help="OppNDA averager_config.json (omit for ONE's standard naming; then give --folder)")
-    p.add_argument("--folder", default=None, help="input folder (overrides the config's \"folder\")")
-    p.add_argument("--output", default=None, help="output folder (default: <folder>/averaged)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: memory-aware)")
-    p.add_argument("--pattern", default=None, help="file-name template, e.g. '{scenario}_{router}_{seed}_{ttl}_{buffer}M_{report_type}'")
-    p.add_argument("--group-by", default=None, help="comma-separated fields to group by (one strategy)")
-    p.add_argument("--csv", action="store_true", help="also write the tables as CSV into <output>/csv")
-    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file with its reason")
-    p.set_defaults(func=cli_average)
-    return p
-
-
-def cli_average(args: argparse.Namespace) -> int:
-    """Run ``average`` from parsed arguments; prints one line per strategy plus totals. Returns 0."""
-    res = average_folder(config=args.config, folder=args.folder, output=args.output, workers=args.workers,
-                         pattern=getattr(args, "pattern", None), group_by=getattr(args, "group_by", None),
-                         csv=getattr(args, "csv", False))
-    for line in res.summary_lines():
-        print(line)
-    if getattr(args, "verbose", False):
-        for p, r in res.skipped:
-            print(f"skipped: {os.path.basename(p)}: {r}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m oppnda_nb.averaging CONFIG.json [...]``."""
-    parser = argparse.ArgumentParser(prog="python -m oppnda_nb.averaging")
-    sub = parser.add_subparsers(dest="command")
-    add_average_parser(sub)
-    args = parser.parse_args(["average", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except OppndaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,13 +1,24 @@
-"""``python -m oppnda_nb run``: the whole job through the pool, with progress on a terminal."""
+"""The command line's work: ``run`` (the whole job through the pool, with progress on a terminal)
+and ``average`` (the OppNDA-style job), and the ResourceManager options they share."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from .errors import OppndaError
+
+
+def add_manager_options(p: argparse.ArgumentParser) -> None:
+    """The ResourceManager knobs shared by every sub-command that plans workers."""
+    p.add_argument("--eta", type=float, default=None, help="max fraction of RAM to use (η, default 0.75)")
+    p.add_argument("--gamma", type=float, default=None, help="expansion factor γ (default 3.0)")
+    p.add_argument("--overhead-mb", type=float, default=None, help="per-worker overhead M_overhead in MB (default 50)")
+    p.add_argument("--no-safety", action="store_true", help="disable the memory check (workers = CPU count)")
+    p.add_argument("--total-ram-mb", type=float, default=None, help="treat the machine as having this much RAM")
 
 
 def manager_from_args(args: argparse.Namespace):
@@ -91,3 +102,40 @@ def run_command(args: argparse.Namespace) -> int:
     if args.memory_log:
         result.memory.to_csv(args.memory_log, index=False)
     return 0 if result.status == "finished" and not result.job.failed else 1
+
+
+def add_average_parser(subparsers) -> argparse.ArgumentParser:
+    """``average CONFIG.json [--folder DIR] [--output DIR] [--workers N] [...]``."""
+    p = subparsers.add_parser(
+        "average", help="average ONE reports across seeds with an OppNDA averager config",
+        description="Run the OppNDA-style averaging job through the memory-aware pool. A relative "
+                    "\"folder\" in the config is resolved against the working directory, or else against "
+                    "the config file's folder.")
+    p.add_argument("config", nargs="?", default=None,
+                   help="OppNDA averager_config.json (omit for ONE's standard naming; then give --folder)")
+    p.add_argument("--folder", default=None, help="input folder (overrides the config's \"folder\")")
+    p.add_argument("--output", default=None, help="output folder (default: <folder>/averaged)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: memory-aware)")
+    p.add_argument("--pattern", default=None,
+                   help="file-name template, e.g. '{scenario}_{router}_{seed}_{ttl}_{buffer}M_{report_type}'")
+    p.add_argument("--group-by", default=None, help="comma-separated fields to group by (one strategy)")
+    p.add_argument("--csv", action="store_true", help="also write the tables as CSV into <output>/csv")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file with its reason")
+    add_manager_options(p)
+    p.set_defaults(func=average_command)
+    return p
+
+
+def average_command(args: argparse.Namespace) -> int:
+    """Run ``average``: one summary line per strategy plus the totals. Returns 0."""
+    from .averaging import average_folder
+
+    res = average_folder(config=args.config, folder=args.folder, output=args.output, workers=args.workers,
+                         pattern=args.pattern, group_by=args.group_by, csv=args.csv,
+                         manager=manager_from_args(args))
+    for line in res.summary_lines():
+        print(line)
+    if args.verbose:
+        for p, r in res.skipped:
+            print(f"skipped: {os.path.basename(p)}: {r}")
+    return 0

@@ -15,7 +15,7 @@ from shared_data import REFERENCE
 
 from oppnda_nb import averaging
 from oppnda_nb.averaging import (
-    AveragerConfig, FileSummary, SummarizeSettings, add_average_parser, aggregate, average_curves,
+    AveragerConfig, FileSummary, SummarizeSettings, aggregate, average_curves,
     average_folder, safe_output_name, sample_folder, select_files,
 )
 from oppnda_nb.errors import OppndaError
@@ -286,6 +286,8 @@ def test_bad_configs_raise_user_errors(tmp_path):
 
 @needs_ref
 def test_cli_prints_one_line_per_strategy_plus_totals(tmp_path, capsys):
+    from oppnda_nb.cli_run import add_average_parser
+
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     add_average_parser(sub)
