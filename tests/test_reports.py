@@ -263,23 +263,25 @@ def test_pingapp_keys_with_spaces_and_slash():
 
 
 def _oppnda_loop(path, sep=":", ignore=()):
-    """OppNDA's averager loop, transcribed from its source, as the reference."""
-    data = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or sep not in line:
-                continue
-            field, value = line.split(sep, 1)
-            field = field.strip()
-            value = value.strip()
-            if field in ignore:
-                continue
-            try:
-                data[field] = float(value) if value.lower() != "nan" else np.nan
-            except ValueError:
-                continue
-    return data
+    """An independent reference for OppNDA's documented key:value rules: on each stripped line that
+    holds ``sep``, the key and value are the stripped text around its first occurrence; ignored keys
+    are dropped; "nan" in any case is NaN; values ``float`` rejects are dropped; a later key wins."""
+    out = {}
+    for line in map(str.strip, Path(path).read_text().splitlines()):
+        key, found, value = line.partition(sep)
+        if not found:
+            continue
+        key, value = key.strip(), value.strip()
+        if key in ignore:
+            continue
+        if value.lower() == "nan":
+            out[key] = float("nan")
+            continue
+        try:
+            out[key] = float(value)
+        except ValueError:
+            pass
+    return out
 
 
 def _same(a: dict, b: dict) -> bool:
