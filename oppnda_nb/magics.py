@@ -302,26 +302,24 @@ class OppndaMagics(Magics):
         return str(path)
 
     def _manager(self, args, calibrated: bool = True) -> Any:
-        """A ResourceManager from the options (γ/M_overhead from ``%oppnda calibrate`` if any)."""
-        from .resource_manager import ResourceManager
+        """A ResourceManager from the options (γ/M_overhead from ``%oppnda calibrate`` if any).
 
+        The options are the command line's (same names), so the command line builds it; a bad
+        value is an OppndaError, which :meth:`oppnda` turns into a UsageError.
+        """
+        from .cli_run import manager_from_args
+
+        manager = manager_from_args(args)
         cal = self.calibration if calibrated else None
-        gamma = args.gamma if args.gamma is not None or cal is None else cal.gamma
-        overhead = args.overhead_mb if args.overhead_mb is not None or cal is None else cal.overhead_mb
-        try:
-            manager = ResourceManager(eta=args.eta, gamma=gamma, overhead_mb=overhead,
-                                      safety_enabled=False if args.no_safety else None,
-                                      total_ram_mb=args.total_ram_mb, min_workers=args.min_workers,
-                                      max_workers=args.max_workers)
-        except ValueError as exc:
-            raise UsageError(f"bad memory setting: {exc}") from None
-        if cal is not None and args.gamma is None and args.overhead_mb is None:
-            try:
+        if cal is not None:
+            if args.gamma is None and args.overhead_mb is None:
                 from . import calibration
 
-                calibration.apply(manager, cal)
-            except Exception:
-                pass
+                calibration.apply(manager, cal)  # γ, M_overhead and the per-type models
+            elif args.gamma is None:
+                manager.gamma = cal.gamma
+            elif args.overhead_mb is None:
+                manager.overhead_mb = cal.overhead_mb
         return manager
 
     def _make_run(self, args, folder: str) -> Any:
