@@ -447,27 +447,12 @@ class FolderScan:
 
 
 def _select_files(folder: str, config: Any, pattern: Any) -> tuple[list[str], list[tuple[str, str]], Any]:
-    """(files, skipped, name pattern) a run would take: the runner's selection where it offers
-    one, else the averaging module's (OppNDA's rules: extension, report types, name pattern)."""
-    from . import averaging, naming
+    """(files, skipped, name pattern) a run would take: the same selection as ``runner.Run``
+    (OppNDA's rules: extension, report types, name pattern)."""
+    from . import averaging
 
-    if hasattr(averaging, "prepare_config"):
-        cfg = averaging.prepare_config(config, pattern, None)
-    elif config:
-        cfg = averaging.load_config(config)
-        if pattern:
-            cfg.pattern = naming.as_pattern(pattern)
-    else:
-        cfg = averaging.AveragerConfig.default(pattern=pattern)
-    try:
-        runner = _runner()
-    except ImportError:
-        runner = None
-    fn = getattr(runner, "plan_files", None) if runner is not None else None
-    if callable(fn):
-        files, skipped = fn(folder, config=config, pattern=pattern)
-    else:
-        files, skipped = averaging.select_files(folder, cfg)
+    cfg = averaging.prepare_config(config, pattern, None)
+    files, skipped = averaging.select_files(folder, cfg)
     return [str(f) for f in files], list(skipped), cfg.pattern
 
 
@@ -525,7 +510,7 @@ def scan_folder(folder: str | os.PathLike | None, *, config: Any = None, pattern
         scan.report_types = counts
     except OppndaError as exc:
         scan.params_error = str(exc)
-    except Exception as exc:  # naming module unavailable or odd pattern object
+    except Exception as exc:  # a pattern that fails on these names: show it, never break the panel
         scan.params_error = f"{type(exc).__name__}: {exc}"
     return scan
 

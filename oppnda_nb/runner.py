@@ -43,12 +43,6 @@ def default_output(folder: Path) -> Path:
     return folder / "averaged"
 
 
-def plan_files(folder, *, config: Any = None, pattern: Any = None, group_by: Any = None):
-    """(files, [(path, reason)] skipped) that a run on ``folder`` would take."""
-    cfg = averaging.prepare_config(config, pattern, group_by)
-    return averaging.select_files(cfg.resolve_folder(folder), cfg)
-
-
 @dataclass
 class RunResult:
     """Everything a run produced: the pool's accounting and memory, the averages, the files."""
