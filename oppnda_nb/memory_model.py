@@ -1,0 +1,150 @@
+"""The one memory model: how much memory a worker needs for one file, and the run's peak.
+
+Per report type t (or any other kind label the caller uses) a worker's peak while it works on a
+file of ``size`` bytes is modelled as the spec's formula with per-type parameters::
+
+    E_t(size) = γ_t · size + M_overhead_t          (bytes, the whole worker)
+
+``M_overhead_t`` holds the interpreter, the imports and, for streamed types, the bounded chunk
+allowance; ``γ_t`` what still grows with the file. Priors are measured on real ONE output (the
+report registry gives them); the spec's ``gamma``/``overhead_mb``, when the user sets them, override
+every type. Measured peaks update a type's model during a run (:meth:`MemoryModel.observe`):
+conservatively, the learned line stays above every peak seen.
+
+:func:`plan_peak` is the one prediction of a run's peak: P_opt, the pool's plan, the panel, the
+calibration report, Dask's per-task demand and the plotted predicted peak all call it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping, Sequence
+
+from .system import MB
+
+log = logging.getLogger("oppnda_nb.memory")
+
+#: the margin learned models keep above the largest peak seen (fraction of the peak)
+LEARN_MARGIN = 0.10
+#: observations kept per type (the newest; enough for a stable envelope)
+MAX_OBSERVATIONS = 64
+
+
+@dataclass(frozen=True)
+class TypeModel:
+    """γ and M_overhead (MB) of one report type; ``source`` says where they come from."""
+
+    gamma: float
+    overhead_mb: float
+    source: str = "prior"  # "prior" | "user" | "learned"
+
+    def estimate(self, size: float) -> float:
+        """γ · size + M_overhead, in bytes."""
+        return self.gamma * float(size) + self.overhead_mb * MB
+
+
+def envelope(points: Sequence[tuple[float, float]], prior: TypeModel) -> TypeModel:
+    """The lowest line of the prior's shape that lies above every (size, peak) point (+margin).
+
+    With sizes that differ enough to identify a slope, γ is the steepest slope from the smallest
+    file to any larger one (never below 0) and M_overhead is raised until every point is under
+    the line; otherwise γ keeps the prior and only M_overhead moves. A learned model can fall
+    below a cautious prior (that is the point of learning) but never below what was measured.
+    """
+    if not points:
+        return prior
+    pts = sorted((float(s), float(p) * (1 + LEARN_MARGIN)) for s, p in points)
+    s0, p0 = pts[0]
+    gamma = prior.gamma
+    if pts[-1][0] > 0 and pts[-1][0] - s0 >= 0.5 * pts[-1][0] and pts[-1][0] >= 1 * MB:
+        slopes = [(p - p0) / (s - s0) for s, p in pts[1:] if s - s0 > 0.25 * pts[-1][0]]
+        if slopes:
+            gamma = max(0.0, max(slopes))
+    overhead = max(p - gamma * s for s, p in pts)
+    return TypeModel(gamma, max(0.0, overhead) / MB, "learned")
+
+
+class MemoryModel:
+    """Per-type models with priors, the user's override, and learning from measured peaks.
+
+    ``default`` is the model of a type without a prior (the spec's γ and M_overhead).
+    ``override``: the user set γ/M_overhead explicitly, so every type uses ``default``.
+    Thread-safe: the pool's scheduler reads estimates while outcomes are observed.
+    """
+
+    def __init__(self, default: TypeModel, priors: Mapping[str, TypeModel] | None = None, *,
+                 override: bool = False, learned: Mapping[str, TypeModel] | None = None):
+        self.default = default
+        self.priors = dict(priors or {})
+        self.override = bool(override)
+        self._learned: dict[str, TypeModel] = dict(learned or {})
+        self._points: dict[str, list[tuple[float, float]]] = {}
+        self._lock = threading.Lock()
+
+    def model_for(self, kind: str | None) -> TypeModel:
+        """The model in force for ``kind``: learned, else the user's override, else the prior."""
+        with self._lock:
+            learned = self._learned.get(kind or "")
+        if learned is not None:
+            return learned
+        if self.override:
+            return self.default
+        return self.priors.get(kind or "", self.default)
+
+    def estimate(self, kind: str | None, size: float) -> float:
+        """Estimated peak bytes of one worker processing a ``size``-byte file of ``kind``."""
+        return self.model_for(kind).estimate(size)
+
+    def observe(self, kind: str | None, size: float, peak_bytes: float) -> TypeModel:
+        """Learn from one measured worker peak; returns the model now in force for ``kind``."""
+        if not (peak_bytes and math.isfinite(peak_bytes)) or peak_bytes <= 0:
+            return self.model_for(kind)
+        key = kind or ""
+        base = self.default if self.override else self.priors.get(key, self.default)
+        with self._lock:
+            pts = self._points.setdefault(key, [])
+            pts.append((float(size), float(peak_bytes)))
+            del pts[:-MAX_OBSERVATIONS]
+            old = self._learned.get(key)
+            new = envelope(pts, base)
+            if old is not None and len(pts) < 3 and new.estimate(size) < old.estimate(size):
+                new = old  # too few points in this run to overrule what earlier runs learned
+            self._learned[key] = new
+        return new
+
+    def learned(self) -> dict[str, TypeModel]:
+        """The learned models (what a store keeps between runs)."""
+        with self._lock:
+            return dict(self._learned)
+
+
+def plan_peak(kernel_bytes: float, estimates: Iterable[float], workers: int,
+              budget_bytes: float = math.inf, idle_bytes: float = 0.0) -> float:
+    """M(t) of the spec with per-file estimates: kernel + Σ of the largest files that run together.
+
+    The ``workers`` largest estimates are added while they fit ``budget_bytes`` (the pool never
+    starts one that does not fit next to others; the first always runs); workers left without a
+    file count ``idle_bytes`` each. This is the run's predicted peak, in bytes.
+    """
+    ests = sorted((float(e) for e in estimates), reverse=True)
+    total, k = float(kernel_bytes), 0
+    for e in ests[: max(1, int(workers))]:
+        if k > 0 and total + e > budget_bytes:
+            break
+        total += e
+        k += 1
+    idle = max(0, min(int(workers), len(ests)) - k)
+    return total + idle * float(idle_bytes)
+
+
+def workers_that_fit(kernel_bytes: float, estimates: Iterable[float], budget_bytes: float, upper: int) -> int:
+    """P_opt before clamping: the largest p with kernel + Σ_{i≤p} E_i ≤ budget (E sorted, largest first)."""
+    total, fits = float(kernel_bytes), 0
+    for e in sorted((float(x) for x in estimates), reverse=True)[: max(0, int(upper))]:
+        total += e
+        if total > budget_bytes:
+            break
+        fits += 1
+    return fits
