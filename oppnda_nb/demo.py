@@ -37,7 +37,7 @@ def write_plots(result, output_dir: Path) -> list[Path]:
 
 def run_demo(output: str | Path = "oppnda-demo", manager=None, progress=None):
     """Run the main job on the bundled sample and write every output under ``output``."""
-    from .runner import Run
+    from .job import Run
 
     out = Path(output).resolve()
     run = Run(None, manager=manager, output=out / "averaged")

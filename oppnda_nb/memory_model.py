@@ -16,10 +16,14 @@ calibration report, Dask's per-task demand and the plotted predicted peak all ca
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import tempfile
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from .system import MB
@@ -39,10 +43,15 @@ class TypeModel:
     gamma: float
     overhead_mb: float
     source: str = "prior"  # "prior" | "user" | "learned"
+    chunk_mb: float = 0.0  # the part of M_overhead that is the streaming chunk allowance
 
     def estimate(self, size: float) -> float:
         """γ · size + M_overhead, in bytes."""
         return self.gamma * float(size) + self.overhead_mb * MB
+
+    def lean_estimate(self, size: float) -> float:
+        """The estimate when streamed in lean mode (a quarter of the chunk allowance)."""
+        return self.estimate(size) - 0.75 * self.chunk_mb * MB
 
 
 def envelope(points: Sequence[tuple[float, float]], prior: TypeModel) -> TypeModel:
@@ -63,7 +72,8 @@ def envelope(points: Sequence[tuple[float, float]], prior: TypeModel) -> TypeMod
         if slopes:
             gamma = max(0.0, max(slopes))
     overhead = max(p - gamma * s for s, p in pts)
-    return TypeModel(gamma, max(0.0, overhead) / MB, "learned")
+    floor = min(prior.overhead_mb * MB, min(p for _, p in points))  # a worker never costs less than its baseline
+    return TypeModel(gamma, max(floor, overhead) / MB, "learned", prior.chunk_mb)
 
 
 class MemoryModel:
@@ -96,6 +106,10 @@ class MemoryModel:
     def estimate(self, kind: str | None, size: float) -> float:
         """Estimated peak bytes of one worker processing a ``size``-byte file of ``kind``."""
         return self.model_for(kind).estimate(size)
+
+    def lean_estimate(self, kind: str | None, size: float) -> float:
+        """Estimated peak bytes when the file is streamed in lean mode (smaller chunks)."""
+        return self.model_for(kind).lean_estimate(size)
 
     def observe(self, kind: str | None, size: float, peak_bytes: float) -> TypeModel:
         """Learn from one measured worker peak; returns the model now in force for ``kind``."""
@@ -148,3 +162,70 @@ def workers_that_fit(kernel_bytes: float, estimates: Iterable[float], budget_byt
             break
         fits += 1
     return fits
+
+
+# ------------------------------------------------------------------------------ the store
+
+def cache_dir() -> Path:
+    """Where oppnda_nb keeps what it learns: ``$OPPNDA_CACHE_DIR``, else ``$XDG_CACHE_HOME/oppnda_nb``,
+    else ``~/.cache/oppnda_nb`` (``%LOCALAPPDATA%\\oppnda_nb`` on Windows)."""
+    env = os.environ.get("OPPNDA_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA") or Path.home() / ".cache"
+    return Path(base) / "oppnda_nb"
+
+
+def store_path() -> Path:
+    """The learned memory models: ``<cache_dir>/memory-models.json``."""
+    return cache_dir() / "memory-models.json"
+
+
+def load_learned(model: MemoryModel, key: str, path: Path | None = None) -> int:
+    """Load the models learned by earlier runs for parser version ``key``; returns how many.
+
+    A missing store is normal; a corrupt one is logged as a warning and ignored (it is rewritten
+    by the next save). Nothing learned is applied where the user overrides γ/M_overhead.
+    """
+    path = path or store_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = data.get(key, {}) if isinstance(data, dict) else {}
+        learned = {str(t): TypeModel(float(m["gamma"]), float(m["overhead_mb"]), "learned",
+                                     float(m.get("chunk_mb", 0.0)))
+                   for t, m in entries.items()}
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("the memory-model store %s is unreadable (%s); starting from the priors", path, exc)
+        return 0
+    if model.override:
+        return 0
+    with model._lock:
+        for t, m in learned.items():
+            model._learned.setdefault(t, m)
+    return len(learned)
+
+
+def save_learned(model: MemoryModel, key: str, path: Path | None = None) -> None:
+    """Merge the model's learned types into the store (atomically; other versions' entries kept)."""
+    learned = model.learned()
+    if not learned or model.override:
+        return
+    path = path or store_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            data = {}
+        section = data.get(key) if isinstance(data.get(key), dict) else {}
+        section.update({t: {k: v for k, v in asdict(m).items() if k != "source"} for t, m in learned.items()})
+        data[key] = section
+        fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".memory-models-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not save the learned memory models to %s: %s", path, exc)

@@ -19,6 +19,8 @@ import warnings as _warnings
 from typing import Callable, Iterable, Sequence
 
 from . import system
+from .errors import SettingsError
+from .memory_model import MemoryModel, TypeModel, workers_that_fit
 from .system import MB
 
 MemoryReader = Callable[[], "tuple[float, float]"]
@@ -44,7 +46,7 @@ class MemoryEstimator:
 
     def __init__(self, gamma: float = ResourceConfig.GAMMA, overhead_mb: float = ResourceConfig.M_OVERHEAD_MB):
         if gamma < 0 or overhead_mb < 0:
-            raise ValueError("gamma and overhead_mb must be >= 0")
+            raise SettingsError(f"gamma and overhead_mb must be >= 0, got gamma={gamma}, overhead_mb={overhead_mb}")
         self.gamma = float(gamma)
         self.overhead_mb = float(overhead_mb)
 
@@ -90,7 +92,7 @@ class ResourceManager:
         cfg = ResourceConfig
         self.eta = float(cfg.ETA if eta is None else eta)
         if not 0 < self.eta <= 1:
-            raise ValueError(f"eta must be in (0, 1], got {self.eta}")
+            raise SettingsError(f"eta must be in (0, 1], got {self.eta}")
         self.estimator = MemoryEstimator(
             cfg.GAMMA if gamma is None else gamma, cfg.M_OVERHEAD_MB if overhead_mb is None else overhead_mb
         )
@@ -98,18 +100,19 @@ class ResourceManager:
         self.min_workers = int(cfg.MIN_WORKERS if min_workers is None else min_workers)
         self.max_workers = int(cfg.MAX_WORKERS if max_workers is None else max_workers)
         if self.min_workers < 1 or self.max_workers < self.min_workers:
-            raise ValueError(
+            raise SettingsError(
                 f"need 1 <= min_workers <= max_workers, got min={self.min_workers} max={self.max_workers}"
             )
         if total_ram_mb is not None and total_ram_mb <= 0:
-            raise ValueError(f"total_ram_mb must be > 0, got {total_ram_mb}")
+            raise SettingsError(f"total_ram_mb must be > 0, got {total_ram_mb}")
         self.total_ram_mb = total_ram_mb
         self._memory_reader = memory_reader
         self._base_reader = base_reader
         self._cgroup = None if total_ram_mb is not None else system.read_cgroup_limit()
         self.warnings: list[str] = []
-        #: per report type (γ, overhead bytes) fitted by :meth:`calibrate`; used by the pool's estimates
-        self.type_models: dict[str, tuple[float, float]] = {}
+        #: the one memory model (per report type); explicit gamma/overhead_mb override every type
+        self.model = MemoryModel(TypeModel(self.gamma, self.overhead_mb, "user"),
+                                 override=gamma is not None or overhead_mb is not None)
 
     # -- parameters --------------------------------------------------------------------
     @property
@@ -118,7 +121,9 @@ class ResourceManager:
 
     @gamma.setter
     def gamma(self, value: float) -> None:
+        """Setting γ (a slider, ``%config``) is the user's override: every type then uses it."""
         self.estimator.gamma = float(value)
+        self._user_model()
 
     @property
     def overhead_mb(self) -> float:
@@ -127,6 +132,11 @@ class ResourceManager:
     @overhead_mb.setter
     def overhead_mb(self, value: float) -> None:
         self.estimator.overhead_mb = float(value)
+        self._user_model()
+
+    def _user_model(self) -> None:
+        self.model.default = TypeModel(self.gamma, self.overhead_mb, "user")
+        self.model.override = True
 
     @property
     def psutil_available(self) -> bool:
@@ -199,16 +209,22 @@ class ResourceManager:
         return max(self.min_workers, min(self.max_workers, cpus or ResourceConfig.FALLBACK_WORKERS))
 
     def get_optimal_workers(
-        self, file_paths: Sequence[str | os.PathLike] | None = None, file_sizes: Sequence[float] | None = None
+        self, file_paths: Sequence[str | os.PathLike] | None = None, file_sizes: Sequence[float] | None = None,
+        *, estimates: Sequence[float] | None = None,
     ) -> int:
         """P_opt = max{p | M_base + Σ_{i≤p}(γ·size(r_i) + M_overhead) ≤ η·M_RAM − M_others}.
 
         Clamped to [MIN_WORKERS, min(MAX_WORKERS, CPUs)] and never more workers than files.
         Without files, every worker is assumed to parse a TYPICAL_REPORT_MB file. Where not
         even one worker fits, the answer is MIN_WORKERS and ``self.warnings`` says why.
+        ``estimates`` (bytes per file, from the per-type memory model) replace γ·size + M_overhead.
         """
         self.warnings = []
         sizes = list(file_sizes) if file_sizes is not None else (_file_sizes(file_paths) if file_paths is not None else None)
+        if estimates is not None:
+            estimates = [float(e) for e in estimates]
+            if sizes is None:  # only the count and the description use sizes now
+                sizes = [e - self.estimator.overhead_bytes for e in estimates]
         n_files = None if sizes is None else len(sizes)
 
         def cap_by_files(p: int) -> int:
@@ -233,15 +249,10 @@ class ResourceManager:
             largest_desc = f"a typical {ResourceConfig.TYPICAL_REPORT_MB:g} MB report"
             first_need = base + per_worker
         else:
-            ordered = sorted(sizes, reverse=True)
-            total, fits = base, 0
-            for s in ordered[:upper]:
-                total += self.estimator.estimate_file_memory(s)
-                if total > budget:
-                    break
-                fits += 1
+            ests = estimates if estimates is not None else [self.estimator.estimate_file_memory(x) for x in sizes]
+            fits = workers_that_fit(base, ests, budget, upper)
             largest_desc = self._largest_description(file_paths, sizes)
-            first_need = base + (self.estimator.estimate_file_memory(ordered[0]) if ordered else 0.0)
+            first_need = base + max(ests, default=0.0)
         if fits < 1 and (sizes is None or sizes):
             shortfall = first_need - budget
             self.warnings.append(
@@ -312,16 +323,6 @@ class ResourceManager:
         """Print the memory status block."""
         print(self.format_status(self.get_memory_status(file_paths=file_paths)))
 
-    def calibrate(self, source, **kwargs):
-        """Fit γ and M_overhead from measured worker peaks and apply them (see :mod:`calibration`).
-
-        ``source``: a finished job's result, its outcomes, or a folder (then a sample of it is
-        parsed first). Returns a Calibration with predicted vs measured peak and the error.
-        """
-        from . import calibration
-
-        return calibration.calibrate(self, source, **kwargs)
-
     def make_semaphore(self, initial_permits: int) -> "DynamicSemaphore":
         """A DynamicSemaphore that reads memory the way this manager does."""
         return DynamicSemaphore(
@@ -359,7 +360,7 @@ class DynamicSemaphore:
         check_interval: float = 0.1,
     ):
         if initial_permits < 1:
-            raise ValueError("initial_permits must be >= 1")
+            raise SettingsError("initial_permits must be >= 1")
         self.initial_permits = int(initial_permits)
         self.eta = float(eta)
         self.safety_enabled = safety_enabled

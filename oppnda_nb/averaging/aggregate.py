@@ -1,0 +1,363 @@
+"""Group per-file summaries per strategy and report type, and compute the statistics."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import OppndaError
+from ..naming import coerce_value
+from ..stats import describe_rows
+from . import writers
+from .config import AveragerConfig, Strategy, load_config
+from .summarize import FileSummary
+
+#: Points of the common time grid for time-series curves (capped by the longest run).
+GRID_POINTS = 500
+
+
+@dataclass
+class GroupResult:
+    """One averaged group: a strategy, a report type and the group's parameter values."""
+
+    strategy: str
+    report_type: str
+    key: dict[str, str]               # group_by field -> text (as in the file names)
+    files: list[str]
+    output_name: str
+    kind: str
+    metrics: dict[str, dict[str, float]]   # metric -> {mean, std, n, ci95, ci_low, ci_high}
+    curve: pd.DataFrame | None = None
+    curve_kind: str | None = None
+
+
+def average_curves(curves: Sequence[pd.DataFrame], kind: str | None, grid_points: int = GRID_POINTS,
+                   step: bool = True) -> pd.DataFrame | None:
+    """Average per-run curves (column ``x`` + value columns) across runs.
+
+    ``kind == "histogram"``: per bin over the union of bins, a bin missing in a run counts 0.
+    Otherwise (time series, delay CDFs, ...): on a common grid of ``min(grid_points, longest run)``
+    evenly spaced x values over the range covered by EVERY run (max of starts .. min of ends; no
+    extrapolation). ONE's series are step-like (a value holds until the next sample), so each run
+    is sampled by forward fill (its last value at or before the grid point); ``step=False``
+    interpolates linearly instead. Output columns: ``x`` and, per value column ``c``,
+    ``c_mean``, ``c_std``, ``c_n``, ``c_ci95`` (NaN-aware like the scalars).
+    """
+    curves = [c for c in curves if c is not None and len(c) and "x" in c.columns]
+    if not curves:
+        return None
+    ycols = [c for c in curves[0].columns if c != "x" and all(c in k.columns for k in curves)
+             and all(pd.api.types.is_numeric_dtype(k[c]) for k in curves)]
+    if not ycols:
+        return None
+    if kind == "histogram":
+        xs = np.unique(np.concatenate([np.asarray(c["x"], dtype=float) for c in curves]))
+        xs = xs[~np.isnan(xs)]
+        mats = {}
+        for col in ycols:
+            m = np.zeros((len(xs), len(curves)))
+            for j, c in enumerate(curves):
+                s = c.groupby("x", sort=True)[col].sum()
+                idx = np.searchsorted(xs, np.asarray(s.index, dtype=float))
+                m[idx, j] = np.asarray(s.values, dtype=float)
+            mats[col] = m
+        grid = xs
+    else:
+        lo = max(float(np.nanmin(np.asarray(c["x"], dtype=float))) for c in curves)
+        hi = min(float(np.nanmax(np.asarray(c["x"], dtype=float))) for c in curves)
+        if not (hi >= lo):
+            return None
+        npts = max(1, min(int(grid_points), max(len(c) for c in curves)))
+        grid = np.array([lo]) if hi == lo else np.linspace(lo, hi, npts)
+        mats = {}
+        for col in ycols:
+            m = np.full((len(grid), len(curves)), np.nan)
+            for j, c in enumerate(curves):
+                x = np.asarray(c["x"], dtype=float)
+                y = np.asarray(c[col], dtype=float)
+                ok = ~(np.isnan(x) | np.isnan(y))
+                x, y = x[ok], y[ok]
+                if x.size == 0:
+                    continue
+                order = np.argsort(x, kind="stable")
+                x, y = x[order], y[order]
+                if step:   # value holds until the next sample (last sample at or before the grid point)
+                    idx = np.searchsorted(x, grid, side="right") - 1
+                    m[:, j] = np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
+                else:
+                    m[:, j] = np.interp(grid, x, y)
+            mats[col] = m
+    out = {"x": grid}
+    for col, m in mats.items():
+        st = describe_rows(m)
+        out[f"{col}_mean"] = st["mean"]
+        out[f"{col}_std"] = st["std"]
+        out[f"{col}_n"] = st["n"]
+        out[f"{col}_ci95"] = st["ci95"]
+    return pd.DataFrame(out)
+
+
+def _group_stats(summaries: list[FileSummary]) -> dict[str, dict[str, float]]:
+    """Per-metric stats over the runs, values in file order (OppNDA's nanmean order)."""
+    first = tuple(summaries[0].scalars) if summaries else ()
+    out: dict[str, dict[str, float]] = {}
+    if first and all(tuple(s.scalars) == first for s in summaries):
+        # common case: every run has the same metrics in the same order -> one matrix
+        m = np.array([list(s.scalars.values()) for s in summaries], dtype=float).T
+        st = describe_rows(m)
+        metrics = list(first)
+        cols = {name: v.tolist() for name, v in st.items()}
+        for i, k in enumerate(metrics):
+            out[k] = {name: (int(v[i]) if name == "n" else v[i]) for name, v in cols.items()}
+        return out
+    metrics = list(dict.fromkeys(k for s in summaries for k in s.scalars))
+    for k in metrics:   # ragged: only the values present, so the summation order is OppNDA's
+        vals = np.array([[s.scalars[k] for s in summaries if k in s.scalars]], dtype=float)
+        st = describe_rows(vals)
+        out[k] = {name: (int(v[0]) if name == "n" else float(v[0])) for name, v in st.items()}
+    return out
+
+
+def _output_name(template: str, strategy: Strategy, key: tuple[str, ...], first_params: dict[str, str],
+                 report_type: str) -> str:
+    name = template
+    for f, v in zip(strategy.group_by, key):
+        name = name.replace("{" + f + "}", str(v))
+    for f, v in first_params.items():
+        name = name.replace("{" + f + "}", str(v))
+    if "{report_type}" in name:
+        name = name.replace("{report_type}", str(report_type))
+    return writers.safe_output_name(name)
+
+
+def _units(summaries: list[FileSummary], config: AveragerConfig) -> list[tuple[str, list[FileSummary]]]:
+    """(report type, its summaries in file-name order): config types by substring, else detected types."""
+    named = sorted(((os.path.basename(s.path), s) for s in summaries), key=lambda t: t[0])
+    ordered = [s for _, s in named]
+    if config.report_types:
+        return [(rt, [s for n, s in named if rt == "" or rt in n]) for rt in config.report_types]
+    types = sorted({s.report_type for s in ordered})
+    return [(rt, [s for s in ordered if s.report_type == rt]) for rt in types]
+
+
+def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageResult":
+    """Group the per-file summaries per strategy and report type, and compute the statistics."""
+    cfg = load_config(config)
+    summaries = list(summaries)
+    groups: list[GroupResult] = []
+    skipped_groups: list[tuple[str, str, dict[str, str], str]] = []
+    for rt, items in _units(summaries, cfg):
+        for strat in cfg.strategies:
+            buckets: dict[tuple[str, ...], list[FileSummary]] = {}
+            for s in items:
+                key = tuple(str(s.params.get(f, "unknown")) for f in strat.group_by)
+                buckets.setdefault(key, []).append(s)
+            for key in sorted(buckets):
+                members = buckets[key]
+                kd = dict(zip(strat.group_by, key))
+                n_unique = len({m.path for m in members})
+                if n_unique < strat.min_files:
+                    skipped_groups.append((strat.name, rt, kd, f"{n_unique} file(s) < min_files={strat.min_files}"))
+                    continue
+                kinds = {m.kind for m in members}
+                ckinds = [m.curve_kind for m in members if m.curve is not None]
+                ckind = ckinds[0] if ckinds else None
+                curve = average_curves([m.curve for m in members if m.curve_kind == ckind], ckind) if ckind else None
+                groups.append(GroupResult(
+                    strategy=strat.name, report_type=rt, key=kd, files=[m.path for m in members],
+                    output_name=_output_name(strat.template, strat, key, members[0].params, rt),
+                    kind="keyvalue" if "keyvalue" in kinds else sorted(kinds)[0],
+                    metrics=_group_stats(members), curve=curve, curve_kind=ckind,
+                ))
+    return AverageResult(config=cfg, groups=groups, skipped_groups=skipped_groups, files_read=len(summaries))
+
+
+
+def _coerce_key(v: str) -> Any:
+    return coerce_value(v)
+
+
+@dataclass
+class AverageResult:
+    """Everything an averaging job produced (tables, long frame, curves, errors, skips, timing)."""
+
+    config: AveragerConfig
+    groups: list[GroupResult] = field(default_factory=list)
+    skipped_groups: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
+    files_read: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)      # (file, reason): read/parse failures
+    skipped: list[tuple[str, str]] = field(default_factory=list)     # (file, reason): not selected
+    written: list[Path] = field(default_factory=list)
+    output_dir: Path | None = None
+    folder: Path | None = None
+    seconds: float = 0.0
+    workers: int = 1
+    warnings: list[str] = field(default_factory=list)
+
+    # ---- tables
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """One wide DataFrame per strategy: group_by columns (numbers where numeric), ``report_type``,
+        ``n_files``, then per metric ``<metric>_mean``, ``_std``, ``_n``, ``_ci95``."""
+        out: dict[str, pd.DataFrame] = {}
+        for strat in self.config.strategies:
+            rows = []
+            for g in self.groups:
+                if g.strategy != strat.name:
+                    continue
+                row: dict[str, Any] = {f: _coerce_key(v) for f, v in g.key.items()}
+                row.setdefault("report_type", g.report_type)
+                row["n_files"] = len(g.files)
+                for m, st in g.metrics.items():
+                    row[f"{m}_mean"] = st["mean"]
+                    row[f"{m}_std"] = st["std"]
+                    row[f"{m}_n"] = st["n"]
+                    row[f"{m}_ci95"] = st["ci95"]
+                rows.append(row)
+            # report type, then parameters in numeric order where numeric (TTL 60 < 180 < 300)
+            rows.sort(key=lambda r: (r["report_type"], *((isinstance(r[f], str), r[f]) for f in strat.group_by)))
+            cols = list(strat.group_by) + [c for c in ("report_type", "n_files") if c not in strat.group_by]
+            out[strat.name] = pd.DataFrame(rows, columns=None if rows else cols)
+        return out
+
+    def table(self, strategy: str, report_type: str | None = None) -> pd.DataFrame:
+        """The wide table of one strategy, optionally one report type (columns that are all NaN dropped)."""
+        t = self.tables.get(strategy)
+        if t is None:
+            raise OppndaError(f"No strategy {strategy!r}; have {', '.join(self.tables) or 'none'}.")
+        if report_type is not None and len(t):
+            t = t[t["report_type"] == report_type].dropna(axis=1, how="all").reset_index(drop=True)
+        return t
+
+    @property
+    def long(self) -> pd.DataFrame:
+        """Long format: strategy, report_type, the group_by fields, n_files, metric, mean, std, n, ci95, ci_low, ci_high."""
+        params: list[str] = []
+        for s in self.config.strategies:
+            for f in s.group_by:
+                if f not in params and f != "report_type":
+                    params.append(f)
+        rows = []
+        for g in self.groups:
+            base = {"strategy": g.strategy, "report_type": g.report_type}
+            base.update({f: _coerce_key(g.key[f]) if f in g.key else None for f in params})
+            base["n_files"] = len(g.files)
+            for m, st in g.metrics.items():
+                r = dict(base)
+                r["metric"] = m
+                r.update(st)
+                rows.append(r)
+        cols = ["strategy", "report_type", *params, "n_files", "metric", "mean", "std", "n", "ci95", "ci_low", "ci_high"]
+        return pd.DataFrame(rows, columns=cols)
+
+    @property
+    def curves(self) -> dict[str, pd.DataFrame]:
+        """Averaged curves per strategy (long): group_by fields, report_type, curve_kind, x, <col>_mean/std/n/ci95."""
+        out: dict[str, pd.DataFrame] = {}
+        for strat in self.config.strategies:
+            parts = []
+            for g in self.groups:
+                if g.strategy != strat.name or g.curve is None:
+                    continue
+                c = g.curve.copy()
+                for i, (f, v) in enumerate(g.key.items()):
+                    c.insert(i, f, _coerce_key(v))
+                if "report_type" not in c.columns:
+                    c.insert(len(g.key), "report_type", g.report_type)
+                c.insert(len(g.key) + 1, "curve_kind", g.curve_kind)
+                parts.append(c)
+            if parts:
+                out[strat.name] = pd.concat(parts, ignore_index=True)
+        return out
+
+    # ---- outputs
+    def write_oppnda(self, output_dir: str | os.PathLike | None = None, *, include_summaries: bool = False,
+                     protect: Iterable[str] = ()) -> list[Path]:
+        """Write OppNDA-format averaged files (atomically, only inside ``output_dir``); returns the paths.
+
+        Only key:value reports get files (as OppNDA), unless ``include_summaries``. A file in
+        ``protect`` (the run's inputs) is never replaced: that raises OppndaError.
+        """
+        protected = {os.path.realpath(p) for p in protect}
+        out = Path(output_dir) if output_dir is not None else (self.output_dir or (self.folder / "averaged" if self.folder else None))
+        if out is None:
+            raise OppndaError("No output folder: give write_oppnda(output_dir).")
+        out.mkdir(parents=True, exist_ok=True)
+        sep, prec = self.config.data_separator, self.config.precision
+        written: list[Path] = []
+        seen: dict[str, str] = {}
+        for g in self.groups:
+            if not g.metrics or (g.kind != "keyvalue" and not include_summaries):
+                continue
+            text = "".join(f"{k}{sep} {g.metrics[k]['mean']:.{prec}f}\n" for k in sorted(g.metrics))
+            target = writers.inside(out, g.output_name)
+            if os.path.realpath(target) in protected:
+                raise OppndaError(f"Refusing to replace the input report {target} with an average; choose "
+                                  "another output folder or output_template.")
+            if g.output_name in seen:
+                self.warnings.append(f"{g.output_name} written twice (groups {seen[g.output_name]} and "
+                                     f"{g.strategy}:{g.key}); the last one wins, as in OppNDA")
+            seen[g.output_name] = f"{g.strategy}:{g.key}"
+            writers.atomic_write(target, text)
+            if target not in written:
+                written.append(target)
+        self.output_dir = out
+        self.written = written
+        return written
+
+    def to_csv(self, output_dir: str | os.PathLike) -> list[Path]:
+        """CSV export: ``<strategy>.csv`` (wide), ``long.csv``, ``curves_<strategy>.csv``, ``skipped.csv``, ``errors.csv``."""
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths: list[Path] = []
+
+        def put(name: str, df: pd.DataFrame) -> None:
+            target = writers.inside(out, writers.safe_output_name(name))
+            writers.atomic_write(target, df.to_csv(index=False))
+            paths.append(target)
+
+        for name, t in self.tables.items():
+            put(f"{name}.csv", t)
+        put("long.csv", self.long)
+        for name, c in self.curves.items():
+            put(f"curves_{name}.csv", c)
+        put("skipped.csv", pd.DataFrame(self.skipped, columns=["file", "reason"]))
+        put("errors.csv", pd.DataFrame(self.errors, columns=["file", "reason"]))
+        return paths
+
+    # ---- reporting
+    def summary_lines(self) -> list[str]:
+        """One line per strategy plus totals (files read, skipped with reasons, failed, written, seconds)."""
+        written = {p.name for p in self.written}
+        lines = []
+        for s in self.config.strategies:
+            gs = [g for g in self.groups if g.strategy == s.name]
+            nw = len({g.output_name for g in gs if g.output_name in written})
+            ns = sum(1 for x in self.skipped_groups if x[0] == s.name)
+            nt = len({g.report_type for g in gs})
+            lines.append(f"{s.name}: group by {', '.join(s.group_by)}: {len(gs)} groups averaged "
+                         f"({nt} report type(s)), {nw} files written, {ns} groups skipped "
+                         f"(fewer than min_files={s.min_files})")
+        reasons: dict[str, int] = {}
+        for _, r in self.skipped:
+            reasons[r] = reasons.get(r, 0) + 1
+        why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        lines.append(f"total: {self.files_read} files read, {len(self.skipped)} skipped"
+                     + (f" ({why})" if why else "") + f", {len(self.errors)} failed, "
+                     f"{len(self.written)} files written" + (f" to {self.output_dir}" if self.output_dir else "")
+                     + f", {self.seconds:.2f} s, {self.workers} worker(s)")
+        for p, r in self.errors[:10]:
+            lines.append(f"failed: {os.path.basename(p)}: {r}")
+        if len(self.errors) > 10:
+            lines.append(f"failed: ... and {len(self.errors) - 10} more")
+        lines.extend(f"warning: {w}" for w in self.warnings)
+        return lines
+
+    def summary(self) -> str:
+        return "\n".join(self.summary_lines())
+
+

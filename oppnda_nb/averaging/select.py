@@ -1,0 +1,56 @@
+"""OppNDA's file selection: which files of a folder are inputs, and why the others are not."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import OppndaError
+from .config import AveragerConfig, load_config
+
+def _select(folder: Path, config: AveragerConfig) -> tuple[list[str], list[tuple[str, str]]]:
+    """OppNDA's file selection over the folder listing (non-recursive, sorted by name)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise OppndaError(f"Cannot list folder {folder}: {exc}.") from None
+    prefixes = sorted({s.prefix() for s in config.strategies if s.prefix()})
+    files: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    ext = config.extension
+    for e in entries:
+        try:
+            if not e.is_file():
+                continue
+        except OSError:
+            continue
+        name, path = e.name, os.path.join(str(folder), e.name)
+        if ext and not name.endswith(ext):
+            skipped.append((path, f"not a {ext} file"))
+            continue
+        if "average" in name.lower():
+            skipped.append((path, "earlier averaged output (name contains 'average')"))
+            continue
+        pre = next((p for p in prefixes if name.startswith(p)), None)
+        if pre is not None:
+            skipped.append((path, f"earlier averaged output (name starts with output prefix {pre!r})"))
+            continue
+        if config.contains and config.contains not in name:
+            skipped.append((path, f"name does not contain {config.contains!r} (file_filter.contains)"))
+            continue
+        if config.report_types and not any((rt == "" or rt in name) for rt in config.report_types):
+            skipped.append((path, "report type not in the config's report_types"))
+            continue
+        params, reason = config.pattern.parse_with_reason(name)
+        if params is None:
+            skipped.append((path, reason or "file name does not match the name pattern"))
+            continue
+        files.append(path)
+    return files, skipped
+
+
+def select_files(folder: str | os.PathLike, config: Any = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files to read, [(path, reason)] skipped) for a folder under OppNDA's selection rules."""
+    cfg = load_config(config)
+    return _select(Path(folder), cfg)
+

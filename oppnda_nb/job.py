@@ -1,0 +1,433 @@
+"""The one pipeline: select → plan → schedule → summarise → aggregate → write.
+
+A :class:`Run` is what every face drives: ``python -m oppnda_nb run|average|demo``, the magic,
+the panel, and the Dask backend (which only swaps the scheduler). It selects the files
+(OppNDA's rules, name pattern), plans with the one memory model (per report type, learned),
+schedules :func:`averaging.summarize_file` on each in the memory-aware pool, then groups and
+averages the summaries and writes the outputs. Whatever happens, the processed files are kept:
+a stopped or partly failed run still averages and writes what was done, says so in its summary
+and in ``run.json`` in the output folder, and :attr:`RunResult.exit_code` says it the same way on
+every path (0 all processed, 1 some failed or cancelled; usage errors raise OppndaError = 2).
+
+Only one run is active at a time per kernel (:func:`current_run`), so a run started from the
+magic is visible in the panel and the other way round.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__, averaging, memory_model, pool, reports
+from .averaging import sample_folder
+from .errors import OppndaError
+from .memory_model import MemoryModel, TypeModel, plan_peak, workers_that_fit
+from .averaging.writers import OutputFolder
+from .pool import Event, EventKind, JobResult
+from .resource_manager import ResourceManager
+from .system import MB
+
+log = logging.getLogger("oppnda_nb.job")
+
+#: learned memory models are kept per parser version (a new parser invalidates them)
+_STORE_KEY = f"oppnda_nb-{__version__}"
+#: the event a Run sends its listeners when everything is written (after the pool's own events)
+RUN_DONE = "run_done"
+
+_current: "Run | None" = None
+_current_lock = threading.Lock()
+
+#: exit codes of every command (README "Exit codes")
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
+
+
+def current_run() -> "Run | None":
+    """The run that is active, or the last one started in this process."""
+    return _current
+
+
+def default_output(folder: Path) -> Path:
+    """``<folder>/averaged`` — or ``./oppnda-output`` for the bundled sample (inside the package)."""
+    folder = Path(folder).resolve()
+    if folder == sample_folder().resolve():
+        return Path.cwd() / "oppnda-output"
+    return folder / "averaged"
+
+
+def kind_of(path: str) -> str:
+    """The report type of a file from its name (the memory model's key), "unknown" if not given."""
+    return reports.report_type_from_name(path) or reports.UNKNOWN
+
+
+def install_priors(manager: ResourceManager) -> MemoryModel:
+    """Give the manager's memory model the measured per-type priors (once) and the learned store."""
+    model = manager.model
+    if not model.priors:
+        model.priors = {t: TypeModel(g, o) for t, (g, o) in reports.memory_priors().items()}
+    return model
+
+
+# ---------------------------------------------------------------------------------- plan
+
+@dataclass
+class Plan:
+    """What a run would do with these files: estimates per file, workers, budget, predicted peak."""
+
+    files: list[str]
+    skipped: list[tuple[str, str]]
+    sizes: list[int]
+    kinds: list[str]
+    estimates: list[float]  # bytes, one worker's peak per file (the memory model)
+    workers: int
+    budget_bytes: float
+    kernel_bytes: float
+    predicted_peak_bytes: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def largest_bytes(self) -> int:
+        return max(self.sizes, default=0)
+
+    def text(self) -> str:
+        """The one-line recommendation the panel and ``status`` show."""
+        return (f"recommended workers {self.workers} · budget {self.budget_bytes / MB:,.0f} MB · largest file "
+                f"{self.largest_bytes / MB:,.1f} MB · predicted peak {self.predicted_peak_bytes / MB:,.0f} MB")
+
+
+def _sizes(files: Sequence[str]) -> list[int]:
+    out = []
+    for p in files:
+        try:
+            out.append(os.stat(p).st_size)
+        except OSError:
+            out.append(0)  # a vanished file is reported by the pool
+    return out
+
+
+def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tuple[str, str]] = (),
+         sizes: Sequence[int] | None = None, kinds: Sequence[str] | None = None,
+         workers: int | None = None) -> Plan:
+    """P_opt and the predicted peak of the spec, with the one memory model's per-file estimates.
+
+    ``sizes``/``kinds`` may be given when already known (the panel keeps a folder's scan and
+    re-plans on every slider move without touching the disk).
+    """
+    model = install_priors(manager)
+    files = list(files)
+    sizes = list(sizes) if sizes is not None else _sizes(files)
+    kinds = list(kinds) if kinds is not None else [kind_of(p) for p in files]
+    estimates = [model.estimate(k, s) for k, s in zip(kinds, sizes)]
+    p_opt = manager.get_optimal_workers(estimates=estimates) if files else 1
+    warnings = list(manager.warnings)
+    if workers is not None:
+        p_opt = max(1, int(workers))
+    kernel = manager.base_bytes()
+    budget = manager.budget_bytes(kernel)
+    peak = plan_peak(kernel, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB)
+    return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, peak, warnings)
+
+
+def plan_folder(folder=None, manager: ResourceManager | None = None, *, config: Any = None,
+                pattern: Any = None) -> Plan:
+    """:func:`plan` for the files a run of ``folder`` would take (same selection as :class:`Run`)."""
+    cfg = averaging.prepare_config(config, pattern, None)
+    in_dir = cfg.resolve_folder(folder if folder is not None or cfg.folder is not None else sample_folder())
+    files, skipped = averaging.select_files(in_dir, cfg)
+    return plan(files, manager or ResourceManager(), skipped=skipped)
+
+
+# ---------------------------------------------------------------------------------- result
+
+@dataclass
+class RunResult:
+    """Everything a run produced: the pool's accounting and memory, the averages, the files."""
+
+    job: JobResult
+    averaged: Any  # averaging.AverageResult
+    output_dir: Path
+    written: list[Path] = field(default_factory=list)
+    error: str | None = None
+    memory: Any = None  # DataFrame: the pool's samples, then the kernel's while averaging
+    plan: Plan | None = None
+
+    @property
+    def status(self) -> str:
+        """"finished", "cancelled" or "failed" (the pool's verdict, or failed averaging)."""
+        return "failed" if self.error else str(self.job.status)
+
+    @property
+    def exit_code(self) -> int:
+        """0: every file processed (or skipped by the selection); 1: some failed or cancelled."""
+        counts = self.job.counts
+        complete = self.status == "finished" and not counts.get("failed") and not counts.get("cancelled")
+        return EXIT_OK if complete else EXIT_INCOMPLETE
+
+    @property
+    def tables(self) -> dict:
+        """One averaged DataFrame per strategy (parameters, report_type, <metric>_mean/_std/_n/_ci95)."""
+        return self.averaged.tables if self.averaged is not None else {}
+
+    @property
+    def long(self):
+        """Tidy long-format statistics (one row per group and metric)."""
+        return self.averaged.long if self.averaged is not None else None
+
+    @property
+    def outcomes(self):
+        """One pool.FileOutcome per input file."""
+        return self.job.outcomes
+
+    def outcomes_frame(self):
+        """Per-file outcomes as a DataFrame (file, status, reason, size, seconds, peak, attempts, path)."""
+        import pandas as pd
+
+        return pd.DataFrame([
+            {"file": os.path.basename(o.path), "status": str(o.status), "reason": o.reason,
+             "size_mb": o.size / MB, "seconds": o.seconds, "peak_mb": o.peak_mb, "attempts": o.attempts,
+             "path": o.path}
+            for o in self.job.outcomes
+        ])
+
+    def summary_dict(self) -> dict:
+        """The accounting as plain data (``--summary-json`` and ``run.json`` write it)."""
+        data = self.job.to_summary_dict()
+        data["status"] = self.status
+        data["exit_code"] = self.exit_code
+        data["partial"] = self.exit_code != EXIT_OK
+        data["output_dir"] = str(self.output_dir)
+        data["written"] = len(self.written)
+        data["cancelled_files"] = [o.path for o in self.job.outcomes if str(o.status) == "cancelled"]
+        if self.plan is not None:
+            data["planned_peak_mb"] = self.plan.predicted_peak_bytes / MB
+        if self.error:
+            data["averaging_error"] = self.error
+        return data
+
+    def summary(self) -> str:
+        lines = [self.job.summary()]
+        if self.averaged is not None:
+            lines += self.averaged.summary_lines()
+        if self.error:
+            lines.append(f"averaging failed: {self.error}")
+        if self.exit_code != EXIT_OK:
+            lines.append(f"partial results ({self.status}): the outputs hold only the processed files; "
+                         f"see {self.output_dir / 'run.json'}")
+        lines.append(f"outputs: {self.output_dir}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+# ---------------------------------------------------------------------------------- run
+
+class Run:
+    """A folder of reports processed through the memory-aware pool, then averaged and written.
+
+    ``folder`` defaults to the config's folder, or the bundled sample. ``config``: an OppNDA
+    averager JSON path or dict (None: ONE's standard naming); ``pattern`` and ``group_by``
+    override it. ``manager``: a ResourceManager (default: the spec's defaults). ``output``
+    defaults to :func:`default_output`. ``csv`` also writes the tables as CSV. ``learn``:
+    measured worker peaks update the memory model during the run and are kept for the next
+    runs (:func:`memory_model.save_learned`). ``oversize``: what to do with a file that does not fit the budget
+    even alone and streamed in lean mode: "skip" (default) or "run-alone". ``file_timeout``:
+    seconds per file (None: the pool's default, generous and scaled by size).
+    """
+
+    def __init__(self, folder=None, *, config: Any = None, pattern: Any = None, group_by: Any = None,
+                 manager: ResourceManager | None = None, output=None, workers: int | None = None,
+                 start_method: str | None = None, csv: bool = True, sample_interval: float = 0.2,
+                 learn: bool = True, oversize: str = "skip", file_timeout: float | None = None):
+        self.config = averaging.prepare_config(config, pattern, group_by)
+        if folder is None and self.config.folder is None:
+            folder = sample_folder()
+        self.folder = self.config.resolve_folder(folder)
+        self.files, self.skipped = averaging.select_files(self.folder, self.config)
+        if not self.files:
+            why = (f" ({len(self.skipped)} skipped, e.g. {os.path.basename(self.skipped[0][0])}: "
+                   f"{self.skipped[0][1]})" if self.skipped else "")
+            raise OppndaError(f"No matching report files in {self.folder}{why}. Check the folder, the name "
+                              "pattern and the config's file filter.")
+        self.output = OutputFolder(Path(output) if output is not None else default_output(self.folder))
+        self.output.check(self._planned_outputs(), self.files)
+        self.manager = manager if manager is not None else ResourceManager()
+        self.learn = bool(learn)
+        if self.learn:
+            memory_model.load_learned(self.manager.model, _STORE_KEY)
+        self.csv = csv
+        self.plan = plan(self.files, self.manager, skipped=self.skipped, workers=workers)
+        self.job = pool.Job(self.files, averaging.summarize_file, (self.config.settings(),), self.manager,
+                            skipped=self.skipped, estimate=self._estimate, kind_of=kind_of,
+                            preload=["oppnda_nb.averaging"], workers=self.plan.workers,
+                            start_method=start_method, sample_interval=sample_interval,
+                            oversize=oversize, file_timeout=file_timeout)
+        self.result: RunResult | None = None
+        self._listeners: list[Callable] = []
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._phase_monitor = None
+        self.job.add_listener(self._on_event)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.output.path
+
+    def _planned_outputs(self) -> list[str]:
+        """The names this run would write, from the file names alone (checked before any work)."""
+        stubs = [averaging.FileSummary(path=p, params=self.config.pattern.parse(os.path.basename(p)) or {},
+                                       report_type=kind_of(p), scalars={"_": 0.0}) for p in self.files]
+        names = [g.output_name for g in averaging.aggregate(stubs, self.config).groups]
+        return names + ["run.json", "csv"]
+
+    def _estimate(self, path: str, size: int, lean: bool = False) -> float:
+        """The pool asks at admission time, so what the run has learned so far is used at once."""
+        est = self.manager.model.estimate(kind_of(path), size)
+        return est if not lean else min(est, self.manager.model.lean_estimate(kind_of(path), size))
+
+    # -- events ------------------------------------------------------------------------
+    def add_listener(self, callback: Callable) -> None:
+        """``callback(event)`` for every pool event, then one ``Event(RUN_DONE, RunResult)``."""
+        self._listeners.append(callback)
+
+    def _on_event(self, event: Event) -> None:
+        if self.learn and event.kind == EventKind.FILE_FINISHED:
+            o = event.data
+            if o.peak_mb is not None and math.isfinite(o.peak_mb):
+                self.manager.model.observe(o.report_type, o.size, o.peak_mb * MB)
+        self._forward(event)
+
+    def _forward(self, event: Event) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb(event)
+            except Exception:  # a broken listener must not break the run
+                log.exception("a run listener failed on %s", event.kind)
+
+    def memory_frame(self):
+        """The memory samples so far: the pool's, then the kernel's while it averages."""
+        import pandas as pd
+
+        frame = self.job.memory_frame()
+        if self._phase_monitor is not None and self._phase_monitor.rows:
+            frame = pd.concat([frame, self._phase_monitor.frame()], ignore_index=True)
+        return frame
+
+    # -- control -----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._done.is_set()
+
+    @property
+    def progress(self):
+        return self.job.progress
+
+    def start(self) -> "Run":
+        """Start in the background (the kernel stays free); one run at a time."""
+        global _current
+        with _current_lock:
+            if _current is not None and _current is not self and _current.running:
+                raise OppndaError("A run is in progress: wait for it, or stop it (%oppnda stop / the panel's Stop).")
+            if self._thread is not None:
+                raise OppndaError("This run was already started; create a new Run to run again.")
+            self.output.lock()
+            _current = self
+            self._thread = threading.Thread(target=self._main, name="oppnda-run", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Start no new file, terminate the workers; what was processed is still averaged."""
+        self.job.stop(wait=False)
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        if self._thread is None:
+            raise OppndaError("The run was not started; call start() or run().")
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the run is still going after {timeout} s")
+        assert self.result is not None
+        return self.result
+
+    def run(self) -> RunResult:
+        """Run to the end (blocking). Ctrl-C (and SIGTERM in the CLI) stops the run and returns the partial result."""
+        self.start()
+        try:
+            while not self._done.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            self.stop()
+        return self.wait()
+
+    # -- the work ----------------------------------------------------------------------
+    def _watch_averaging(self, job_result: JobResult):
+        """Keep sampling the kernel while it averages (big sweeps make that phase heavy too)."""
+        frame = job_result.memory
+        t_end = float(frame["t"].max()) if len(frame) else 0.0
+        budget = job_result.budget_mb * MB
+        monitor = pool.MemoryMonitor(lambda: [], interval=self.job.sample_interval,
+                                     context=lambda s: (budget, float("nan"), 0))
+        return monitor.start(t0=time.monotonic() - t_end)
+
+    def _aggregate_and_write(self, job_result: JobResult, t0: float):
+        averaged = averaging.aggregate(job_result.results, self.config)
+        averaged.errors = [(o.path, o.reason or "") for o in job_result.outcomes if str(o.status) == "failed"]
+        averaged.skipped = list(self.skipped)
+        averaged.folder = self.folder
+        averaged.workers = job_result.workers
+        averaged.warnings.extend(f"{os.path.basename(s.path)}: {w}" for s in job_result.results for w in s.warnings)
+        if str(job_result.status) == "cancelled":
+            averaged.warnings.append(
+                f"partial results: the run was stopped, {job_result.counts['cancelled']} file(s) cancelled")
+        written = averaged.write_oppnda(self.output_dir, protect=self.files)
+        if self.csv:
+            written += averaged.to_csv(self.output_dir / "csv")
+        averaged.seconds = time.perf_counter() - t0
+        return averaged, written
+
+    def _main(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.job.start()
+            job_result = self.job.wait()
+            self._phase_monitor = self._watch_averaging(job_result)
+            averaged, written, error = None, [], None
+            try:
+                averaged, written = self._aggregate_and_write(job_result, t0)
+            except Exception as exc:  # keep the pool's accounting even if averaging breaks
+                log.exception("averaging failed")
+                error = f"{type(exc).__name__}: {exc}"
+            self._phase_monitor.stop()
+            self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame(),
+                                    self.plan)
+            try:
+                self.output.write_json("run.json", self.result.summary_dict())
+            except OSError as exc:
+                log.warning("could not write run.json: %s", exc)
+            if self.learn:
+                memory_model.save_learned(self.manager.model, _STORE_KEY)
+        finally:
+            self.output.unlock()
+            self._done.set()
+        self._forward(Event(RUN_DONE, self.result))
+
+
+# ---------------------------------------------------------------------------------- callers
+
+def average_folder(config: Any = None, folder=None, output=None, workers: int | None = None, pattern: Any = None,
+                   group_by: Any = None, *, csv: bool = False, manager: ResourceManager | None = None,
+                   **run_options) -> "averaging.AverageResult":
+    """OppNDA's averager as one call: :class:`Run` it and return its :class:`~averaging.AverageResult`
+    (errors, skips and warnings included). ``output`` defaults to ``<folder>/averaged``."""
+    run = Run(folder, config=config, pattern=pattern, group_by=group_by, manager=manager, output=output,
+              workers=workers, csv=csv, **run_options)
+    result = run.run()
+    if result.averaged is None:
+        raise OppndaError(f"averaging failed: {result.error}")
+    result.averaged.output_dir = result.output_dir
+    result.averaged.written = result.written
+    return result.averaged
