@@ -68,9 +68,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from .errors import OppndaError
-from .monitor import MB, MemoryMonitor, MemorySample, samples_frame
+from .monitor import MB, MemoryMonitor, MemorySample, samples_frame  # noqa: F401 (MemoryMonitor re-exported)
 
 STATUSES = ("processed", "skipped", "failed", "cancelled")
+
+
+class EventKind:  # transitional: the pool package gives the Enum
+    FILE_STARTED, FILE_FINISHED, FILE_FAILED, PROGRESS, MEMORY, WARNING, DONE = (
+        "file_started", "file_finished", "file_failed", "progress", "memory", "warning", "done")
 EVENT_KINDS = ("file_started", "file_finished", "file_failed", "progress", "memory", "warning", "done")
 
 
@@ -568,6 +573,11 @@ class Job:
         batch_file_bytes: int = 256 * 1024,
         batch_max_files: int = 64,
         batch_max_bytes: int = 4 * 1024 * 1024,
+        estimate: Callable | None = None,
+        kind_of: Callable | None = None,
+        preload: Sequence[str] = (),
+        oversize: str = "run-alone",
+        file_timeout: float | None = None,
     ):
         if not callable(work):
             raise OppndaError(f"work must be a function, got {work!r}")
@@ -634,7 +644,8 @@ class Job:
                 self._outcomes[i] = FileOutcome(p, 0, "failed", f"{type(exc).__name__}: {exc.strerror or exc}",
                                                 report_type=_report_type_of(p))
                 continue
-            self._tasks.append(_Task(i, p, size, estimate_file_bytes(manager, p, size), _report_type_of(p)))
+            est = estimate(p, size, False) if estimate is not None else estimate_file_bytes(manager, p, size)
+            self._tasks.append(_Task(i, p, size, est, kind_of(p) if kind_of else _report_type_of(p)))
         n = len(self.files)
         for j, (p, reason) in enumerate(self.skipped):
             try:

@@ -1538,3 +1538,20 @@ def summarize_report(report: Report | str | os.PathLike, *, separator: str = ":"
         scalars = {k: (v if math.isfinite(v) else math.nan) for k, v in scalars.items()}
     s.scalars = scalars
     return s
+
+
+# -- transitional API (the reports package replaces these) ---------------------------------
+def report_type_from_name(path) -> str | None:
+    """The report type from a ONE file name, None when the name does not say."""
+    return _type_from_name(os.fspath(path))
+
+
+def memory_priors() -> dict:
+    return {}
+
+
+def summarize_path(path, report_type=None, *, separator=":", ignore_fields=(), chunk_bytes=None, lean=False) -> Summary:
+    rep = read_report(path, report_type, separator=separator)
+    s = summarize_report(rep)
+    s.report_type, s.kind, s.warnings = rep.report_type, rep.kind, list(rep.meta.get("warnings", []))
+    return s
