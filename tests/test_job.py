@@ -1,0 +1,115 @@
+"""The one pipeline (job.Run): outputs guarded, locked and accounted for; plan = the memory model."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from oppnda_nb import ResourceManager, job
+from oppnda_nb.averaging import sample_folder
+from oppnda_nb.errors import OppndaError
+from oppnda_nb.memory_model import plan_peak
+from oppnda_nb.system import MB
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPPNDA_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _small_folder(dst: Path, n_ttl: int = 2) -> Path:
+    """MessageStatsReports of 2 seeds x ``n_ttl`` TTLs x 1 buffer from the bundled sample."""
+    dst.mkdir(parents=True, exist_ok=True)
+    picked = [p for p in sorted(sample_folder().glob("*MessageStatsReport.txt")) if "_10M_" in p.name]
+    ttls = sorted({p.name.split("_")[3] for p in picked})[:n_ttl]
+    for p in picked:
+        if p.name.split("_")[3] in ttls and p.name.split("_")[1] == "EpidemicRouter":
+            shutil.copy(p, dst / p.name)
+    assert len(list(dst.iterdir())) >= 2 * n_ttl
+    return dst
+
+
+def test_run_writes_run_json_and_exit_code(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    res = job.Run(folder, output=tmp_path / "out", workers=1).run()
+    assert res.exit_code == job.EXIT_OK
+    data = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert data["status"] == "finished" and data["partial"] is False
+    assert data["counts"]["processed"] == len(list(folder.iterdir()))
+    assert not (tmp_path / "out" / ".oppnda.lock").exists()  # released at the end
+
+
+def test_a_failed_file_gives_exit_code_1_and_is_named(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    bad = folder / "TEST_EpidemicRouter_9_60_10M_MessageStatsReport.txt"
+    bad.write_bytes(b"\x00\x01 not a report")
+    res = job.Run(folder, output=tmp_path / "out", workers=1).run()
+    assert res.exit_code == job.EXIT_INCOMPLETE
+    assert bad.name in res.summary()
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["partial"] is True
+
+
+def test_outputs_never_replace_inputs(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    first = sorted(folder.iterdir())[0]
+    before = first.read_bytes()
+    cfg = {"folder": str(folder), "report_types": ["MessageStatsReport"],
+           "filename_pattern": {"delimiter": "_", "components": {
+               "scenario_name": 0, "router": 1, "seed": 2, "ttl": 3, "buffer": 4, "report_type": 5}},
+           "average_groups": [{"name": "x", "group_by": ["router", "ttl", "buffer"],
+                               "output_template": "{scenario_name}_{router}_1_{ttl}_{buffer}_{report_type}.txt"}]}
+    with pytest.raises(OppndaError, match="replace input"):
+        job.Run(config=cfg, output=folder)
+    assert first.read_bytes() == before
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    blocker = tmp_path / "file-not-folder"
+    blocker.write_text("x")
+    with pytest.raises(OppndaError, match="Cannot write into the output folder"):
+        job.Run(folder, output=blocker / "out")
+
+
+def test_a_second_run_into_a_locked_folder_is_refused(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".oppnda.lock").write_text(f"{os.getppid()}\n")  # a live process holds it
+    with pytest.raises(OppndaError, match="Another run"):
+        job.Run(folder, output=out, workers=1).run()
+    (out / ".oppnda.lock").write_text("999999999\n")  # stale: no such process
+    assert job.Run(folder, output=out, workers=1).run().exit_code == job.EXIT_OK
+
+
+def test_nothing_matched_is_a_usage_error_that_creates_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(OppndaError, match="No matching report files"):
+        job.Run(empty, output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_plan_is_the_memory_model(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    rm = ResourceManager(total_ram_mb=4000)
+    p = job.plan_folder(folder, rm)
+    assert p.estimates == [rm.model.estimate(k, s) for k, s in zip(p.kinds, p.sizes)]
+    assert p.predicted_peak_bytes == pytest.approx(
+        plan_peak(p.kernel_bytes, p.estimates, p.workers, p.budget_bytes, idle_bytes=rm.overhead_mb * MB))
+    assert "recommended workers" in p.text()
+
+
+def test_a_run_learns_from_measured_peaks(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    rm = ResourceManager()
+    res = job.Run(folder, output=tmp_path / "out", manager=rm, workers=1).run()
+    measured = [o for o in res.outcomes if o.peak_mb]
+    assert measured, "the pool measures each file's worker peak"
+    learned = rm.model.learned()
+    assert "MessageStatsReport" in learned
+    for o in measured:
+        assert learned["MessageStatsReport"].estimate(o.size) >= o.peak_mb * MB

@@ -1,0 +1,95 @@
+"""The one memory model: arithmetic, conservative learning, the store, and P_opt/plan_peak."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oppnda_nb import ResourceManager
+from oppnda_nb.errors import SettingsError
+from oppnda_nb.memory_model import (
+    LEARN_MARGIN, MemoryModel, TypeModel, envelope, load_learned, plan_peak, save_learned, workers_that_fit,
+)
+from oppnda_nb.system import MB
+
+
+def test_type_model_is_the_spec_formula():
+    m = TypeModel(gamma=2.5, overhead_mb=40)
+    assert m.estimate(10 * MB) == 2.5 * 10 * MB + 40 * MB
+    assert TypeModel(1.0, 100, chunk_mb=40).lean_estimate(0) == pytest.approx(70 * MB)
+
+
+def test_priors_user_override_and_default():
+    model = MemoryModel(TypeModel(3.0, 50, "user"), {"EventLogReport": TypeModel(0.2, 90)})
+    assert model.estimate("EventLogReport", 100 * MB) == pytest.approx(0.2 * 100 * MB + 90 * MB)
+    assert model.estimate("Other", 1 * MB) == pytest.approx(3 * MB + 50 * MB)
+    model.override = True  # the user set gamma/overhead: every type uses them
+    assert model.estimate("EventLogReport", 100 * MB) == pytest.approx(350 * MB)
+
+
+@pytest.mark.parametrize("points", [
+    [(1 * MB, 60 * MB)],
+    [(1 * MB, 60 * MB), (50 * MB, 80 * MB), (100 * MB, 130 * MB)],
+    [(20 * MB, 300 * MB), (25 * MB, 310 * MB), (90 * MB, 200 * MB)],
+])
+def test_envelope_is_never_below_a_measured_peak(points):
+    m = envelope(points, TypeModel(3.0, 50))
+    for size, peak in points:
+        assert m.estimate(size) >= peak * (1 + LEARN_MARGIN) - 1
+    assert m.source == "learned"
+
+
+def test_envelope_learns_a_small_gamma_from_streamed_files():
+    pts = [(1 * MB, 70 * MB), (100 * MB, 90 * MB), (600 * MB, 150 * MB)]
+    m = envelope(pts, TypeModel(3.0, 50))
+    assert m.gamma < 0.2  # the prior's 3.0 would predict 1.8 GB for the 600 MB file
+    assert m.estimate(600 * MB) <= 1.3 * 150 * MB
+
+
+def test_observe_updates_estimates_during_a_run():
+    model = MemoryModel(TypeModel(3.0, 50), {"A": TypeModel(3.0, 50)})
+    before = model.estimate("A", 10 * MB)
+    for size, peak in [(10 * MB, 60 * MB), (40 * MB, 70 * MB), (80 * MB, 75 * MB)]:
+        model.observe("A", size, peak)
+    assert model.estimate("A", 10 * MB) < before
+    assert model.estimate("A", 80 * MB) >= 75 * MB
+    assert model.model_for("B").source != "learned"
+
+
+def test_store_round_trip_and_corrupt_store(tmp_path, caplog):
+    path = tmp_path / "models.json"
+    model = MemoryModel(TypeModel(3.0, 50))
+    model.observe("A", 10 * MB, 60 * MB)
+    save_learned(model, "v1", path)
+    fresh = MemoryModel(TypeModel(3.0, 50))
+    assert load_learned(fresh, "v1", path) == 1
+    assert fresh.model_for("A") == model.model_for("A")
+    assert load_learned(MemoryModel(TypeModel(3.0, 50)), "v2", path) == 0  # another parser version
+    path.write_text("{not json")
+    with caplog.at_level("WARNING", logger="oppnda_nb"):
+        assert load_learned(MemoryModel(TypeModel(3.0, 50)), "v1", path) == 0
+    assert "unreadable" in caplog.text
+    save_learned(model, "v1", path)  # a corrupt store is replaced by the next save
+    assert "v1" in json.loads(path.read_text())
+
+
+def test_plan_peak_and_workers_that_fit():
+    # kernel 100 + the two largest (50 + 30) = 180; with a budget of 160 only the largest fits
+    assert plan_peak(100, [10, 50, 30], workers=2) == 180
+    assert plan_peak(100, [10, 50, 30], workers=2, budget_bytes=160, idle_bytes=5) == 155
+    assert workers_that_fit(100, [10, 50, 30], budget_bytes=185, upper=3) == 2
+    assert workers_that_fit(100, [200], budget_bytes=150, upper=3) == 0
+
+
+def test_manager_p_opt_uses_the_estimates_it_is_given():
+    rm = ResourceManager(total_ram_mb=1000, eta=0.5, memory_reader=lambda: (0.0, 1000 * MB),
+                         base_reader=lambda: 100 * MB, max_workers=8)
+    # budget 500 MB; kernel 100 MB; estimates of 150 MB each -> 2 fit
+    assert rm.get_optimal_workers(estimates=[150 * MB] * 5) == min(2, rm._clamp_upper())
+
+
+def test_manager_errors_are_the_project_family():
+    with pytest.raises(SettingsError):
+        ResourceManager(eta=1.5)
+    with pytest.raises(SettingsError):
+        ResourceManager(total_ram_mb=-1)
