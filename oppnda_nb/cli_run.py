@@ -128,7 +128,7 @@ def add_average_parser(subparsers) -> argparse.ArgumentParser:
 
 def average_command(args: argparse.Namespace) -> int:
     """Run ``average``: one summary line per strategy plus the totals. Returns 0."""
-    from .averaging import average_folder
+    from .job import average_folder
 
     res = average_folder(config=args.config, folder=args.folder, output=args.output, workers=args.workers,
                          pattern=args.pattern, group_by=args.group_by, csv=args.csv,

@@ -237,13 +237,15 @@ class Run:
     measured worker peaks update the memory model during the run and are kept for the next
     runs (:func:`memory_model.save_learned`). ``oversize``: what to do with a file that does not fit the budget
     even alone and streamed in lean mode: "skip" (default) or "run-alone". ``file_timeout``:
-    seconds per file (None: the pool's default, generous and scaled by size).
+    seconds per file (None: the pool's default, generous and scaled by size). ``write=False``
+    keeps everything in memory (tables, curves) and touches no output folder.
     """
 
     def __init__(self, folder=None, *, config: Any = None, pattern: Any = None, group_by: Any = None,
                  manager: ResourceManager | None = None, output=None, workers: int | None = None,
                  start_method: str | None = None, csv: bool = True, sample_interval: float = 0.2,
-                 learn: bool = True, oversize: str = "skip", file_timeout: float | None = None):
+                 learn: bool = True, oversize: str = "skip", file_timeout: float | None = None,
+                 write: bool = True):
         self.config = averaging.prepare_config(config, pattern, group_by)
         if folder is None and self.config.folder is None:
             folder = sample_folder()
@@ -254,8 +256,10 @@ class Run:
                    f"{self.skipped[0][1]})" if self.skipped else "")
             raise OppndaError(f"No matching report files in {self.folder}{why}. Check the folder, the name "
                               "pattern and the config's file filter.")
+        self.write = bool(write)
         self.output = OutputFolder(Path(output) if output is not None else default_output(self.folder))
-        self.output.check(self._planned_outputs(), self.files)
+        if self.write:
+            self.output.check(self._planned_outputs(), self.files)
         self.manager = manager if manager is not None else ResourceManager()
         self.learn = bool(learn)
         if self.learn:
@@ -335,7 +339,8 @@ class Run:
                 raise OppndaError("A run is in progress: wait for it, or stop it (%oppnda stop / the panel's Stop).")
             if self._thread is not None:
                 raise OppndaError("This run was already started; create a new Run to run again.")
-            self.output.lock()
+            if self.write:
+                self.output.lock()
             _current = self
             self._thread = threading.Thread(target=self._main, name="oppnda-run", daemon=True)
             self._thread.start()
@@ -383,9 +388,11 @@ class Run:
         if str(job_result.status) == "cancelled":
             averaged.warnings.append(
                 f"partial results: the run was stopped, {job_result.counts['cancelled']} file(s) cancelled")
-        written = averaged.write_oppnda(self.output_dir, protect=self.files)
-        if self.csv:
-            written += averaged.to_csv(self.output_dir / "csv")
+        written: list[Path] = []
+        if self.write:
+            written = averaged.write_oppnda(self.output_dir, protect=self.files)
+            if self.csv:
+                written += averaged.to_csv(self.output_dir / "csv")
         averaged.seconds = time.perf_counter() - t0
         return averaged, written
 
@@ -404,10 +411,11 @@ class Run:
             self._phase_monitor.stop()
             self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame(),
                                     self.plan)
-            try:
-                self.output.write_json("run.json", self.result.summary_dict())
-            except OSError as exc:
-                log.warning("could not write run.json: %s", exc)
+            if self.write:
+                try:
+                    self.output.write_json("run.json", self.result.summary_dict())
+                except OSError as exc:
+                    log.warning("could not write run.json: %s", exc)
             if self.learn:
                 memory_model.save_learned(self.manager.model, _STORE_KEY)
         finally:
@@ -422,7 +430,10 @@ def average_folder(config: Any = None, folder=None, output=None, workers: int | 
                    group_by: Any = None, *, csv: bool = False, manager: ResourceManager | None = None,
                    **run_options) -> "averaging.AverageResult":
     """OppNDA's averager as one call: :class:`Run` it and return its :class:`~averaging.AverageResult`
-    (errors, skips and warnings included). ``output`` defaults to ``<folder>/averaged``."""
+    (errors, skips and warnings included). ``output`` defaults to ``<folder>/averaged``. Unlike a
+    plain run, there is no default folder: OppNDA's averager needs one (argument or config)."""
+    if folder is None and averaging.load_config(config).folder is None:
+        raise OppndaError("No input folder: give folder=... (or --folder DIR), or set \"folder\" in the config.")
     run = Run(folder, config=config, pattern=pattern, group_by=group_by, manager=manager, output=output,
               workers=workers, csv=csv, **run_options)
     result = run.run()

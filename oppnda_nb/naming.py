@@ -119,6 +119,11 @@ class NamePattern:
         return f"template {self.template!r}"
 
 
+def plain_name(name: str) -> str:
+    """A report's file name without a ``.gz`` suffix (gzip-compressed reports are read directly)."""
+    return name[:-3] if name.endswith(".gz") else name
+
+
 def compile_template(template: str) -> NamePattern:
     """Compile ``"{scenario}_{router}_{seed}_{ttl}_{buffer}M_{report_type}"`` to a NamePattern.
 

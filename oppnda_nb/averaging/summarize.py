@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from .. import reports
-from ..naming import NamePattern
+from ..naming import NamePattern, plain_name
 
 @dataclass(frozen=True)
 class SummarizeSettings:
@@ -41,7 +41,7 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     Table-shaped reports are streamed in bounded chunks (``lean``: smaller chunks, the pool's
     retry after a worker passed its memory estimate), so a worker's memory does not grow with the file.
     """
-    name = os.path.basename(path)
+    name = plain_name(os.path.basename(path))
     params = (settings.pattern.parse(name) if settings.pattern is not None else None) or {}
     if settings.fast_keyvalue:
         # Same parser as read_report's key:value path (reports._parse_keyvalue, OppNDA's loop), but
