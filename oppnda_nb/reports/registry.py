@@ -1,0 +1,104 @@
+"""The one registry of ONE report types: one :class:`ReportSpec` per type (kind, parser, summary,
+streaming summary, memory prior). Everything else (KIND_OF, detection, the pool's priors) derives
+from it, so adding a report type is one entry here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from . import streaming as st
+from .base import Report, Summary
+from .keyvalue import _p_keyvalue
+from .parsers import (_COLS, _p_created, _p_delivered, _p_distance_delay, _p_hash_table, _p_message_report,
+                      _p_node_density, _p_radius, _p_simple)
+from .parsers_events import (_p_adjacency, _p_connectivity_dtnsim2, _p_connectivity_one, _p_copy_count, _p_eventlog,
+                             _p_location_snapshot, _p_message_graph, _p_message_location, _p_ns2)
+from . import summaries as su
+from .tables import _Src
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """One ONE report type: how to parse it, summarise it (whole frame or streamed) and its memory prior.
+
+    ``gamma``: worker peak above its baseline per byte of file for :func:`summarize_path`;
+    ``overhead_mb``: worker baseline (interpreter + pandas) plus the fixed chunk allowance, in MB.
+    The estimate of a worker's peak for a file of ``size`` bytes is ``gamma * size + overhead_mb * MB``.
+    """
+
+    name: str
+    kind: str
+    parse: Callable[[_Src], pd.DataFrame]
+    summary: Callable[[Report], Summary]
+    stream: st.StreamSpec | None = None
+    gamma: float = 1.0
+    overhead_mb: float = 120.0
+
+
+def _spec(name, kind, parse, summary, stream=None, gamma=1.0, overhead_mb=120.0) -> ReportSpec:
+    return ReportSpec(name, kind, parse, summary, stream, gamma, overhead_mb)
+
+
+_DELAY = _COLS["MessageDelayReport"]
+_DELIVERY = _COLS["MessageDeliveryReport"]
+_TOTAL = _COLS["TotalContactTimeReport"]
+
+# Priors: measured with benchmarks/bench_worker_memory.py (see its docstring for the figures).
+_SPECS = [
+    _spec("MessageStatsReport", "keyvalue", _p_keyvalue, su._s_keyvalue),
+    _spec("PingAppReporter", "keyvalue", _p_keyvalue, su._s_keyvalue),
+    _spec("AdjacencyGraphvizReport", "graph", _p_adjacency, su._s_adjacency),
+    _spec("MessageGraphvizReport", "graph", _p_message_graph, su._s_message_graph),
+    _spec("BufferOccupancyReport", "timeseries", _p_simple(["time", "occupancy", "variance"]), su._s_buffer),
+    _spec("ContactsPerHourReport", "timeseries", _p_simple(["hour", "contacts"], ints=("hour", "contacts")),
+          su._s_per_hour),
+    _spec("MessageDeliveryReport", "timeseries", _p_hash_table(_DELIVERY, _DELIVERY, ints=("created", "delivered")),
+          su._s_delivery),
+    _spec("MessageDelayReport", "timeseries", _p_hash_table(_DELAY, _DELAY), su._s_delay),
+    _spec("TotalContactTimeReport", "timeseries", _p_hash_table(_TOTAL, _TOTAL), su._s_total_contact),
+    _spec("ContactTimesReport", "histogram", _p_simple(["duration", "count"], ints=("count",)),
+          su._s_hist("duration", "count", below10=True)),
+    _spec("InterContactTimesReport", "histogram", _p_simple(["duration", "count"], ints=("count",)),
+          su._s_hist("duration", "count", below10=True)),
+    _spec("ContactsDuringAnICTReport", "histogram", _p_simple(["contacts", "count"], ints=("contacts", "count")),
+          su._s_hist("contacts", "count")),
+    _spec("TotalEncountersReport", "histogram", _p_simple(["encounters", "nodes"], ints=("encounters", "nodes")),
+          su._s_hist("encounters", "nodes")),
+    _spec("UniqueEncountersReport", "histogram", _p_simple(["permille", "nodes"], ints=("permille", "nodes")),
+          su._s_hist("permille", "nodes")),
+    _spec("JumpSizeDistributionReport", "histogram", _p_simple(["bin_center", "density", "count"], ints=("count",)),
+          su._s_jump),
+    _spec("CreatedMessagesReport", "table", _p_created, su._s_created, st.CREATED),
+    _spec("DeliveredMessagesReport", "table", _p_delivered, su._s_delivered, st.DELIVERED),
+    _spec("DistanceDelayReport", "table", _p_distance_delay, su._s_distance_delay, st.DISTANCE_DELAY),
+    _spec("EncountersVSUniqueEncountersReport", "table",
+          _p_simple(["node", "encounters", "unique_encounters"], ints=("node", "encounters", "unique_encounters")),
+          su._s_encounters),
+    _spec("MessageReport", "table", _p_message_report, su._s_message_report, st.MESSAGE_REPORT),
+    _spec("NodeDensityReport", "table", _p_node_density, su._s_node_density),
+    _spec("RadiusOfGyrationReport", "table", _p_radius, su._s_radius),
+    _spec("LocationSnapshotReport", "snapshot", _p_location_snapshot, su._s_location, st.LOCATION),
+    _spec("MessageCopyCountReport", "snapshot", _p_copy_count, su._s_copy_count, st.COPY_COUNT),
+    _spec("MessageLocationReport", "snapshot", _p_message_location, su._s_message_location, st.MESSAGE_LOCATION),
+    _spec("ConnectivityONEReport", "events", _p_connectivity_one, su._s_connectivity, st.CONNECTIVITY),
+    _spec("ConnectivityDtnsim2Report", "events", _p_connectivity_dtnsim2, su._s_connectivity),
+    _spec("EventLogReport", "events", _p_eventlog, su._s_eventlog, st.EVENTLOG),
+    _spec("MovementNs2Report", "events", _p_ns2, su._s_ns2, st.NS2),
+]
+
+REGISTRY: dict[str, ReportSpec] = {s.name: s for s in _SPECS}
+KNOWN_REPORT_TYPES: tuple[str, ...] = tuple(sorted(REGISTRY))
+KIND_OF: dict[str, str] = {name: spec.kind for name, spec in REGISTRY.items()}
+_BY_LOWER = {name.lower(): name for name in REGISTRY}
+
+# A type the registry does not know (parsed generically): a conservative prior.
+GENERIC_PRIOR: tuple[float, float] = (6.0, 120.0)
+
+
+def memory_priors() -> dict[str, tuple[float, float]]:
+    """Per report type ``(gamma, overhead_mb)`` for :func:`summarize_path` in a worker, plus ``"generic"``."""
+    out = {name: (spec.gamma, spec.overhead_mb) for name, spec in REGISTRY.items()}
+    out["generic"] = GENERIC_PRIOR
+    return out
