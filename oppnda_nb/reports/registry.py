@@ -25,7 +25,7 @@ class ReportSpec:
 
     ``gamma``: worker peak above its baseline per byte of file for :func:`summarize_path`;
     ``overhead_mb``: worker baseline (interpreter + pandas) plus the fixed chunk allowance, in MB.
-    The estimate of a worker's peak for a file of ``size`` bytes is ``gamma * size + overhead_mb * MB``.
+    The estimate of a worker's peak for a file of ``size`` bytes is ``gamma * size + overhead_mb * MB`` (size in bytes).
     """
 
     name: str
@@ -33,19 +33,40 @@ class ReportSpec:
     parse: Callable[[_Src], pd.DataFrame]
     summary: Callable[[Report], Summary]
     stream: st.StreamSpec | None = None
-    gamma: float = 1.0
-    overhead_mb: float = 120.0
+    gamma: float = 16.0
+    overhead_mb: float = 30.0
 
 
-def _spec(name, kind, parse, summary, stream=None, gamma=1.0, overhead_mb=120.0) -> ReportSpec:
-    return ReportSpec(name, kind, parse, summary, stream, gamma, overhead_mb)
+# (gamma, overhead_mb) measured with benchmarks/bench_worker_memory.py (forkserver worker, PSS sampled
+# every 25 ms from outside; baseline after imports ~27 MB): peak = overhead_mb + gamma * size(MB)
+# is at or above each measured peak. Types not measured yet get the whole-frame prior (16, 30).
+_PRIORS = {
+    "DeliveredMessagesReport": (0.08, 40.0),    # 600 MB: peak 77.7 MB; 0.5 MB: 35.4 MB
+    "EventLogReport": (0.05, 70.0),             # 84 MB: 69.9 MB
+    "LocationSnapshotReport": (1.6, 60.0),      # 12.3 MB: 78.2 MB
+    "MessageCopyCountReport": (2.0, 60.0),      # 13.9 MB: 86.9 MB
+    "MessageLocationReport": (0.95, 40.0),      # 22.2 MB: 59.7 MB
+    "MovementNs2Report": (1.05, 40.0),          # 21.4 MB: 61.8 MB
+    "ConnectivityONEReport": (9.0, 45.0),       # 1.4 MB: 57.3 MB
+    "CreatedMessagesReport": (9.0, 30.0),       # 0.5 MB: 34.4 MB
+    "DistanceDelayReport": (4.0, 30.0),         # 0.4 MB: 31.5 MB
+    "MessageReport": (1.0, 28.0),               # 0.2 MB: 27.1 MB
+    "MessageDeliveryReport": (1.0, 28.0),       # 0.6 MB: 26.7 MB
+    "MessageStatsReport": (1.0, 28.0),          # 411 B: 27.1 MB
+    "PingAppReporter": (1.0, 28.0),
+}
+_WHOLE_FRAME_PRIOR = (16.0, 30.0)
+
+
+def _spec(name, kind, parse, summary, stream=None) -> ReportSpec:
+    gamma, overhead = _PRIORS.get(name, _WHOLE_FRAME_PRIOR)
+    return ReportSpec(name, kind, parse, summary, stream, gamma, overhead)
 
 
 _DELAY = _COLS["MessageDelayReport"]
 _DELIVERY = _COLS["MessageDeliveryReport"]
 _TOTAL = _COLS["TotalContactTimeReport"]
 
-# Priors: measured with benchmarks/bench_worker_memory.py (see its docstring for the figures).
 _SPECS = [
     _spec("MessageStatsReport", "keyvalue", _p_keyvalue, su._s_keyvalue),
     _spec("PingAppReporter", "keyvalue", _p_keyvalue, su._s_keyvalue),
@@ -94,7 +115,7 @@ KIND_OF: dict[str, str] = {name: spec.kind for name, spec in REGISTRY.items()}
 _BY_LOWER = {name.lower(): name for name in REGISTRY}
 
 # A type the registry does not know (parsed generically): a conservative prior.
-GENERIC_PRIOR: tuple[float, float] = (6.0, 120.0)
+GENERIC_PRIOR: tuple[float, float] = (16.0, 30.0)
 
 
 def memory_priors() -> dict[str, tuple[float, float]]:
