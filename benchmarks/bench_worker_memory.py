@@ -1,0 +1,110 @@
+"""Benchmark: memory and speed of one worker summarising one report, measured from outside.
+
+For each file, a fresh worker (forkserver, pandas and oppnda_nb.reports preloaded, as the pool's
+workers are) runs ``summarize_path`` (or ``read_report`` with ``--read``); this process samples the
+worker's PSS and RSS every 25 ms and prints: type, size MB, baseline MB (after imports, before the
+file), peak MB, peak-baseline, (peak-baseline)/size (gamma), seconds, MB/s. The registry's priors
+(``ReportSpec.gamma`` / ``overhead_mb``) are set from these figures.
+
+    PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py                 # /work/large-run + big files
+    PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py --read FILE...  # read_report instead
+    PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py --lean FILE...  # lean mode
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import multiprocessing as mp
+import os
+import sys
+import time
+
+import psutil
+
+MB = 1024 * 1024
+DEFAULT = sorted(glob.glob("/work/large-run/*.txt")) + sorted(glob.glob("/work/tmp-h1/big/*.txt"))
+
+
+def _work(conn, path: str, mode: str) -> None:
+    """Worker: wait for 'go', run the work on ``path``, send back the seconds (or the error)."""
+    from oppnda_nb import reports
+
+    conn.send("ready")
+    conn.recv()
+    t0 = time.perf_counter()
+    try:
+        if mode == "read":
+            rep = reports.read_report(path)
+            n = len(rep.frame)
+        else:
+            s = reports.summarize_path(path, lean=(mode == "lean"))
+            n = len(s.scalars)
+        conn.send(("ok", time.perf_counter() - t0, n))
+    except Exception as exc:  # report it, the benchmark goes on
+        conn.send(("error", time.perf_counter() - t0, str(exc)[:200]))
+
+
+def _mem(proc: psutil.Process) -> tuple[float, float]:
+    info = proc.memory_full_info()
+    return info.pss / MB, info.rss / MB
+
+
+def measure(ctx, path: str, mode: str, interval: float = 0.025) -> dict:
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_work, args=(child, path, mode))
+    p.start()
+    try:
+        proc = psutil.Process(p.pid)
+        assert parent.recv() == "ready"
+        time.sleep(0.2)
+        base = [_mem(proc) for _ in range(4)]
+        base_pss = min(b[0] for b in base)
+        base_rss = min(b[1] for b in base)
+        parent.send("go")
+        peak_pss, peak_rss = base_pss, base_rss
+        while not parent.poll(interval):
+            try:
+                pss, rss = _mem(proc)
+            except psutil.NoSuchProcess:
+                break
+            peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+        status, secs, detail = parent.recv()
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    size = os.path.getsize(path) / MB
+    from oppnda_nb.reports import detect_report_type
+    return {"type": detect_report_type(path), "size": size, "base": base_pss, "peak": peak_pss,
+            "above": peak_pss - base_pss, "rss_above": peak_rss - base_rss,
+            "gamma": (peak_pss - base_pss) / size if size else float("nan"),
+            "secs": secs, "mbs": size / secs if secs else float("nan"), "status": status, "detail": detail}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", default=None)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--read", action="store_true", help="read_report (whole tidy frame) instead of summarize_path")
+    g.add_argument("--lean", action="store_true", help="summarize_path(lean=True)")
+    args = ap.parse_args(argv)
+    files = args.files or DEFAULT
+    mode = "read" if args.read else "lean" if args.lean else "summary"
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["pandas", "numpy", "oppnda_nb.reports"])
+    print(f"# mode={mode} start={method} sampling every 25 ms; MB = 2**20; PSS (RSS above baseline in [])")
+    print(f"{'type':34s} {'size':>8s} {'base':>7s} {'peak':>7s} {'above':>7s} {'[rss]':>7s} {'gamma':>6s} "
+          f"{'s':>6s} {'MB/s':>7s}")
+    for f in files:
+        r = measure(ctx, f, mode)
+        flag = "" if r["status"] == "ok" else f"  ERROR {r['detail']}"
+        print(f"{r['type']:34s} {r['size']:8.1f} {r['base']:7.1f} {r['peak']:7.1f} {r['above']:7.1f} "
+              f"{r['rss_above']:7.1f} {r['gamma']:6.2f} {r['secs']:6.2f} {r['mbs']:7.1f}{flag}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

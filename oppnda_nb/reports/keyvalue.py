@@ -1,0 +1,151 @@
+"""key: value reports (MessageStatsReport, PingAppReporter) with OppNDA's averager semantics."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pandas as pd
+
+from .base import ReportError, snippet
+from .tables import _Src
+from .textio import _check_text, _read_bytes
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines as Python's universal-newline file iteration gives them (what OppNDA iterates)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _parse_keyvalue(text: str, separator: str, ignore_fields=()) -> tuple[dict, list[str], list[str]]:
+    """Key:value lines with OppNDA's averager semantics: (metrics, unparsable lines, lines without separator)."""
+    ignore = set(ignore_fields)
+    data: dict[str, float] = {}
+    bad: list[str] = []
+    other: list[str] = []
+    for raw in _split_lines(text):
+        line = raw.strip()
+        if not line:
+            continue
+        if separator not in line:
+            other.append(line)
+            continue
+        key, value = line.split(separator, 1)
+        key = key.strip()
+        value = value.strip()
+        if key in ignore:
+            continue
+        try:
+            data[key] = float(value) if value.lower() != "nan" else np.nan
+        except ValueError:
+            bad.append(line)
+    return data, bad, other
+
+
+def _bad_value_warnings(bad: list[str], separator: str) -> list[str]:
+    """One warning per line whose value is not a number, naming the key (at most 5, then a count)."""
+    out = []
+    for line in bad[:5]:
+        key, value = line.split(separator, 1)
+        out.append(f"unparsable value of {snippet(key.strip(), 80)}: not a number: {snippet(value.strip())} "
+                   "(line skipped, like OppNDA)")
+    if len(bad) > 5:
+        out.append(f"{len(bad) - 5} more line(s) with an unparsable value skipped")
+    return out
+
+
+def read_keyvalue(path: str | os.PathLike, separator: str = ":", ignore_fields=()) -> dict[str, float]:
+    """Read a key:value report exactly like OppNDA's averager (fast path for averaging).
+
+    For each stripped line containing ``separator``: split once, strip both sides, skip
+    ``ignore_fields``, ``float(value)`` unless ``value.lower() == "nan"`` (-> NaN), skip values that
+    do not parse. Later duplicates overwrite earlier ones (a dict, like OppNDA). Raises
+    :class:`ReportError` when the file cannot be read, is not text, or ends in an unfinished line
+    (no final newline: the value may be cut, e.g. ``delivered: 16`` of ``delivered: 161``).
+    :func:`keyvalue_summary` gives the same metrics plus warnings.
+    """
+    return keyvalue_summary(path, separator, ignore_fields, check=False)[0]
+
+
+def keyvalue_summary(path: str | os.PathLike, separator: str = ":", ignore_fields=(), report_type: str | None = None,
+                     *, check: bool = True) -> tuple[dict[str, float], list[str], dict]:
+    """(metrics, warnings, meta) of a key:value report without building a DataFrame.
+
+    ``check``: also the checks of :func:`read_report` (no metric at all is an error; missing or
+    duplicate keys, values that are not numbers and a missing title are warnings).
+    """
+    path = os.fspath(path)
+    warns: list[str] = []
+    data = _check_text(path, _read_bytes(path), warns, strict_end=True) if check else _raw_text(path)
+    src = _Src(path, data, report_type or "MessageStatsReport", separator, warns)
+    if not check:
+        return _parse_keyvalue(data.decode("utf-8"), separator, ignore_fields)[0], warns, {}
+    metrics = _kv_metrics(src, ignore_fields)
+    return metrics, warns, src.meta
+
+
+def _raw_text(path: str) -> bytes:
+    """The bytes OppNDA would read, checked only for being text and for an unfinished last line."""
+    data = _read_bytes(path)
+    if b"\x00" in data:
+        raise ReportError(path, "contains NUL bytes: binary data, not a text report")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportError(path, f"not UTF-8/ASCII text: byte 0x{data[exc.start]:02x} at offset {exc.start}") from None
+    if data and not data.endswith((b"\n", b"\r")):
+        last = data[max(data.rfind(b"\n"), data.rfind(b"\r")) + 1:]
+        if last.strip():
+            raise ReportError(path, f"truncated: the last line {snippet(last[:60].decode('utf-8', 'replace'))} has no "
+                                    "newline, so its value may be cut (run killed while writing?); ONE ends every "
+                                    "line with a newline. Re-run or remove the file")
+    return data
+
+
+def _kv_metrics(src: _Src, ignore_fields=()) -> dict[str, float]:
+    """The checked metrics of a key:value source (fills ``src.meta`` and ``src.warnings``)."""
+    text = src.data.decode("utf-8")
+    metrics, bad, other = _parse_keyvalue(text, src.separator, ignore_fields)
+    title = [ln for ln in other if ln]
+    for ln in title:
+        m = re.match(r"^(?:Message|Ping) stats for scenario (.*)$", ln)
+        if m:
+            src.meta["scenario"] = m.group(1).strip()
+            src.meta["title"] = ln
+            break
+    if not metrics:
+        first = [ln for ln in _split_lines(text) if ln.strip()][:2]
+        raise src.fail(f"no 'key{src.separator} value' lines with a number: not a {src.report_type} "
+                       f"(first lines: {snippet(first, 160)})")
+    src.warnings.extend(_bad_value_warnings(bad, src.separator))
+    keys = [ln.split(src.separator, 1)[0].strip() for ln in _split_lines(text) if src.separator in ln]
+    dups = sorted({k for k in keys if keys.count(k) > 1}) if len(keys) != len(set(keys)) else []
+    if dups:
+        src.warnings.append(f"duplicate keys {snippet(dups[:5], 160)}: the last value wins (like OppNDA)")
+    extra = [ln for ln in title if ln != src.meta.get("title")]
+    if extra:
+        src.warnings.append(f"{len(extra)} line(s) without '{src.separator}' ignored: {snippet(extra[:3], 160)}")
+    if src.report_type in _EXPECTED_KEYS:
+        missing = [k for k in _EXPECTED_KEYS[src.report_type] if k not in metrics]
+        if missing:
+            src.warnings.append(f"missing metrics {snippet(missing, 200)}")
+        if "title" not in src.meta:
+            src.warnings.append("missing the title line 'Message/Ping stats for scenario <name>'")
+    return metrics
+
+
+def _p_keyvalue(src: _Src) -> pd.DataFrame:
+    metrics = _kv_metrics(src)
+    return pd.DataFrame({"metric": pd.Series(list(metrics.keys()), dtype="str"),
+                         "value": pd.Series(list(metrics.values()), dtype="float64")})
+
+
+_EXPECTED_KEYS = {
+    "MessageStatsReport": ["sim_time", "created", "started", "relayed", "aborted", "dropped", "removed",
+                           "delivered", "delivery_prob", "response_prob", "overhead_ratio", "latency_avg",
+                           "latency_med", "hopcount_avg", "hopcount_med", "buffertime_avg", "buffertime_med",
+                           "rtt_avg", "rtt_med"],
+    "PingAppReporter": ["sim_time", "pings sent", "pings received", "pongs sent", "pongs received",
+                        "ping delivery prob", "pong delivery prob", "ping/pong success prob"],
+}
+

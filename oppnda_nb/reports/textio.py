@@ -1,0 +1,171 @@
+"""Reading report bytes safely (plain or gzip) and validating that they are text, whole or in blocks."""
+from __future__ import annotations
+
+import gzip
+import zlib
+from typing import BinaryIO, Iterator
+
+from .base import ReportError, snippet
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _open_error(path: str, exc: BaseException) -> ReportError:
+    if isinstance(exc, FileNotFoundError):
+        return ReportError(path, "file not found (was it moved or deleted?)")
+    if isinstance(exc, IsADirectoryError):
+        return ReportError(path, "is a directory, not a report file")
+    if isinstance(exc, PermissionError):
+        return ReportError(path, "permission denied: cannot read the file (check its permissions)")
+    if isinstance(exc, MemoryError):
+        return ReportError(path, "out of memory while reading the file")
+    if isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):
+        return ReportError(path, f"not a valid gzip file (corrupt or cut off): {exc}")
+    return ReportError(path, f"cannot read the file: {getattr(exc, 'strerror', None) or exc}")
+
+
+def open_report(path: str) -> BinaryIO:
+    """The file's bytes as a stream: gzip-compressed files (``*.txt.gz`` or gzip magic) are decompressed."""
+    try:
+        fh = open(path, "rb")
+        if fh.read(2) == GZIP_MAGIC:
+            fh.seek(0)
+            return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+        fh.seek(0)
+        return fh
+    except (OSError, MemoryError) as exc:
+        raise _open_error(path, exc) from None
+
+
+def is_gzip(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open_report(path) as fh:
+            return fh.read()
+    except ReportError:
+        raise
+    except (OSError, MemoryError, EOFError, zlib.error) as exc:
+        raise _open_error(path, exc) from None
+
+
+def read_head(path: str, n: int) -> bytes:
+    """The first ``n`` (decompressed) bytes, b"" if unreadable (for sniffing)."""
+    try:
+        with open_report(path) as fh:
+            return fh.read(n)
+    except (ReportError, OSError, EOFError, zlib.error):
+        return b""
+
+
+def _check_chars(path: str, data: bytes, offset: int) -> None:
+    """NUL bytes and non-UTF-8 bytes in ``data`` (which starts at file offset ``offset``) are errors."""
+    if b"\x00" in data:
+        at = offset + data.index(b"\x00")
+        raise ReportError(path, f"contains NUL bytes (first at offset {at}): binary data, not a text report")
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = data[exc.start]
+            raise ReportError(path, f"not UTF-8/ASCII text: byte 0x{bad:02x} at offset {offset + exc.start} "
+                                    "(wrong encoding or binary data? ONE writes ASCII)") from None
+
+
+def _empty_error(path: str) -> ReportError:
+    return ReportError(path, "empty file (0 bytes): ONE writes most reports only when a run ends, "
+                             "so the run was probably killed or is still running")
+
+
+def _cut_line(path: str, partial: bytes, total: int, complete: bool, warns: list[str], strict: bool) -> None:
+    """The file ends without a newline: error if nothing complete is left (or ``strict``), else warn."""
+    shown = snippet(partial[:60].decode("utf-8", "replace"))
+    if not complete:
+        raise ReportError(path, f"truncated: no complete line (the file ends mid-line after {total} bytes: {shown})")
+    if strict:
+        raise ReportError(path, f"truncated: the last line {shown} has no newline, so its value may be cut "
+                                "(run killed while writing?); ONE ends every line with a newline. "
+                                "Re-run or remove the file")
+    warns.append(f"truncated: the file does not end with a newline; incomplete last line {shown} dropped "
+                 "(run killed while writing?)")
+
+
+def _check_text(path: str, data: bytes, warns: list[str], *, strict_end: bool = False) -> bytes:
+    """Validate that ``data`` is a newline-terminated text report; drop an incomplete last line
+    (``strict_end``: an incomplete last line with content is an error, for key:value reports)."""
+    if not data:
+        raise _empty_error(path)
+    bom = data.startswith(b"\xef\xbb\xbf")
+    if bom:
+        data = data[3:]
+        warns.append("file starts with a UTF-8 byte order mark (ignored); ONE writes plain ASCII")
+    _check_chars(path, data, 3 if bom else 0)
+    if data.isspace():
+        raise ReportError(path, f"contains only whitespace ({len(data)} bytes), no report data")
+    if not data.endswith(b"\n"):
+        cut = data.rfind(b"\n")
+        partial = data[cut + 1:]
+        complete = not (cut < 0 or data[:cut + 1].isspace())
+        _cut_line(path, partial, len(data), complete, warns, strict_end and bool(partial.strip()))
+        data = data[:cut + 1]
+    return data
+
+
+def iter_blocks(path: str, chunk_bytes: int, warns: list[str]) -> Iterator[tuple[bytes, int]]:
+    """Complete-line blocks of about ``chunk_bytes`` (validated like :func:`_check_text`) with the
+    1-based number of each block's first line. Memory: one block plus one partial line."""
+    carry = b""
+    offset = 0          # file offset of carry[0]
+    line = 1
+    content = False     # a non-whitespace byte seen
+    first = True
+    total = 0
+    try:
+        with open_report(path) as fh:
+            while True:
+                raw = fh.read(chunk_bytes)
+                total += len(raw)
+                eof = not raw
+                if first and raw:
+                    first = False
+                    if raw.startswith(b"\xef\xbb\xbf"):
+                        raw = raw[3:]
+                        offset = 3
+                        warns.append("file starts with a UTF-8 byte order mark (ignored); ONE writes plain ASCII")
+                buf = carry + raw if carry else raw
+                cut = buf.rfind(b"\n") if not eof else len(buf) - 1
+                if eof and buf and not buf.endswith(b"\n"):
+                    cut = buf.rfind(b"\n")
+                if cut < 0 and not eof:
+                    carry = buf
+                    continue
+                block, carry = buf[:cut + 1], buf[cut + 1:]
+                del buf
+                if block:
+                    _check_chars(path, block, offset)
+                    if content or not block.isspace():
+                        content = True
+                        yield block, line
+                    line += block.count(b"\n")
+                    offset += len(block)
+                if eof:
+                    break
+    except ReportError:
+        raise
+    except (OSError, MemoryError, EOFError, zlib.error) as exc:
+        raise _open_error(path, exc) from None
+    if total == 0:
+        raise _empty_error(path)
+    if carry:
+        _check_chars(path, carry, offset)
+        if not content and carry.isspace():
+            raise ReportError(path, f"contains only whitespace ({total} bytes), no report data")
+        _cut_line(path, carry, total, content, warns, False)
+    elif not content:
+        raise ReportError(path, f"contains only whitespace ({total} bytes), no report data")
