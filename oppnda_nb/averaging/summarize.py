@@ -18,7 +18,6 @@ class SummarizeSettings:
     separator: str = ":"
     ignore_fields: tuple[str, ...] = ()
     report_type: str | None = None     # force a reader; None: detect from the name / content
-    fast_keyvalue: bool = True          # key:value reports via reports.read_keyvalue (no DataFrame)
 
 
 @dataclass
@@ -43,22 +42,10 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     """
     name = plain_name(os.path.basename(path))
     params = (settings.pattern.parse(name) if settings.pattern is not None else None) or {}
-    if settings.fast_keyvalue:
-        # Same parser as read_report's key:value path (reports._parse_keyvalue, OppNDA's loop), but
-        # without building a DataFrame: ~15x faster for MessageStatsReport-sized files.
-        rt = settings.report_type or reports.detect_report_type(path, head=b"")   # name only, no I/O
-        if reports.KIND_OF.get(rt) == "keyvalue":
-            metrics = reports.read_keyvalue(path, settings.separator, settings.ignore_fields)
-            if metrics:
-                return FileSummary(path=str(path), params=params, report_type=rt,
-                                   scalars=metrics, kind="keyvalue")
-            # nothing parsed: fall through so read_report raises a ReportError that says why
-    summ = reports.summarize_path(path, settings.report_type, separator=settings.separator, lean=lean)
-    ignore = set(settings.ignore_fields)
+    summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
+                                  ignore_fields=settings.ignore_fields, lean=lean)
     scalars: dict[str, float] = {}
     for k, v in (summ.scalars or {}).items():
-        if k in ignore:
-            continue
         try:
             scalars[str(k)] = float(v)
         except (TypeError, ValueError):

@@ -148,7 +148,9 @@ def summarize_path(path: str | os.PathLike, report_type: str | None = None, *, s
     except TypeError:
         raise ReportError(repr(path), "not a file path") from None
     try:
-        return _summarize_path(path, report_type, separator, tuple(ignore_fields), chunk_bytes, lean)
+        s, rt = _summarize_path(path, report_type, separator, tuple(ignore_fields), chunk_bytes, lean)
+        s.report_type, s.kind = rt, KIND_OF.get(rt, "generic") if s.kind is None else s.kind
+        return s
     except ReportError:
         raise
     except MemoryError:
@@ -158,7 +160,7 @@ def summarize_path(path: str | os.PathLike, report_type: str | None = None, *, s
 
 
 def _summarize_path(path: str, report_type: str | None, separator: str, ignore: tuple, chunk_bytes: int | None,
-                    lean: bool) -> Summary:
+                    lean: bool) -> tuple[Summary, str]:
     if report_type is not None:
         rt = _BY_LOWER.get(str(report_type).lower())
     else:
@@ -166,7 +168,7 @@ def _summarize_path(path: str, report_type: str | None, separator: str, ignore: 
     spec = REGISTRY.get(rt) if rt else None
     if spec is not None and spec.kind == "keyvalue" and isinstance(separator, str) and separator:
         metrics, warns, _ = keyvalue_summary(path, separator, ignore, rt)
-        return Summary(metrics, warnings=warns)
+        return Summary(metrics, warnings=warns), rt
     stream = spec.stream if spec is not None else None
     if stream is not None and chunk_bytes is None and not lean:
         try:
@@ -191,10 +193,12 @@ def _summarize_path(path: str, report_type: str | None, separator: str, ignore: 
                                     f"or pass report_type='{guess}'") from None
         raise
     s.warnings = warns
-    return _clean(s, False, ignore)
+    return _clean(s, False, ignore), rt
 
 
-def _clean_whole(path: str, report_type: str | None, separator: str, ignore: tuple) -> Summary:
-    s = summarize_report(read_report(path, report_type, separator=separator))
+def _clean_whole(path: str, report_type: str | None, separator: str, ignore: tuple) -> tuple[Summary, str]:
+    rep = read_report(path, report_type, separator=separator)
+    s = summarize_report(rep)
     s.scalars = {k: v for k, v in s.scalars.items() if k not in set(ignore)}
-    return s
+    s.kind = rep.kind
+    return s, rep.report_type

@@ -67,6 +67,8 @@ class Summary:
     curve: pd.DataFrame | None = None
     curve_kind: str | None = None
     warnings: list = field(default_factory=list)
+    report_type: str | None = None  # set by summarize_path (the type it read the file as)
+    kind: str | None = None         # that type's kind (keyvalue, table, events, ...)
 
 
 def _f(x: Any) -> float:
