@@ -1,0 +1,379 @@
+"""A per-file summary cache on disk (SQLite), so re-running a sweep only reads new or changed files.
+
+An entry is keyed by the file's absolute path, its size, its ``mtime_ns`` and a ``version`` the
+caller gives (parser version + summarize settings, see :func:`version_key`): any change of one
+of them is a miss, so a different name pattern or separator never reuses a summary. The value
+is any picklable object (the job stores :class:`averaging.FileSummary`).
+
+The cache must never break a run: a corrupt database is moved aside and rebuilt (warning), an
+unusable one (read-only folder, ...) turns the cache off for this instance (warning), and a
+writer that cannot get the lock from a concurrent run skips storing (debug). Concurrent runs
+share the file safely (WAL journal, busy timeout, one transaction per batch).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from . import __version__
+from .memory_model import cache_dir
+
+log = logging.getLogger("oppnda_nb.cache")
+
+#: the database file in :func:`memory_model.cache_dir`
+FILENAME = "summaries.sqlite"
+#: bump when the table layout changes (an old database is then rebuilt, not misread)
+SCHEMA = 1
+#: paths per ``IN (...)`` query (SQLite's variable limit is 999 on old builds)
+BATCH = 500
+#: seconds a connection waits for a concurrent writer before giving up
+BUSY_TIMEOUT_S = 5.0
+#: a file modified this close to (or after) the moment it was read may change again within the
+#: file system's mtime resolution without changing size or mtime: it is not cached ("racy" entry)
+RACY_NS = 2_000_000_000
+#: pickle protocol of stored values (fixed so every supported Python reads them)
+PROTOCOL = 4
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS summaries (
+    path TEXT NOT NULL,
+    version TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    stored_at REAL NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (path, version)
+) WITHOUT ROWID;
+"""
+
+FileKey = tuple[str, int, int]  # (path, size, mtime_ns)
+
+
+def default_path() -> Path:
+    """``<cache_dir>/summaries.sqlite`` (``$OPPNDA_CACHE_DIR`` moves it)."""
+    return cache_dir() / FILENAME
+
+
+def version_key(*parts: Any) -> str:
+    """A version string for the cache from the package version and any picklable settings.
+
+    ``version_key(settings)`` with a :class:`averaging.SummarizeSettings`: another name pattern,
+    separator or ignore list gives another key, so their summaries are never mixed.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(pickle.dumps(part, protocol=PROTOCOL))
+    return f"{__version__}:{digest.hexdigest()[:20]}"
+
+
+def stat_keys(paths: Iterable[str]) -> list[FileKey]:
+    """``(path, size, mtime_ns)`` of each file that exists (vanished files are left out)."""
+    out: list[FileKey] = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        out.append((str(p), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """Damaged or foreign file (rebuild it) — as opposed to locked/busy/read-only (leave it)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or (code & 0xFF) in (11, 26)
+    msg = str(exc).lower()
+    return "not a database" in msg or "malformed" in msg or "corrupt" in msg
+
+
+def _is_locked(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+class SummaryCache:
+    """Per-file summaries on disk, keyed by (absolute path, size, mtime_ns, version).
+
+    ``path``: the database file (default :func:`default_path`). ``version``: what produced the
+    values (:func:`version_key`). A connection is opened per call, so an instance may be used
+    from any thread and survives forks.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, version: str):
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        self.version = str(version)
+        self.enabled = True
+        self.hits = 0
+        self.misses = 0
+        self.stored = 0
+        self.skipped_writes = 0
+        self._ready = False
+
+    # -- connection ------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                              check_same_thread=False)
+        try:
+            con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            con.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _init_db(self) -> None:
+        """Create the folder and tables (once per instance); rebuild a damaged or foreign file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in (1, 2):
+            con = None
+            try:
+                con = self._connect()
+                mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    con.execute("PRAGMA journal_mode = WAL")  # persistent: set once per database
+                con.executescript(_TABLES)
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                if row is None:
+                    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+                elif row[0] != str(SCHEMA):
+                    raise sqlite3.DatabaseError(f"file is not a database of schema {SCHEMA} (found {row[0]})")
+                self._ready = True
+                return
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or _is_locked(exc) or not _is_corruption(exc):
+                    raise
+                if con is not None:
+                    con.close()
+                    con = None
+                self._move_aside(exc)
+            finally:
+                if con is not None:
+                    con.close()
+
+    def _move_aside(self, exc: BaseException) -> None:
+        """Rename a damaged database (and its journal files) out of the way, keeping it to look at."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
+        log.warning("the summary cache %s is unreadable (%s); moved it to %s and starting an empty one",
+                    self.path, exc, aside.name)
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            pass  # another process moved it already
+        for suffix in ("-wal", "-shm", "-journal"):
+            try:
+                os.remove(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    @contextmanager
+    def _db(self, what: str) -> Iterator[sqlite3.Connection | None]:
+        """A connection, or None when the cache is off or broken (the caller then misses/skips)."""
+        if not self.enabled:
+            yield None
+            return
+        con = None
+        try:
+            for attempt in (1, 2):
+                if not self._ready:
+                    self._init_db()
+                try:
+                    con = self._connect()
+                    break
+                except sqlite3.DatabaseError as exc:  # damaged since this instance set it up
+                    if attempt == 2 or not _is_corruption(exc):
+                        raise
+                    self._move_aside(exc)
+                    self._ready = False
+        except (sqlite3.Error, OSError) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and _is_locked(exc):
+                log.debug("summary cache %s busy while %s; not using it this time", self.path, what)
+            else:
+                log.warning("summary cache %s not usable (%s); running without it", self.path, exc)
+                self.enabled = False
+            if con is not None:
+                con.close()
+            yield None
+            return
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _failed(self, exc: sqlite3.Error, what: str) -> None:
+        """One operation failed: locked -> debug; damaged -> move aside (next call rebuilds)."""
+        if isinstance(exc, sqlite3.DatabaseError) and _is_locked(exc):
+            log.debug("summary cache %s locked by another run while %s; skipped", self.path, what)
+        elif isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc):
+            self._move_aside(exc)
+            self._ready = False
+        else:
+            log.warning("summary cache %s failed while %s (%s); skipped", self.path, what, exc)
+
+    # -- the API ---------------------------------------------------------------------
+    def get_many(self, paths_with_stat: Sequence[FileKey]) -> dict[str, Any]:
+        """The cached values of the files whose size and mtime_ns match: ``{path as given: value}``.
+
+        ``paths_with_stat``: ``(path, size, mtime_ns)`` as :func:`stat_keys` gives them. One query
+        per :data:`BATCH` paths; an entry that no longer unpickles is a miss.
+        """
+        wanted: dict[str, tuple[str, int, int]] = {}
+        for p, size, mtime_ns in paths_with_stat:
+            wanted[os.path.abspath(p)] = (str(p), int(size), int(mtime_ns))
+        found: dict[str, Any] = {}
+        if not wanted:
+            return found
+        keys = list(wanted)
+        with self._db("reading") as con:
+            if con is not None:
+                try:
+                    for i in range(0, len(keys), BATCH):
+                        chunk = keys[i:i + BATCH]
+                        marks = ",".join("?" * len(chunk))
+                        rows = con.execute(
+                            f"SELECT path, size, mtime_ns, value FROM summaries "
+                            f"WHERE version = ? AND path IN ({marks})", (self.version, *chunk)).fetchall()
+                        for apath, size, mtime_ns, blob in rows:
+                            given, want_size, want_mtime = wanted[apath]
+                            if size != want_size or mtime_ns != want_mtime:
+                                continue
+                            try:
+                                found[given] = pickle.loads(blob)
+                            except Exception as exc:  # a class that changed shape: recompute
+                                log.debug("summary cache entry for %s does not load (%s); a miss", apath, exc)
+                except sqlite3.Error as exc:
+                    self._failed(exc, "reading")
+                    found = {}
+        self.hits += len(found)
+        self.misses += len(wanted) - len(found)
+        return found
+
+    def put_many(self, items: Sequence[tuple[str, int, int, Any]], *, read_started_ns: int | None = None) -> int:
+        """Store ``(path, size, mtime_ns, value)`` entries in one transaction; the number stored.
+
+        ``size``/``mtime_ns`` must be the stat taken *before* the file was read. Files modified
+        less than :data:`RACY_NS` before ``read_started_ns`` (default: now) are not stored: they
+        may still change without changing their stat. Unpicklable values are skipped.
+        """
+        limit = (read_started_ns if read_started_ns is not None else time.time_ns()) - RACY_NS
+        now = time.time()
+        rows = []
+        for p, size, mtime_ns, value in items:
+            if int(mtime_ns) > limit:
+                continue
+            try:
+                blob = pickle.dumps(value, protocol=PROTOCOL)
+            except Exception as exc:
+                log.debug("not caching %s: its summary does not pickle (%s)", p, exc)
+                continue
+            rows.append((os.path.abspath(p), self.version, int(size), int(mtime_ns), now, blob))
+        if not rows:
+            return 0
+        with self._db("writing") as con:
+            if con is None:
+                self.skipped_writes += len(rows)
+                return 0
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?)", rows)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._failed(exc, "writing")
+                self.skipped_writes += len(rows)
+                return 0
+        self.stored += len(rows)
+        return len(rows)
+
+    def prune(self, existing_paths: Iterable[str] | None = None, *, older_than_days: float | None = None) -> int:
+        """Drop entries of deleted files (every version); the number dropped.
+
+        ``existing_paths``: files known to exist (not stat-ed again; e.g. the run's selection);
+        every other entry is kept only if its file is still on disk. ``older_than_days``: also
+        drop entries stored longer ago than that (old versions pile up otherwise).
+        """
+        known = {os.path.abspath(p) for p in existing_paths} if existing_paths is not None else set()
+        dropped = 0
+        with self._db("pruning") as con:
+            if con is None:
+                return 0
+            try:
+                paths = [r[0] for r in con.execute("SELECT DISTINCT path FROM summaries")]
+                gone = [(p,) for p in paths if p not in known and not os.path.exists(p)]
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    if gone:
+                        con.executemany("DELETE FROM summaries WHERE path = ?", gone)
+                        dropped += len(gone)
+                    if older_than_days is not None:
+                        cur = con.execute("DELETE FROM summaries WHERE stored_at < ?",
+                                          (time.time() - older_than_days * 86400.0,))
+                        dropped += max(cur.rowcount, 0)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._failed(exc, "pruning")
+                return 0
+        return dropped
+
+    def clear(self) -> None:
+        """Drop every entry (all versions) and give the space back."""
+        with self._db("clearing") as con:
+            if con is None:
+                return
+            try:
+                con.execute("DELETE FROM summaries")
+                con.execute("VACUUM")
+            except sqlite3.Error as exc:
+                self._failed(exc, "clearing")
+
+    def stats(self) -> dict[str, Any]:
+        """Entries (all / this version), bytes on disk, and this instance's hits, misses and stores."""
+        out: dict[str, Any] = {"path": str(self.path), "version": self.version, "enabled": self.enabled,
+                               "entries": 0, "entries_this_version": 0, "versions": 0,
+                               "hits": self.hits, "misses": self.misses, "stored": self.stored,
+                               "skipped_writes": self.skipped_writes}
+        with self._db("counting") as con:
+            if con is not None:
+                try:
+                    out["entries"], out["versions"] = con.execute(
+                        "SELECT COUNT(*), COUNT(DISTINCT version) FROM summaries").fetchone()
+                    out["entries_this_version"] = con.execute(
+                        "SELECT COUNT(*) FROM summaries WHERE version = ?", (self.version,)).fetchone()[0]
+                except sqlite3.Error as exc:
+                    self._failed(exc, "counting")
+        out["bytes"] = sum(os.path.getsize(f) for f in (str(self.path), f"{self.path}-wal")
+                           if os.path.exists(f))
+        return out
+
+    def __repr__(self) -> str:
+        return f"SummaryCache({str(self.path)!r}, version={self.version!r})"
+
+
+def clear_cache(path: str | os.PathLike | None = None) -> bool:
+    """Delete the cache database (default :func:`default_path`) and its journal files; True if it existed."""
+    db = Path(path).expanduser() if path is not None else default_path()
+    existed = db.exists()
+    for f in (str(db), f"{db}-wal", f"{db}-shm", f"{db}-journal"):
+        try:
+            os.remove(f)
+        except FileNotFoundError:
+            pass
+    return existed
