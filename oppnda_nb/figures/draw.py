@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3d projection)
@@ -26,8 +27,10 @@ __all__ = ["PALETTE", "line", "surface", "violin", "heatmap", "pairplot", "distr
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 _MARKERS = ["o", "s", "^", "D", "v", "*", "P", "X"]
 #: seaborn-only colormap names OppNDA configs use -> the closest matplotlib colormap
-_SEABORN_CMAPS = {"flare": "magma_r", "crest": "viridis_r", "rocket": "magma", "mako": "viridis",
-                  "icefire": "coolwarm", "vlag": "RdBu_r"}
+_SEABORN_CMAPS = {"crest": "viridis_r", "rocket": "magma", "mako": "viridis", "icefire": "coolwarm",
+                  "vlag": "RdBu_r"}
+#: seaborn's "flare" (light orange -> purple), rebuilt from a few of its colours
+_FLARE = ["#edb081", "#e98d6b", "#e3685c", "#d14a61", "#b13c6c", "#8f3371", "#6c2b6d", "#4a2466"]
 _DEFAULT_LABELS = {"ttl": "TTL (min)", "buffer": "buffer (MB)"}
 
 
@@ -39,6 +42,8 @@ def _figure(size: Sequence[float], dpi: float = 100) -> Figure:
 
 def colormap(name: str | None, default: str = "viridis"):
     """A matplotlib colormap for a config's name (seaborn-only names mapped; unknown -> ``default``)."""
+    if name in ("flare", "flare_r"):
+        return LinearSegmentedColormap.from_list(name, _FLARE if name == "flare" else _FLARE[::-1])
     name = _SEABORN_CMAPS.get(name, name) if name else default
     try:
         return colormaps[name]
@@ -228,9 +233,17 @@ def surface(table: pd.DataFrame, metric: str, x: str, y: str, *, labels: Mapping
     X, Y = np.meshgrid(xs, ys)
     fig = _figure(size)
     ax = fig.add_subplot(1, 1, 1, projection="3d")
+    lo, hi = float(np.nanmin(zf)), float(np.nanmax(zf))
     surf = ax.plot_surface(X, Y, zf, cmap=colormap(cmap), edgecolor=edge_color, linewidth=line_width,
-                           alpha=alpha, rstride=1, cstride=1, antialiased=True)
+                           alpha=alpha, rstride=1, cstride=1, antialiased=True, vmin=lo, vmax=hi)
     surf.set_gid(f"surface:{metric}")
+    # the measured means themselves, on the vertices (a face's colour is the mean of its corners)
+    pts = ax.scatter(X[~missing], Y[~missing], z[~missing], color="black", s=14, depthshade=False, zorder=5)
+    pts.set_gid("means")
+    if len(xs) <= 12:
+        ax.set_xticks(xs)
+    if len(ys) <= 12:
+        ax.set_yticks(ys)
     ax.set_xlabel(axis_label(x, labels), fontsize=fonts.get("axis_label", 11), labelpad=8)
     ax.set_ylabel(axis_label(y, labels), fontsize=fonts.get("axis_label", 11), labelpad=8)
     ax.set_zlabel(metric_label(metric), fontsize=fonts.get("axis_label", 11), labelpad=10)
@@ -387,7 +400,7 @@ def pairplot(raw: pd.DataFrame, metrics: Sequence[str] | None = None, hue: str |
     keys = [None] if hue is None or hue not in raw.columns else _sorted_unique(raw[hue])
     colours = _colours(len(keys), palette)
     fig = _figure(size or (2.1 * n + 1.6, 2.1 * n))
-    axes = fig.subplots(n, n, squeeze=False)
+    axes = fig.subplots(n, n, squeeze=False, sharex="col")
     data = {m: _numeric(raw[m]) for m in metrics}
     masks = [np.ones(len(raw), bool) if k is None else (raw[hue] == k).to_numpy() for k in keys]
     for i, mi in enumerate(metrics):
@@ -418,11 +431,11 @@ def pairplot(raw: pd.DataFrame, metrics: Sequence[str] | None = None, hue: str |
             if i == n - 1:
                 ax.set_xlabel(metric_label(mj), fontsize=fonts.get("axis_label", 9))
             else:
-                ax.set_xticklabels([])
+                ax.tick_params(labelbottom=False)
             if j == 0:
                 ax.set_ylabel(metric_label(mi), fontsize=fonts.get("axis_label", 9))
             elif i != j:
-                ax.set_yticklabels([])
+                ax.tick_params(labelleft=False)
     if keys != [None]:
         handles = [axes[0][1 if n > 1 else 0].scatter([], [], s=marker_size * 1.5, color=colours[k],
                                                       label=str(key)) for k, key in enumerate(keys)]
