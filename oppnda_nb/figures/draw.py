@@ -297,7 +297,11 @@ def violin(frame: pd.DataFrame, metric: str, by: str = "router", *, title: str |
     for i, (key, vals) in enumerate(groups):
         pos = float(i)
         if np.unique(vals).size >= 2:
-            parts = ax.violinplot([vals], positions=[pos], vert=False, widths=w, showextrema=False)
+            try:  # matplotlib >= 3.10
+                parts = ax.violinplot([vals], positions=[pos], orientation="horizontal", widths=w,
+                                      showextrema=False)
+            except TypeError:
+                parts = ax.violinplot([vals], positions=[pos], vert=False, widths=w, showextrema=False)
             for body in parts["bodies"]:
                 body.set_facecolor(colours[i])
                 body.set_edgecolor("black")
