@@ -183,7 +183,7 @@ def test_task_files_carry_kind_and_pixels_and_estimates_grow(tmp_path):
     small = ft.estimate_task(paths[0], 1000)
     assert ft.estimate_task(paths[1], 1000) > small
     assert ft.estimate_task(paths[0], 10_000_000) > small
-    assert ft.estimate_bytes("line", 0, 4e6) - ft.estimate_bytes("line", 0, 0) == pytest.approx(4e6 * ft.PIXEL_BYTES)
+    assert ft.estimate_bytes("line", 0, 4e6) - ft.estimate_bytes("line", 0, 0) == pytest.approx(4e6 * ft.MEMORY_FACTORS["line"][1])
 
 
 def test_draw_task_writes_each_format(tmp_path):

@@ -13,11 +13,11 @@ from .analysis import (
 )
 from .config import DEFAULTS, AnalysisConfig, example_config_path, load_analysis_config
 from .draw import PALETTE, distribution, heatmap, line, pairplot, surface, timeseries, violin
-from .tasks import MEMORY_FACTORS, PIXEL_BYTES, WORKER_BASE_BYTES, estimate_bytes
+from .tasks import MEMORY_FACTORS, WORKER_BASE_BYTES, estimate_bytes
 
 __all__ = [
     "Analysis", "AnalysisConfig", "AnalysisData", "AnalysisResult", "DEFAULTS", "FORMATS", "MEMORY_FACTORS",
-    "PALETTE", "PIXEL_BYTES", "WORKER_BASE_BYTES", "distribution", "estimate_bytes", "example_config_path",
+    "PALETTE", "WORKER_BASE_BYTES", "distribution", "estimate_bytes", "example_config_path",
     "heatmap", "line", "load_analysis_config", "load_averaged", "load_data", "pairplot", "plan_figures",
     "run_analysis", "surface", "timeseries", "violin",
 ]

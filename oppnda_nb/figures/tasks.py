@@ -18,21 +18,23 @@ from typing import Any, Sequence
 
 from . import draw
 
-#: Per figure kind: (bytes per byte of pickled data, bytes of a worker's peak beyond the canvas).
-#: Measured with ``python benchmarks/figures_memory.py`` (peak RSS above the worker's baseline,
-#: VmHWM, per task; see the module docstring of that script). Overhead includes matplotlib's own
-#: fonts, text layout and (3D, violin) the polygon collections.
-MEMORY_FACTORS: dict[str, tuple[float, float]] = {
-    "line": (6.0, 14e6),
-    "violin": (6.0, 16e6),
-    "surface": (6.0, 24e6),
-    "heatmap": (6.0, 14e6),
-    "pairplot": (8.0, 40e6),
+#: Per figure kind: (bytes per byte of pickled data, bytes per canvas pixel at the saving dpi,
+#: overhead bytes), so a worker's peak ≈ WORKER_BASE_BYTES + overhead + data·factor + pixels·px_bytes.
+#: Measured with ``python benchmarks/figures_memory.py 75 200`` (one worker, the pool's per-task peak
+#: above the worker's baseline; slope and intercept over the two dpis, then ~25 % margin):
+#: line 7.9 B/px + 6 MB, surface 6.2 B/px + 7 MB, violin 7.7 B/px + 5.5 MB, heatmap 28 B/px + 5.5 MB
+#: (imshow resamples the image at the output resolution), pairplot 7.4 B/px + 20 MB. The data of a
+#: figure is a few KB here and its factor could not be separated from the noise; 8 is a guess.
+MEMORY_FACTORS: dict[str, tuple[float, float, float]] = {
+    "line": (8.0, 10.0, 8e6),
+    "surface": (8.0, 8.0, 10e6),
+    "violin": (8.0, 10.0, 8e6),
+    "heatmap": (8.0, 35.0, 8e6),
+    "pairplot": (8.0, 9.5, 26e6),
 }
-#: bytes per canvas pixel at the peak of savefig (RGBA buffer + the encoder's copies), measured
-PIXEL_BYTES = 9.0
-#: a drawing worker's own memory before the task (interpreter, numpy, pandas, matplotlib), measured
-WORKER_BASE_BYTES = 110e6
+#: a drawing worker's own memory before the task (interpreter, numpy, pandas, matplotlib): 69 MB
+#: measured (USS) in the same benchmark, plus margin
+WORKER_BASE_BYTES = 80e6
 
 KINDS = tuple(MEMORY_FACTORS)
 _NAME_RE = re.compile(r"^(\d+)\.([a-z0-9_]+)\.(\d+)\.pkl$")
@@ -78,9 +80,9 @@ def task_pixels(path: str) -> int:
 
 
 def estimate_bytes(kind: str, data_bytes: float, pixels: float) -> float:
-    """A drawing worker's peak: base + per-kind overhead + factor × data + PIXEL_BYTES × canvas pixels."""
-    factor, overhead = MEMORY_FACTORS.get(kind, (8.0, 40e6))
-    return WORKER_BASE_BYTES + overhead + factor * float(data_bytes) + PIXEL_BYTES * float(pixels)
+    """A drawing worker's peak: base + per-kind overhead + factor × data + bytes per pixel × canvas pixels."""
+    factor, px_bytes, overhead = MEMORY_FACTORS.get(kind, (8.0, 35.0, 30e6))
+    return WORKER_BASE_BYTES + overhead + factor * float(data_bytes) + px_bytes * float(pixels)
 
 
 def estimate_task(path: str, size: int, lean: bool = False) -> float:
