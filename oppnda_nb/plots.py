@@ -139,6 +139,10 @@ def memory_figure(memory: pd.DataFrame | None, *, title: str | None = None,
                   width: float = 7.5, height: float = 3.6) -> Figure:
     """Memory of the pool over time: kernel + each worker stacked, with the η budget and predicted peak.
 
+    A thin bar beside the plot always shows the whole η budget (0 to budget) with the measured peak
+    filled and the predicted peak marked, so the headroom is visible even when the budget is far
+    above the data (the plot itself then stays zoomed on the data).
+
     ``memory`` has the monitor's columns (``t`` in s, ``kernel_mb``, ``worker_<pid>``…,
     ``budget_mb``, ``predicted_peak_mb``; MB). Missing columns are simply not drawn and an empty or
     ``None`` frame gives an empty, labelled plot. When the budget is far above what the pool uses
@@ -146,7 +150,7 @@ def memory_figure(memory: pd.DataFrame | None, *, title: str | None = None,
     an off-scale note instead of squashing the areas to nothing.
     """
     fig = _new_figure(width, height)
-    ax = fig.add_subplot(1, 1, 1)
+    ax, bar, legend_x = _memory_axes(fig, width, height)
     _style_axes(ax)
     ax.set_xlabel("time since start (s)", fontsize=_RC["axes.labelsize"])
     ax.set_ylabel("memory (MB)", fontsize=_RC["axes.labelsize"])
@@ -161,7 +165,7 @@ def memory_figure(memory: pd.DataFrame | None, *, title: str | None = None,
         ax.set_ylim(0, 1)
         ax.text(0.5, 0.5, "no memory samples yet", transform=ax.transAxes,
                 ha="center", va="center", color="#777777")
-        fig.tight_layout()
+        bar.set_axis_off()
         return fig
 
     data = downsample_memory(memory.sort_values("t") if not memory["t"].is_monotonic_increasing
@@ -220,17 +224,57 @@ def memory_figure(memory: pd.DataFrame | None, *, title: str | None = None,
     if budget is not None and budget > 0:
         if budget_on_scale:
             ax.plot(t, data["budget_mb"].to_numpy(dtype=float), color=_BUDGET_COLOUR,
-                    linewidth=1.6, label=f"η budget ({budget:,.0f} MB)")
+                    linewidth=1.6, label=f"η budget ({budget:,.0f} MB,\n  {max(budget - top, 0):,.0f} MB free)")
         else:
             ax.plot([], [], color=_BUDGET_COLOUR, linewidth=1.6,
-                    label=f"η budget ({budget:,.0f} MB,\n  above the plot)")
+                    label=f"η budget ({budget:,.0f} MB,\n  {max(budget - top, 0):,.0f} MB free;\n"
+                          "  off scale: see the bar)")
 
     ax.set_xlim(min(0.0, float(t[0])), max(float(t[-1]), 1e-9))
     ax.set_ylim(0, ylim_top)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, borderaxespad=0.0,
-              fontsize=_RC["legend.fontsize"], handlelength=1.6)
-    fig.tight_layout()
+    _headroom_bar(bar, budget, top, peak, ylim_top)
+    ax.legend(loc="upper left", bbox_to_anchor=(legend_x, ax.get_position().y1), bbox_transform=fig.transFigure,
+              frameon=False, borderaxespad=0.0, fontsize=_RC["legend.fontsize"], handlelength=1.6)
     return fig
+
+
+def _memory_axes(fig: Figure, width: float, height: float):
+    """The memory plot's axes, laid out by hand in inches (tight_layout cannot place the bar and the
+    legend): the plot, a thin headroom bar beside it, then the legend. Returns (ax, bar, legend x)."""
+    left, right_legend, bar_w, gap, bar_labels = 0.72, 2.0, 0.16, 0.12, 0.55
+    bottom, top = 0.5, 0.32
+    x1 = width - right_legend - bar_labels - bar_w - gap
+    ax = fig.add_axes((left / width, bottom / height, (x1 - left) / width, (height - bottom - top) / height))
+    bar = fig.add_axes(((x1 + gap) / width, bottom / height, bar_w / width, (height - bottom - top) / height))
+    return ax, bar, (width - right_legend + 0.05) / width
+
+
+def _headroom_bar(bar, budget: float | None, used: float, predicted: float | None, shown_top: float) -> None:
+    """A thin bar from 0 to the η budget: the measured peak filled, the predicted peak marked, and the
+    range the main plot shows bracketed, so the headroom is visible however far the budget is."""
+    if budget is None or not budget > 0:
+        bar.set_axis_off()
+        return
+    bar.set_ylim(0, budget)
+    bar.set_xlim(0, 1)
+    bar.set_xticks([])
+    bar.yaxis.tick_right()
+    bar.set_yticks([0, budget])
+    bar.yaxis.set_major_formatter(FuncFormatter(_mb_formatter))
+    bar.tick_params(labelsize=_RC["ytick.labelsize"] - 1, length=2, pad=1)
+    for side in ("top", "left", "bottom"):
+        bar.spines[side].set_visible(False)
+    bar.spines["right"].set_color(_BUDGET_COLOUR)
+    bar.axhspan(0, budget, color="#f3f3f3", zorder=0)
+    bar.axhspan(0, min(shown_top, budget), xmin=0.0, xmax=0.18, color="#bdbdbd", zorder=1)  # the main plot's range
+    bar.axhspan(0, min(used, budget), color="#1f3b57", zorder=2, gid="headroom-used")
+    if predicted is not None and predicted > 0:
+        bar.axhline(min(predicted, budget), color=_PEAK_COLOUR, linewidth=1.6, zorder=3)
+    bar.axhline(budget, color=_BUDGET_COLOUR, linewidth=2.0, zorder=3)
+    share = used / budget
+    bar.set_title(f"η\n{share:.0%}", fontsize=_RC["legend.fontsize"], color=_BUDGET_COLOUR if share > 0.9 else "#333333",
+                  pad=3)
+
 
 
 def _worker_colours(n: int) -> list[str]:

@@ -62,7 +62,15 @@ def test_memory_figure_far_budget_stays_readable():
     fig = plots.memory_figure(df)
     top = fig.axes[0].get_ylim()[1]
     assert top < 2000.0
-    assert any("18,000 MB" in t and "above the plot" in t for t in legend_texts(fig))
+    assert any("18,000 MB" in t and "off scale" in t and "MB free" in t for t in legend_texts(fig))
+    bar = fig.axes[1]
+    assert bar.get_ylim() == (0.0, 18_000.0)  # the headroom bar spans the whole budget
+    used = [p for p in bar.patches if p.get_gid() == "headroom-used"][0]
+    total = df["kernel_mb"] + df.filter(like="worker_").fillna(0).sum(axis=1)
+    ys = used.get_path().transformed(used.get_patch_transform() if hasattr(used, "get_patch_transform") else
+                                     used.get_transform() - bar.transData).vertices[:, 1]
+    assert max(ys) == pytest.approx(total.max())
+    assert bar.get_title().endswith(f"{total.max() / 18_000:.0%}")
 
 
 def test_memory_figure_many_workers_one_legend_entry():
