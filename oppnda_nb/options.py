@@ -212,7 +212,6 @@ def magic_argument_decorators(names: Iterable[str]) -> list[Callable]:
     for name in names:
         opt = OPTIONS[name]
         kw = opt.argparse_kwargs()
-        kw["help"] = kw["help"].replace("%%", "%")
         flags = [opt.flag] + ([opt.short] if opt.short else [])
         decorators.append(argument(*flags, **kw))
     return decorators
