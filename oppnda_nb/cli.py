@@ -153,7 +153,7 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """While a run is going, SIGTERM raises KeyboardInterrupt in the main thread (like Ctrl-C):
+    """While a command is going, SIGTERM raises KeyboardInterrupt in the main thread (like Ctrl-C):
     ``Run.run()`` then stops the pool and returns the partial result, which is written."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -183,12 +183,11 @@ def _run_to_end(run, args: argparse.Namespace):
     """Run with the progress line on stderr (unless --quiet); Ctrl-C/SIGTERM give the partial result."""
     if not getattr(args, "quiet", False):
         run.add_listener(TerminalProgress())
-    with sigterm_as_interrupt():
-        try:
-            return run.run()
-        except KeyboardInterrupt:  # a second interrupt while the pool was stopping
-            run.stop()
-            return run.wait()
+    try:
+        return run.run()
+    except KeyboardInterrupt:  # a second interrupt while the pool was stopping
+        run.stop()
+        return run.wait()
 
 
 def _announce(run) -> None:
@@ -328,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # a bad option exits 2 with argparse's message
     try:
-        return int(args.func(args))
+        with sigterm_as_interrupt():  # SIGTERM while scanning or running: like Ctrl-C
+            return int(args.func(args))
     except OppndaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
