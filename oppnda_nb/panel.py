@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,8 @@ from . import job, options, plots
 from .cli import PhaseTracker, progress_line
 from .errors import OppndaError
 from .resource_manager import ResourceConfig, ResourceManager
+
+log = logging.getLogger("oppnda_nb.panel")
 
 __all__ = ["Panel", "RunView", "outcomes_html", "preview_html"]
 
@@ -192,14 +195,12 @@ class RunView:
             self.label.value = _label_html(text, None if ok else "#c62828")
             self._set_png(plots.memory_png(result.memory, title=f"{self.title} ({result.status})"))
         finally:
-            self._done.set()
-            for cb in list(self._on_done):
+            for cb in list(self._on_done):  # before the waiters wake: they see the final tabs
                 try:
                     cb(result)
                 except Exception:  # a display callback must not hang the waiters
-                    import logging
-
-                    logging.getLogger("oppnda_nb.panel").exception("a view callback failed")
+                    log.exception("a view callback failed")
+            self._done.set()
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         """The live widget, plus the current memory plot as image/png (and the summary as text)."""
@@ -384,6 +385,11 @@ class Panel:
         """Start a run with the current inputs in the background; returns the job.Run."""
         if self._running():
             raise OppndaError("This panel's run is in progress: wait for it or press Stop.")
+        busy = job.current_run()
+        if busy is not None and busy.running:
+            msg = f"A run of {busy.folder} is in progress (started elsewhere): wait for it or stop it (%oppnda stop)."
+            self.view.label.value = _label_html(msg, "#c62828")
+            raise OppndaError(msg)
         self.rescan()
         if self.plan is None:
             raise OppndaError(self._scan_error or "the settings are not valid (see the settings)")
@@ -394,6 +400,8 @@ class Panel:
         settings = (f"run of {run.folder} · η={values['eta']:.2f} · workers {run.plan.workers} · "
                     + (f"γ={values['gamma']:.1f}, M_overhead={values['overhead_mb']:.0f} MB"
                        if self.by_hand.value else "per-type memory model"))
+        for tab in (self.failed_tab, self.skipped_tab, self.results_tab):
+            tab.value = "<i>running…</i>"
         self.view.attach(run, settings=settings)
         try:
             run.start()  # raises OppndaError when another run (magic, other panel) is going
@@ -402,8 +410,6 @@ class Panel:
             self.run = run
             raise
         self.run = run
-        for tab in (self.failed_tab, self.skipped_tab, self.results_tab):
-            tab.value = "<i>running…</i>"
         self._sync_buttons()
         return run
 
