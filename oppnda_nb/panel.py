@@ -1,858 +1,467 @@
-"""The ipywidgets control panel, and the compact live view of a run shared with ``%oppnda run``.
+"""The ipywidgets face: a compact live view of a run (:class:`RunView`, also used by ``%oppnda run``)
+and the control panel (:class:`Panel`).
 
-Threading model (why it looks like this): a run executes in the pool's background threads so
-the kernel stays free. A :class:`RunView` has its own daemon "ticker" thread that reads the
-run's progress and memory samples a few times a second and *sets widget values* (bar value,
-label HTML, image bytes). Setting a trait sends a comm message on ipykernel's thread-safe IOPub
-channel, so this works while the main thread is blocked in a cell; it never uses ``with out:``
-from a thread (output capture is per-thread/per-cell and breaks).
+Compact like tqdm's notebook bar and Dask's progress widget: one line of progress (bar + a label
+that never wraps, naming the phase: scanning → processing → averaging → writing) with the memory
+plot under it, visible at once; the folder, pattern, config and sliders sit in a collapsible
+``Accordion`` whose title carries the recommendation (from :func:`job.plan`, re-planned on every
+slider move from a cached scan, without touching the disk); failed / skipped / results tabs below.
+A panel shows only the runs it started, and says with which settings.
 
-Headless notebooks (nbclient/papermill) keep no widget pixels, so a finished run also leaves a
-plain ``image/png``: :meth:`Panel.wait` displays the final memory plot and summary, and a
-panel whose run has finished adds ``image/png`` (and the summary as ``text/plain``) to its own
-mime bundle, so displaying it in a later cell shows a static picture everywhere.
+Threading: a run works in its own thread; a view's daemon "ticker" thread reads the run's
+progress and memory a few times a second and only *sets widget values* (safe from a thread:
+ipykernel's IOPub is thread-safe); it never uses ``with out:`` from a thread. A view's display
+bundle also carries the current memory plot as ``image/png``, so a saved or headless notebook
+shows the picture where a browser shows the live widget (one output, updated in place at the end).
 """
 from __future__ import annotations
 
 import base64
 import html
+import logging
 import os
 import threading
 import time
-import weakref
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as W
-import numpy as np
 
-from . import plots
+from . import job, options, plots
+from .cli import PhaseTracker, progress_line
 from .errors import OppndaError
+from .resource_manager import ResourceConfig, ResourceManager
 
-__all__ = ["Panel", "RunView", "FolderScan", "scan_folder", "Recommendation", "recommend",
-           "format_duration", "announce_run"]
+log = logging.getLogger("oppnda_nb.panel")
 
-MB = 1024 * 1024
+__all__ = ["Panel", "RunView", "outcomes_html", "preview_html"]
 
 #: Shortest time between two redraws of the live memory plot (a redraw also waits 3x its own
 #: drawing time, so drawing takes at most a quarter of a core; and comes at least once a second).
 PLOT_INTERVAL = 0.25
 #: Seconds between two progress-label updates (a widget message goes out only when the text changes).
 TICK_INTERVAL = 0.125
-#: A folder scan slower than this is re-run only when typing pauses for SCAN_DEBOUNCE_S.
-SLOW_SCAN_S = 0.15
-SCAN_DEBOUNCE_S = 0.4
+
+_NOWRAP = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
 
 
-def _runner():
-    """The runner module, imported lazily (tests may substitute a fake)."""
-    from . import runner
-
-    return runner
+def _label_html(text: str, colour: str | None = None) -> str:
+    style = _NOWRAP + (f";color:{colour}" if colour else "")
+    return f"<div style='{style}' title='{html.escape(text)}'>{html.escape(text)}</div>"
 
 
-def sample_folder() -> Path:
-    """The bundled sample (through :func:`_runner`, so tests can substitute the runner)."""
-    return Path(_runner().sample_folder())
+# ----------------------------------------------------------------------------- result tabs
 
-
-# ----------------------------------------------------------------------------- formatting
-
-def format_duration(seconds: float | None) -> str:
-    """``75`` -> ``"1:15"``, ``3700`` -> ``"1:01:40"``, None/NaN -> ``"–"``."""
-    if seconds is None or not np.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = int(round(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _fmt_mb(value_bytes: float) -> str:
-    mb = value_bytes / MB
-    if mb >= 100:
-        return f"{mb:,.0f} MB"
-    if mb >= 1:
-        return f"{mb:.1f} MB"
-    return f"{value_bytes / 1024:.1f} KB"
-
-
-def progress_text(progress: Any) -> str:
-    """One line for a pool ``Progress``: files done/total, MB/s, ETA, workers."""
-    if progress is None:
-        return "starting…"
-    done = getattr(progress, "files_done", 0) or 0
-    total = getattr(progress, "files_total", 0) or 0
-    rate = getattr(progress, "mb_per_s", None)
-    eta = getattr(progress, "eta_s", None)
-    workers = getattr(progress, "workers", None)
-    parts = [f"{done:,} / {total:,} files"]
-    if rate is not None and np.isfinite(rate):
-        parts.append(f"{rate:.2f} MB/s" if rate < 10 else f"{rate:.0f} MB/s")
-    parts.append(f"ETA {format_duration(eta)}")
-    elapsed = getattr(progress, "elapsed_s", None)
-    if elapsed is not None:
-        parts.append(f"elapsed {format_duration(elapsed)}")
-    if workers:
-        parts.append(f"{workers} worker{'s' if workers != 1 else ''}")
-    return " · ".join(parts)
-
-
-def _png_b64(png: bytes) -> str:
-    return base64.b64encode(png).decode("ascii")
-
-
-def result_status(result: Any) -> str:
-    """``finished`` / ``cancelled`` / ``failed`` of a RunResult (or a JobResult)."""
-    status = getattr(result, "status", None)
-    if isinstance(status, str):
-        return status
-    job = getattr(result, "job", result)
-    return str(getattr(job, "status", "finished"))
-
-
-def result_memory(result: Any):
-    mem = getattr(result, "memory", None)
-    if mem is None:
-        mem = getattr(getattr(result, "job", None), "memory", None)
-    return mem
-
-
-def result_summary(result: Any) -> str:
-    try:
-        return str(result.summary())
-    except Exception as exc:  # a summary must never hide the result
-        return f"run {result_status(result)} ({exc})"
-
-
-def outcome_rows(result: Any, limit: int = 200) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
-    """(rows of (file, status, reason) for failed/skipped files, counts per status)."""
-    job = getattr(result, "job", result)
-    outcomes = list(getattr(job, "outcomes", []) or [])
-    counts: dict[str, int] = {}
-    rows: list[tuple[str, str, str]] = []
-    for o in outcomes:
-        status = str(getattr(o, "status", "?"))
-        counts[status] = counts.get(status, 0) + 1
-        if status in ("failed", "skipped") and len(rows) < limit:
-            rows.append((os.path.basename(str(getattr(o, "path", ""))), status,
-                         str(getattr(o, "reason", "") or "")))
-    return rows, counts
-
-
-def outcomes_html(result: Any, limit: int = 200) -> str:
-    rows, counts = outcome_rows(result, limit)
+def outcomes_html(result: Any, status: str, limit: int = 200) -> str:
+    """A table of the files with ``status`` ("failed" or "skipped") and their reasons."""
+    rows = [o for o in result.outcomes if str(o.status) == status]
     if not rows:
-        cancelled = counts.get("cancelled", 0)
-        extra = f" ({cancelled:,} cancelled)" if cancelled else ""
-        return f"<i>No failed or skipped files{extra}.</i>"
-    total_bad = counts.get("failed", 0) + counts.get("skipped", 0)
-    head = (f"<b>{counts.get('failed', 0):,} failed, {counts.get('skipped', 0):,} skipped</b>"
-            + (f" (first {limit} shown)" if total_bad > limit else ""))
-    body = "".join(
-        f"<tr><td style='text-align:left'>{html.escape(f)}</td>"
-        f"<td style='color:{'#c62828' if s == 'failed' else '#8d6e00'}'>{s}</td>"
-        f"<td style='text-align:left'>{html.escape(r)}</td></tr>" for f, s, r in rows)
-    return (f"{head}<div style='max-height:220px;overflow:auto'>"
+        return f"<i>No {status} files.</i>"
+    body = "".join(f"<tr><td style='text-align:left'>{html.escape(os.path.basename(o.path))}</td>"
+                   f"<td style='text-align:left'>{html.escape(o.reason or '')}</td></tr>" for o in rows[:limit])
+    more = f" (first {limit} shown)" if len(rows) > limit else ""
+    return (f"<b>{len(rows):,} {status}</b>{more}<div style='max-height:220px;overflow:auto'>"
             "<table style='font-size:12px'><thead><tr><th style='text-align:left'>file</th>"
-            f"<th>status</th><th style='text-align:left'>reason</th></tr></thead><tbody>{body}"
-            "</tbody></table></div>")
+            f"<th style='text-align:left'>reason</th></tr></thead><tbody>{body}</tbody></table></div>")
 
 
 def preview_html(result: Any, rows: int = 6, max_tables: int = 3) -> str:
-    tables = getattr(result, "tables", None) or {}
-    if callable(tables):
-        tables = tables()
+    """The first rows of the averaged tables, and where the outputs are."""
+    tables = result.tables
     if not tables:
-        return "<i>No averaged table.</i>"
+        return "<i>No averaged table.</i>" + (f" {html.escape(result.error)}" if result.error else "")
     parts = []
     for name, table in list(tables.items())[:max_tables]:
-        try:
-            shown = table.head(rows).to_html(max_cols=10, float_format=lambda v: f"{v:.4g}",
-                                             border=0, index=False)
-        except Exception as exc:  # pragma: no cover - defensive
-            shown = html.escape(str(exc))
-        parts.append(f"<b>{html.escape(str(name))}</b> ({len(table):,} rows × "
-                     f"{table.shape[1]} columns)<div style='overflow:auto;font-size:12px'>{shown}</div>")
+        shown = table.head(rows).to_html(max_cols=10, float_format=lambda v: f"{v:.4g}", border=0, index=False)
+        parts.append(f"<b>{html.escape(str(name))}</b> ({len(table):,} rows × {table.shape[1]} columns)"
+                     f"<div style='overflow:auto;font-size:12px'>{shown}</div>")
     if len(tables) > max_tables:
         parts.append(f"<i>… and {len(tables) - max_tables} more table(s)</i>")
-    out = getattr(result, "output_dir", None)
-    if out is not None:
-        parts.append(f"<div>written to <code>{html.escape(str(out))}</code></div>")
+    parts.append(f"<div>written to <code>{html.escape(str(result.output_dir))}</code></div>")
     return "".join(parts)
 
 
 # ------------------------------------------------------------------------------ live view
 
-def _run_memory(run: Any):
-    """Memory samples so far of a running Run (or None)."""
-    for obj in (run, getattr(run, "job", None)):
-        fn = getattr(obj, "memory_frame", None)
-        if callable(fn):
-            try:
-                return fn()
-            except Exception:
-                return None
-    return None
-
-
 class RunView:
-    """A compact live view of one run: progress bar + HTML label + memory plot image.
+    """One run, live: a progress bar and a one-line label (phase, files, MB/s, ETA) and the memory plot.
 
-    ``attach(run)`` starts a daemon thread that updates the widgets (by setting values only)
-    until the run ends, then colours the bar ('success' green, 'danger' red), draws the final
-    plot and calls the ``on_done`` callbacks with ``(result, error)``.
+    ``attach(run)`` (before ``run.start()``) follows the run until ``job.RUN_DONE``; then the bar
+    turns green (all processed) or red (failed/cancelled), the final plot is drawn and the
+    ``on_done`` callbacks get the RunResult. ``settings`` names the run's settings under the bar.
     """
 
-    def __init__(self, *, title: str | None = None, plot_interval: float = PLOT_INTERVAL,
-                 tick_interval: float = TICK_INTERVAL, show_plot: bool = True):
-        self.title = title
+    def __init__(self, *, title: str | None = None, settings: str = "", plot_interval: float = PLOT_INTERVAL,
+                 tick_interval: float = TICK_INTERVAL):
+        self.title = title or "memory of the run"
         self.plot_interval = plot_interval
         self.tick_interval = tick_interval
-        self.bar = W.IntProgress(value=0, min=0, max=1, description="", bar_style="",
-                                 layout=W.Layout(width="60%"))
-        self.label = W.HTML(value="<i>no run yet</i>")
+        self.bar = W.IntProgress(value=0, min=0, max=1, bar_style="", layout=W.Layout(width="35%", min_width="120px"))
+        self.label = W.HTML(value=_label_html("no run yet"), layout=W.Layout(flex="1 1 auto", width="auto"))
+        self.settings = W.HTML(value=_label_html(settings, "#666") if settings else "")
         self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="820px"))
-        self.image.value = plots.memory_png(None, title="memory")
-        children = [W.HBox([self.bar, self.label]), self.image] if show_plot else [
-            W.HBox([self.bar, self.label])]
-        self.widget = W.VBox(children)
+        self.png = plots.memory_png(None, title=self.title)
+        self.image.value = self.png
+        self.widget = W.VBox([W.HBox([self.bar, self.label], layout=W.Layout(width="100%")), self.settings,
+                              self.image], layout=W.Layout(width="100%", max_width="900px"))
         self.run: Any = None
         self.result: Any = None
-        self.error: BaseException | None = None
-        self.status: str = "idle"  # idle | running | finished | cancelled | failed
-        self.final_png: bytes | None = None
+        self.status = "idle"  # idle | running | finished | cancelled | failed
         self.frames_drawn = 0
-        self._on_done: list[Callable[[Any, BaseException | None], None]] = []
+        self.tracker = PhaseTracker()
+        self._on_done: list[Callable[[Any], None]] = []
         self._done = threading.Event()
         self._wake = threading.Event()
-        self._failed_live = 0
-        self._lock = threading.RLock()
-        self._generation = 0
-        self._finalizing = False
 
-    # -- public -------------------------------------------------------------------------
-    def on_done(self, callback: Callable[[Any, BaseException | None], None]) -> None:
+    def on_done(self, callback: Callable[[Any], None]) -> None:
         self._on_done.append(callback)
 
     @property
     def done(self) -> bool:
         return self._done.is_set()
 
-    def attach(self, run: Any) -> None:
-        """Follow ``run`` (already started) until it ends."""
-        with self._lock:  # waits for a previous run's final drawing to finish
-            self._generation += 1
-            gen = self._generation
-            self.run = run
-            self.result = None
-            self.error = None
-            self.final_png = None
-            self.status = "running"
-            self._done.clear()
-            self._failed_live = 0
-            self.bar.bar_style = "info"
-            self.bar.value = 0
-        try:
-            run.add_listener(self._on_event)
-        except Exception:
-            pass
-        threading.Thread(target=self._wait_for, args=(run, gen), name="oppnda-view-wait",
-                         daemon=True).start()
-        threading.Thread(target=self._tick_loop, args=(run, gen), name="oppnda-view-tick",
-                         daemon=True).start()
+    def attach(self, run: Any, settings: str | None = None) -> None:
+        """Follow ``run`` (call before ``run.start()`` so no event is missed)."""
+        if self.run is not None:
+            raise OppndaError("This view already follows a run; make a new view for a new run.")
+        self.run = run
+        self.status = "running"
+        self.bar.bar_style = "info"
+        self.bar.max = max(1, len(run.files))
+        if settings is not None:
+            self.settings.value = _label_html(settings, "#666")
+        self.label.value = _label_html(f"processing 0/{len(run.files):,} files")
+        run.add_listener(self._on_event)
+        threading.Thread(target=self._tick_loop, name="oppnda-view", daemon=True).start()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the followed run has ended and the view is final; True if it has."""
+        """Block until the run has ended and the view is final; True if it has."""
         return self._done.wait(timeout)
 
-    def show_result(self, result: Any, error: BaseException | None = None) -> None:
-        """Put a finished result (or error) into the widgets (also used for an old run)."""
-        self.result, self.error = result, error
-        if error is not None:
-            self.status = "failed"
-        else:
-            self.status = result_status(result)
-        ok = self.status == "finished" and error is None
-        self.bar.bar_style = "success" if ok else "danger"
-        progress = getattr(getattr(result, "job", None), "outcomes", None)
-        if progress is not None:
-            n = len(progress)
-            self.bar.max = max(1, n)
-            self.bar.value = sum(1 for o in progress if getattr(o, "status", "") != "cancelled")
-        if error is not None:
-            self.label.value = (f"<span style='color:#c62828'><b>failed:</b> "
-                                f"{html.escape(str(error))}</span>")
-        else:
-            colour = "#2e7d32" if ok else "#c62828"
-            extra = getattr(result, "error", None)
-            self.label.value = (f"<span style='color:{colour}'><b>{html.escape(self.status)}</b></span>"
-                                f" · {html.escape(result_summary(result).splitlines()[0])}"
-                                + (f" · <span style='color:#c62828'>{html.escape(str(extra))}</span>"
-                                   if isinstance(extra, str) and extra else ""))
-        memory = result_memory(result) if result is not None else _run_memory(self.run)
-        title = self.title or "memory of the pool"
-        self.final_png = plots.memory_png(memory, title=f"{title} ({self.status})")
-        self.image.value = self.final_png
-        self.frames_drawn += 1
-
-    # -- threads -----------------------------------------------------------------------
     def _on_event(self, event: Any) -> None:
-        kind = getattr(event, "kind", "")
-        if kind == "file_failed":
-            self._failed_live += 1
-        if kind in ("done", "file_failed", "warning"):
+        if self.tracker(event) and event.kind in ("done", "phase", "run_done"):
             self._wake.set()
 
-    def _wait_for(self, run: Any, gen: int) -> None:
-        result, error = None, None
-        try:
-            result = run.wait()
-        except BaseException as exc:  # noqa: BLE001 - shown in the view, never raised in a thread
-            error = exc
-        self._wake.set()
-        with self._lock:  # the final state belongs to this attachment only
-            if gen != self._generation:
-                return
-            self._finalizing = True
-            try:
-                self.show_result(result, error)
-            except Exception as exc:  # pragma: no cover - a broken result must not hang waiters
-                self.error = self.error or exc
-                self.status = "failed"
-                self.bar.bar_style = "danger"
-            finally:
-                self._finalizing = False
-                for cb in list(self._on_done):
-                    try:
-                        cb(result, error)
-                    except Exception:
-                        pass
-                self._done.set()
-
-    def _tick_loop(self, run: Any, gen: int) -> None:
-        last_plot = 0.0
-        last_rows = -1
-        interval = self.plot_interval
-        while gen == self._generation and not self._done.is_set():
+    def _tick_loop(self) -> None:
+        last_plot, interval, rows = 0.0, self.plot_interval, -1
+        while self.tracker.phase != "done":
             self._wake.wait(self.tick_interval)
             self._wake.clear()
-            if gen != self._generation or self._done.is_set() or self._finalizing:
+            if self.tracker.phase == "done":
                 break
-            try:
-                progress = getattr(run, "progress", None)
-                total = int(getattr(progress, "files_total", 0) or 0)
-                done = int(getattr(progress, "files_done", 0) or 0)
-                failed = (f" · <span style='color:#c62828'>{self._failed_live} failed</span>"
-                          if self._failed_live else "")
-                text = html.escape(progress_text(progress)) + failed
-                with self._lock:
-                    if gen != self._generation or self._done.is_set():
-                        break
-                    self.bar.max = max(1, total)
-                    self.bar.value = min(self.bar.max, done)
-                    self.label.value = text
-            except Exception:
-                pass
+            progress = self.tracker.progress
+            if progress is not None:
+                self.bar.max = max(1, progress.files_total)
+                self.bar.value = min(self.bar.max, progress.files_done)
+            self.label.value = _label_html(self.tracker.line())
             now = time.monotonic()
             if now - last_plot >= interval:
-                memory = _run_memory(run)
-                rows = -1 if memory is None else len(memory)
-                if rows != last_rows and rows > 0:
-                    last_rows = rows
-                    try:
-                        png = plots.memory_png(memory, title=self.title or "memory of the pool")
-                    except Exception:
-                        png = None
-                    with self._lock:
-                        if png is not None and gen == self._generation and not self._done.is_set():
-                            self.image.value = png
-                            self.frames_drawn += 1
-                # Drawing costs the kernel CPU that the workers could use: keep it to about a
-                # quarter of one core, but redraw at least once a second.
+                memory = self.run.memory_frame()
+                if len(memory) != rows and len(memory):
+                    rows = len(memory)
+                    self._set_png(plots.memory_png(memory, title=self.title))
+                # drawing costs the kernel CPU the workers could use: about a quarter of a core at most
                 last_plot = time.monotonic()
                 interval = min(1.0, max(self.plot_interval, 3.0 * (last_plot - now)))
+        self._finish(self.tracker.result)
 
+    def _set_png(self, png: bytes) -> None:
+        self.png = png
+        self.image.value = png
+        self.frames_drawn += 1
 
-# -------------------------------------------------------------------------- runs registry
+    def abandon(self, message: str) -> None:
+        """The attached run could not start: end the ticker and say why."""
+        self.tracker.phase = "done"
+        self._wake.set()
+        self._done.wait(5)
+        self.status = "idle"
+        self.bar.bar_style = "danger"
+        self.label.value = _label_html(message, "#c62828")
 
-_PANELS: "weakref.WeakSet[Panel]" = weakref.WeakSet()
-
-
-def announce_run(run: Any, source: Any = None) -> None:
-    """Tell every live panel that ``run`` started (so a magic-started run shows in the panel)."""
-    for panel in list(_PANELS):
-        if panel is not source:
-            try:
-                panel.follow(run)
-            except Exception:
-                pass
-
-
-def running_run() -> Any:
-    """The shared current run if it is still running, else None."""
-    try:
-        run = _runner().current_run()
-    except Exception:
-        return None
-    if run is not None and getattr(run, "running", False):
-        return run
-    return None
-
-
-# ------------------------------------------------------------------------------ folder scan
-
-@dataclass
-class FolderScan:
-    """What a folder holds for a run: files, their sizes (sorted, largest first), what was skipped."""
-
-    folder: str
-    files: list[str] = field(default_factory=list)
-    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    report_types: dict[str, int] = field(default_factory=dict)
-    params: dict[str, str] | None = None
-    params_error: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.files)
-
-    @property
-    def largest_bytes(self) -> float:
-        return float(self.sizes[0]) if self.sizes.size else 0.0
-
-    def describe_html(self) -> str:
-        if self.error:
-            return f"<span style='color:#c62828'>✗ {html.escape(self.error)}</span>"
-        total = float(self.sizes.sum()) if self.sizes.size else 0.0
-        parts = [f"<span style='color:#2e7d32'>✓</span> <b>{len(self.files):,}</b> files "
-                 f"({_fmt_mb(total)}, largest {_fmt_mb(self.largest_bytes)})"]
-        if self.skipped:
-            parts.append(f"{len(self.skipped):,} skipped")
-        if self.report_types:
-            types = ", ".join(f"{html.escape(k)} ×{v:,}" for k, v in
-                              sorted(self.report_types.items(), key=lambda kv: -kv[1])[:6])
-            parts.append(f"types: {types}")
-        line = " · ".join(parts)
-        if self.params:
-            kv = ", ".join(f"{html.escape(k)}=<code>{html.escape(v)}</code>"
-                           for k, v in self.params.items())
-            line += f"<br>parameters from <code>{html.escape(os.path.basename(self.files[0]))}</code>: {kv}"
-        elif self.params_error:
-            line += f"<br><span style='color:#c62828'>✗ name pattern: {html.escape(self.params_error)}</span>"
-        return line
-
-
-def _select_files(folder: str, config: Any, pattern: Any) -> tuple[list[str], list[tuple[str, str]], Any]:
-    """(files, skipped, name pattern) a run would take: the same selection as ``runner.Run``
-    (OppNDA's rules: extension, report types, name pattern)."""
-    from . import averaging
-
-    cfg = averaging.prepare_config(config, pattern, None)
-    files, skipped = averaging.select_files(folder, cfg)
-    return [str(f) for f in files], list(skipped), cfg.pattern
-
-
-def scan_folder(folder: str | os.PathLike | None, *, config: Any = None, pattern: Any = None) -> FolderScan:
-    """Find the files of ``folder`` once (sizes, report types, parameters of the first name).
-
-    Done when the folder, pattern or config change, never on a slider move.
-    """
-    folder_s = os.fspath(folder) if folder else ""
-    scan = FolderScan(folder=folder_s)
-    if not folder_s.strip():
-        scan.error = "type a folder of ONE reports (empty: the bundled sample)"
-        return scan
-    path = Path(folder_s).expanduser()
-    if not path.exists():
-        scan.error = f"folder {folder_s!r} does not exist: type an existing folder"
-        return scan
-    if not path.is_dir():
-        scan.error = f"{folder_s!r} is a file, not a folder: type the folder that holds the reports"
-        return scan
-    try:
-        files, skipped, name_pattern = _select_files(str(path), config, pattern)
-    except OppndaError as exc:
-        scan.error = str(exc)
-        return scan
-    except Exception as exc:
-        scan.error = f"cannot list {folder_s!r}: {exc}"
-        return scan
-    scan.files, scan.skipped = files, skipped
-    if not files:
-        scan.error = (f"no matching report files in {folder_s!r}"
-                      + (f" ({len(skipped):,} skipped, e.g. {os.path.basename(skipped[0][0])}: "
-                         f"{skipped[0][1]})" if skipped else "")
-                      + ": check the folder, the pattern and the config's file filter")
-        return scan
-    sizes = np.empty(len(files), dtype=float)
-    for i, f in enumerate(files):
+    def _finish(self, result: Any) -> None:
+        self.result = result
+        if result is None:  # abandoned before it started
+            self._done.set()
+            return
         try:
-            sizes[i] = os.stat(f).st_size
-        except OSError:
-            sizes[i] = 0.0
-    scan.sizes = np.sort(sizes)[::-1].copy()
-    # Parameters of the first name, and report types of all names (string work only).
-    try:
-        pat = name_pattern
-        params, reason = pat.parse_with_reason(files[0])
-        scan.params, scan.params_error = params, reason
-        rfield = pat.report_field
-        counts: dict[str, int] = {}
-        if rfield:
-            for f in files:
-                p = pat.parse(f)
-                key = p.get(rfield, "?") if p else "?"
-                counts[key] = counts.get(key, 0) + 1
-        scan.report_types = counts
-    except OppndaError as exc:
-        scan.params_error = str(exc)
-    except Exception as exc:  # a pattern that fails on these names: show it, never break the panel
-        scan.params_error = f"{type(exc).__name__}: {exc}"
-    return scan
+            self.status = result.status
+            ok = result.exit_code == job.EXIT_OK and not result.error
+            self.bar.bar_style = "success" if ok else "danger"
+            counts = result.job.counts
+            self.bar.max = max(1, counts["total"])
+            self.bar.value = counts["total"] - counts["cancelled"]
+            text = (f"{result.status} · {counts['processed']:,} processed, {counts['failed']:,} failed, "
+                    f"{counts['skipped']:,} skipped, {counts['cancelled']:,} cancelled · {result.output_dir}")
+            self.label.value = _label_html(text, None if ok else "#c62828")
+            self._set_png(plots.memory_png(result.memory, title=f"{self.title} ({result.status})"))
+        finally:
+            for cb in list(self._on_done):  # before the waiters wake: they see the final tabs
+                try:
+                    cb(result)
+                except Exception:  # a display callback must not hang the waiters
+                    log.exception("a view callback failed")
+            self._done.set()
 
-
-# ---------------------------------------------------------------------------- recommendation
-
-@dataclass
-class Recommendation:
-    """What the sliders imply right now (the panel's live line)."""
-
-    workers: int
-    budget_mb: float
-    largest_mb: float
-    predicted_peak_mb: float
-    warnings: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        return (f"recommended workers {self.workers} · budget {self.budget_mb:,.0f} MB · "
-                f"largest file {_fmt_mb(self.largest_mb * MB)} · predicted peak "
-                f"{self.predicted_peak_mb:,.0f} MB")
-
-
-def recommend(manager: Any, sizes: np.ndarray | None) -> Recommendation:
-    """P_opt, budget and predicted peak M_base + Σ_{i≤P}(γ·size(r_i) + M_overhead) for ``sizes``.
-
-    ``sizes`` sorted largest first (as :class:`FolderScan` keeps them) makes this O(P) beyond
-    the manager's own sort of already-sorted data.
-    """
-    sizes_list = None if sizes is None else sizes.tolist()
-    workers = int(manager.get_optimal_workers(file_sizes=sizes_list))
-    warnings = list(getattr(manager, "warnings", []) or [])
-    budget = float(manager.budget_bytes())
-    base = float(manager.base_bytes()) if hasattr(manager, "base_bytes") else 0.0
-    if sizes is not None and len(sizes):
-        top = sizes[:workers]
-        batch = float(manager.estimator.gamma * top.sum() + len(top) * manager.estimator.overhead_mb * MB)
-        largest = float(sizes[0])
-    else:
-        largest = 0.0
-        batch = float(manager.estimator.estimate_batch_memory([], workers))
-    return Recommendation(workers=workers, budget_mb=budget / MB, largest_mb=largest / MB,
-                          predicted_peak_mb=(base + batch) / MB, warnings=warnings)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """The live widget, plus the current memory plot as image/png (and the summary as text)."""
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        bundle["text/plain"] = self.result.summary() if self.result is not None else self.tracker.line()
+        return bundle
 
 
 # ------------------------------------------------------------------------------------ panel
 
 class Panel:
-    """The control panel: inputs, η/γ/M_overhead sliders, live recommendation, Start/Stop,
-    progress, live memory plot, failed/skipped table and a preview of the averaged tables.
+    """The control panel: one progress line with Start/Stop, the live memory plot, the settings in a
+    collapsible Accordion (title: the recommendation of :func:`job.plan`), failed/skipped/results tabs.
 
-    ``Panel(folder)`` builds it; display it (or ``panel.widget``) in a cell. The run is the
-    shared :func:`runner.current_run` object, so a run started by ``%oppnda run`` shows here
-    and one started here can be stopped by ``%oppnda stop``.
+    ``settings``: option values (names of :mod:`oppnda_nb.options`, e.g. from ``%oppnda panel``)
+    used as the sliders' initial values, set once at construction.
     """
 
-    def __init__(self, folder: str | os.PathLike | None = None, *, pattern: str | None = None,
-                 config: str | os.PathLike | None = None, group_by: str | None = None,
-                 output: str | os.PathLike | None = None, total_ram_mb: float | None = None,
-                 manager_factory: Callable[..., Any] | None = None,
-                 run_kwargs: dict | None = None):
-        from .resource_manager import ResourceConfig, ResourceManager
-
-        self._manager_factory = manager_factory or ResourceManager
-        self.total_ram_mb = total_ram_mb
-        self.run_kwargs = dict(run_kwargs or {})
-        if folder is None:
-            folder = sample_folder()
-        style = {"description_width": "90px"}
-        wide = W.Layout(width="98%")
-        self.folder = W.Text(value=os.fspath(folder), description="folder",
-                             placeholder="folder of ONE reports", style=style, layout=wide,
-                             continuous_update=True)
+    def __init__(self, folder: str | os.PathLike | None = None, *, config: Any = None, pattern: Any = None,
+                 group_by: Any = None, output: str | os.PathLike | None = None, settings: dict | None = None):
+        s = dict(settings or {})
+        self.settings = s
+        text = dict(layout=W.Layout(width="98%"), style={"description_width": "90px"}, continuous_update=False)
+        self.folder = W.Text(value=os.fspath(folder) if folder else "", description="folder",
+                             placeholder="folder of ONE reports (empty: the config's folder, else the bundled sample)",
+                             **text)
         self.pattern = W.Text(value=pattern or "", description="name pattern",
-                              placeholder="{scenario_name}_{router}_{seed}_{ttl}_{buffer}_{report_type}"
-                              " (empty: ONE's default)", style=style, layout=wide)
+                              placeholder="{scenario}_{router}_{seed}_{ttl}_{buffer}_{report_type} (empty: ONE's)",
+                              **text)
         self.config = W.Text(value=os.fspath(config) if config else "", description="config",
-                             placeholder="OppNDA averager_config.json (optional)", style=style,
-                             layout=wide)
-        self.group_by = W.Text(value=group_by or "", description="group by",
-                               placeholder="e.g. router,ttl (empty: from the config/pattern)",
-                               style=style, layout=wide)
+                             placeholder="OppNDA averager_config.json (optional)", **text)
+        gb = ",".join(group_by) if isinstance(group_by, (list, tuple)) else (group_by or "")
+        self.group_by = W.Text(value=gb, description="group by", placeholder="e.g. router,ttl", **text)
         self.output = W.Text(value=os.fspath(output) if output else "", description="output",
-                             placeholder="output folder (empty: default)", style=style, layout=wide)
+                             placeholder="output folder (empty: <folder>/averaged)", **text)
         self.validation = W.HTML()
 
-        sstyle = {"description_width": "120px"}
-        slayout = W.Layout(width="48%")
-        self.eta = W.FloatSlider(value=ResourceConfig.ETA, min=0.10, max=0.95, step=0.01,
-                                 description="η (RAM use)", readout_format=".2f", style=sstyle,
-                                 layout=slayout, continuous_update=True)
-        self.gamma = W.FloatSlider(value=ResourceConfig.GAMMA, min=0.5, max=10.0, step=0.1,
-                                   description="γ (expansion)", readout_format=".1f",
-                                   style=sstyle, layout=slayout)
-        self.overhead = W.IntSlider(value=int(ResourceConfig.M_OVERHEAD_MB), min=0, max=500, step=5,
-                                    description="M_overhead (MB)", style=sstyle, layout=slayout)
-        hi = max(ResourceConfig.MAX_WORKERS, 2 * (os.cpu_count() or 1), 16)
-        self.workers_range = W.IntRangeSlider(value=(ResourceConfig.MIN_WORKERS,
-                                                     ResourceConfig.MAX_WORKERS),
-                                              min=1, max=hi, step=1, description="workers",
-                                              style=sstyle, layout=slayout)
-        self.safety = W.Checkbox(value=ResourceConfig.SAFETY_ENABLED, description="memory safety",
-                                 indent=False, layout=W.Layout(width="150px"),
-                                 tooltip="keep the pool within η·M_RAM − M_others")
-        self.symbols = W.HTML()
+        sl = dict(style={"description_width": "120px"}, layout=W.Layout(width="48%"))
+        self.eta = W.FloatSlider(value=s.get("eta") or ResourceConfig.ETA, min=0.05, max=1.0, step=0.01,
+                                 description="η (RAM use)", readout_format=".2f", **sl)
+        lo = s.get("min_workers") or ResourceConfig.MIN_WORKERS
+        hi = max(lo, s.get("max_workers") or ResourceConfig.MAX_WORKERS)
+        self.workers_range = W.IntRangeSlider(value=(lo, hi), min=1, max=max(hi, 2 * (os.cpu_count() or 1), 16),
+                                              description="workers", **sl)
+        self.safety = W.Checkbox(value=not s.get("no_safety"), description="memory safety", indent=False)
+        self.by_hand = W.Checkbox(value=s.get("gamma") is not None or s.get("overhead_mb") is not None,
+                                  description="γ / M_overhead by hand (else the per-type model)", indent=False)
+        self.gamma = W.FloatSlider(value=s.get("gamma") or ResourceConfig.GAMMA, min=0.5, max=20.0, step=0.1,
+                                   description="γ (expansion)", readout_format=".1f", **sl)
+        self.overhead = W.IntSlider(value=int(round(s.get("overhead_mb") or ResourceConfig.M_OVERHEAD_MB)), min=0,
+                                    max=1000, step=5, description="M_overhead (MB)", **sl)
         self.recommendation_label = W.HTML()
 
-        self.start_button = W.Button(description="Start", button_style="primary", icon="play")
-        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop",
-                                    disabled=True)
-        self.message = W.HTML()
+        self.start_button = W.Button(description="Start", button_style="primary", icon="play",
+                                     layout=W.Layout(width="90px"))
+        self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
+                                    layout=W.Layout(width="90px"))
         self.view = RunView()
+        self.view.label.value = _label_html("ready: Start runs the folder with these settings")
         self.view.on_done(self._run_done)
-        self.outcomes = W.HTML(value="<i>no run yet</i>")
-        self.preview = W.HTML(value="<i>no run yet</i>")
-        details = W.Tab(children=[self.outcomes, self.preview])
-        details.set_title(0, "failed & skipped")
-        details.set_title(1, "results preview")
-        self.details = details
-
+        self.failed_tab, self.skipped_tab, self.results_tab = (W.HTML("<i>no run yet</i>") for _ in range(3))
+        self.tabs = W.Tab(children=[self.failed_tab, self.skipped_tab, self.results_tab])
+        for i, t in enumerate(("failed", "skipped", "results")):
+            self.tabs.set_title(i, t)
+        settings_box = W.VBox([self.folder, self.pattern, self.config, self.group_by, self.output, self.validation,
+                               W.HBox([self.eta, self.workers_range]), W.HBox([self.safety, self.by_hand]),
+                               W.HBox([self.gamma, self.overhead]), self.recommendation_label])
+        self.accordion = W.Accordion(children=[settings_box], selected_index=None)
         self.widget = W.VBox([
-            W.HTML("<b>oppnda_nb</b> — memory-aware averaging of ONE reports"),
-            self.folder, self.pattern, self.config, self.group_by, self.output, self.validation,
-            W.HBox([self.eta, self.gamma]), W.HBox([self.overhead, self.workers_range]),
-            W.HBox([self.safety, self.symbols]), self.recommendation_label,
-            W.HBox([self.start_button, self.stop_button, self.message]),
-            self.view.widget, self.details,
+            W.HBox([self.view.bar, self.view.label, self.start_button, self.stop_button],
+                   layout=W.Layout(width="100%", align_items="center")),
+            self.view.settings, self.view.image, self.accordion, self.tabs,
         ], layout=W.Layout(width="100%", max_width="900px"))
 
-        self.scan: FolderScan | None = None
-        self.recommendation: Recommendation | None = None
-        self.run: Any = None
+        self.plan: Any = None  # job.Plan of the current inputs
+        self._scan: Any = None  # job.Plan of the last scan (files, sizes, kinds) reused by slider moves
+        self._scan_error: str | None = None
         self._scan_key: tuple | None = None
-        self._scan_seconds = 0.0
-        self._scan_timer: threading.Timer | None = None
+        self.run: Any = None
+        self._handle: Any = None
         for w in (self.folder, self.pattern, self.config):
             w.observe(self._on_inputs, names="value")
-        for w in (self.eta, self.gamma, self.overhead, self.workers_range, self.safety):
+        # observers only read the widgets and write labels: an echoed value can never loop or go stale
+        for w in (self.eta, self.gamma, self.overhead, self.workers_range, self.safety, self.by_hand):
             w.observe(self._on_slider, names="value")
         self.start_button.on_click(lambda _b: self._click_start())
         self.stop_button.on_click(lambda _b: self.stop())
-        _PANELS.add(self)
         self.rescan()
-        current = None
-        try:
-            current = _runner().current_run()
-        except Exception:
-            pass
-        if current is not None:
-            self.follow(current)
-            if not getattr(current, "running", False):
-                self.view.wait(10)  # a finished run: show its final state (and PNG) at once
 
     # -- inputs ------------------------------------------------------------------------
-    def _pattern_value(self) -> str | None:
-        return self.pattern.value.strip() or None
-
-    def _config_value(self) -> str | None:
-        return self.config.value.strip() or None
+    def _text(self, w: W.Text) -> str | None:
+        return w.value.strip() or None
 
     def _on_inputs(self, _change=None) -> None:
-        # Small folders are validated on every keystroke; when a scan is slow (thousands of
-        # files) it runs once typing pauses, in a timer thread (it only sets widget values).
-        if self._scan_seconds < SLOW_SCAN_S:
-            self.rescan()
-            return
-        if self._scan_timer is not None:
-            self._scan_timer.cancel()
-        self.validation.value = "<i>checking…</i>"
-        self._scan_timer = threading.Timer(SCAN_DEBOUNCE_S, self.rescan)
-        self._scan_timer.daemon = True
-        self._scan_timer.start()
-
-    def rescan(self, force: bool = False) -> FolderScan:
-        """Validate the inputs and (re)scan the folder if folder/pattern/config changed."""
-        key = (self.folder.value.strip(), self._pattern_value(), self._config_value())
-        if force or key != self._scan_key or self.scan is None:
-            t0 = time.monotonic()
-            self._scan_key = key
-            config = self._config_value()
-            if config and not Path(config).expanduser().is_file():
-                self.scan = FolderScan(folder=key[0], error=f"config file {config!r} not found")
-            else:
-                self.scan = scan_folder(key[0], config=config, pattern=self._pattern_value())
-            self.validation.value = self.scan.describe_html()
-            self._scan_seconds = time.monotonic() - t0
-        self.update_recommendation()
-        return self.scan
+        self.rescan()
 
     def _on_slider(self, _change=None) -> None:
         self.update_recommendation()
 
-    def manager_kwargs(self) -> dict:
+    def option_values(self) -> dict:
+        """The current widget values as option values (names of :mod:`oppnda_nb.options`)."""
         lo, hi = self.workers_range.value
-        kw = dict(eta=float(self.eta.value), gamma=float(self.gamma.value),
-                  overhead_mb=float(self.overhead.value), safety_enabled=bool(self.safety.value),
-                  min_workers=int(lo), max_workers=int(hi))
-        if self.total_ram_mb is not None:
-            kw["total_ram_mb"] = float(self.total_ram_mb)
-        return kw
+        values = dict(self.settings)
+        values.update(eta=float(self.eta.value), min_workers=int(lo), max_workers=int(hi),
+                      no_safety=not self.safety.value,
+                      gamma=float(self.gamma.value) if self.by_hand.value else None,
+                      overhead_mb=float(self.overhead.value) if self.by_hand.value else None,
+                      config=self._text(self.config), pattern=self._text(self.pattern),
+                      group_by=options.OPTIONS["group_by"].convert(self.group_by.value) if self._text(self.group_by)
+                      else None, output=self._text(self.output))
+        return values
 
-    def make_manager(self) -> Any:
-        return self._manager_factory(**self.manager_kwargs())
+    def make_manager(self) -> ResourceManager:
+        return ResourceManager(**options.manager_kwargs(self.option_values()))
 
-    def update_recommendation(self) -> Recommendation | None:
-        """Recompute the live line from the sliders (no file system access)."""
-        self.symbols.value = (f"η = {self.eta.value:.2f} · γ = {self.gamma.value:.1f} · "
-                              f"M<sub>overhead</sub> = {self.overhead.value} MB · workers ∈ "
-                              f"[{self.workers_range.value[0]}, {self.workers_range.value[1]}]"
-                              + ("" if self.safety.value else " · <b style='color:#c62828'>"
-                                 "safety OFF</b>"))
-        try:
-            manager = self.make_manager()
-            sizes = self.scan.sizes if self.scan is not None and self.scan.ok else None
-            rec = recommend(manager, sizes)
-        except (ValueError, OppndaError) as exc:
-            self.recommendation = None
-            self.recommendation_label.value = f"<span style='color:#c62828'>✗ {html.escape(str(exc))}</span>"
+    def rescan(self) -> Any:
+        """Select the files a run would take (job.plan_folder) when folder/pattern/config changed."""
+        key = (self._text(self.folder), self._text(self.pattern), self._text(self.config))
+        if key != self._scan_key:
+            self._scan_key = key
+            self._scan, self._scan_error = None, None
+            self.view.label.value = _label_html("scanning…")
+            try:
+                self._scan = job.plan_folder(key[0], self.make_manager(), config=key[2], pattern=key[1])
+                if not self._scan.files:
+                    self._scan_error = (f"no matching report files ({len(self._scan.skipped):,} skipped): check "
+                                        "the folder, the name pattern and the config's file filter")
+            except OppndaError as exc:
+                self._scan_error = str(exc)
+            if self._scan_error:
+                self.validation.value = f"<span style='color:#c62828'>✗ {html.escape(self._scan_error)}</span>"
+            else:
+                total = sum(self._scan.sizes)
+                self.validation.value = (f"<span style='color:#2e7d32'>✓</span> {len(self._scan.files):,} files "
+                                         f"({total / 2**20:,.1f} MB), {len(self._scan.skipped):,} skipped")
+            if self.run is None:
+                self.view.label.value = _label_html("ready: Start runs the folder with these settings")
+        self.update_recommendation()
+        return self._scan
+
+    def update_recommendation(self) -> Any:
+        """Re-plan from the cached scan (no disk access) with the current sliders: job.plan."""
+        self.gamma.disabled = self.overhead.disabled = not self.by_hand.value
+        if self._scan is None or self._scan_error:
+            self.plan = None
+            self.accordion.set_title(0, "settings · " + (self._scan_error or "no files"))
+            self.recommendation_label.value = ""
+            self._sync_buttons()
             return None
-        self.recommendation = rec
-        warn = "".join(f"<br><span style='color:#c62828'>⚠ {html.escape(w)}</span>"
-                       for w in rec.warnings)
-        self.recommendation_label.value = f"<b>{html.escape(rec.text())}</b>{warn}"
+        try:
+            s = self._scan
+            self.plan = job.plan(s.files, self.make_manager(), skipped=s.skipped, sizes=s.sizes, kinds=s.kinds,
+                                 workers=self.settings.get("workers"))
+        except OppndaError as exc:
+            self.plan = None
+            self.accordion.set_title(0, f"settings · ✗ {exc}")
+            self.recommendation_label.value = f"<span style='color:#c62828'>✗ {html.escape(str(exc))}</span>"
+            self._sync_buttons()
+            return None
+        self.accordion.set_title(0, f"settings · {self.plan.text()}")
+        warn = "".join(f"<br><span style='color:#c62828'>⚠ {html.escape(w)}</span>" for w in self.plan.warnings)
+        self.recommendation_label.value = f"<b>{html.escape(self.plan.text())}</b>{warn}"
         self._sync_buttons()
-        return rec
+        return self.plan
+
+    def _running(self) -> bool:
+        return self.run is not None and not self.view.done
 
     def _sync_buttons(self) -> None:
-        running = self.run is not None and not self.view.done and self.view.status == "running"
-        self.start_button.disabled = running or self.scan is None or not self.scan.ok
-        self.stop_button.disabled = not running
+        self.start_button.disabled = self._running() or self.plan is None
+        self.stop_button.disabled = not self._running()
 
     # -- running -----------------------------------------------------------------------
-    def run_arguments(self) -> dict:
-        """The keyword arguments of ``runner.Run`` the current inputs give."""
-        group_by = [g.strip() for g in self.group_by.value.split(",") if g.strip()] or None
-        kw = dict(config=self._config_value(), pattern=self._pattern_value(), group_by=group_by,
-                  output=self.output.value.strip() or None)
-        kw.update(self.run_kwargs)
-        return kw
-
     def _click_start(self) -> None:
         try:
             self.start()
         except OppndaError as exc:
-            self.message.value = f"<span style='color:#c62828'>{html.escape(str(exc))}</span>"
-        except Exception as exc:  # a button handler has nowhere to raise to: show it
-            self.message.value = (f"<span style='color:#c62828'>could not start: "
-                                  f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>")
+            self.view.label.value = _label_html(str(exc), "#c62828")
 
     def start(self) -> Any:
-        """Start a run with the current inputs in the background; returns the Run.
-
-        Raises OppndaError when a run is already in progress or the inputs are not valid.
-        """
-        busy = running_run()
-        if busy is not None:
-            raise OppndaError("A run is in progress: wait for it or press Stop (or %oppnda stop) first.")
-        scan = self.rescan()
-        if not scan.ok:
-            raise OppndaError(scan.error or "no files to run")
-        runner = _runner()
+        """Start a run with the current inputs in the background; returns the job.Run."""
+        if self._running():
+            raise OppndaError("This panel's run is in progress: wait for it or press Stop.")
+        busy = job.current_run()
+        if busy is not None and busy.running:
+            msg = f"A run of {busy.folder} is in progress (started elsewhere): wait for it or stop it (%oppnda stop)."
+            self.view.label.value = _label_html(msg, "#c62828")
+            raise OppndaError(msg)
+        self.rescan()
+        if self.plan is None:
+            raise OppndaError(self._scan_error or "the settings are not valid (see the settings)")
+        values = self.option_values()
+        run = job.Run(self._text(self.folder), manager=self.make_manager(), **options.run_kwargs(values))
+        if self.run is not None:  # a new run: a fresh view in the same places
+            self._new_view()
+        settings = (f"run of {run.folder} · η={values['eta']:.2f} · workers {run.plan.workers} · "
+                    + (f"γ={values['gamma']:.1f}, M_overhead={values['overhead_mb']:.0f} MB"
+                       if self.by_hand.value else "per-type memory model"))
+        for tab in (self.failed_tab, self.skipped_tab, self.results_tab):
+            tab.value = "<i>running…</i>"
+        self.view.attach(run, settings=settings)
         try:
-            manager = self.make_manager()
-        except ValueError as exc:
-            raise OppndaError(f"bad memory settings: {exc}") from None
-        kwargs = self.run_arguments()
-        run = runner.Run(scan.folder, manager=manager, **kwargs)
-        run.start()
-        self.message.value = f"started on {len(scan.files):,} files"
-        self.follow(run)
-        announce_run(run, source=self)
+            run.start()  # raises OppndaError when another run (magic, other panel) is going
+        except OppndaError as exc:
+            self.view.abandon(str(exc))
+            self.run = run
+            raise
+        self.run = run
+        self._sync_buttons()
         return run
 
-    def follow(self, run: Any) -> None:
-        """Show ``run`` (running or finished) in this panel."""
-        self.run = run
-        self.outcomes.value = "<i>running…</i>"
-        self.preview.value = "<i>running…</i>"
-        self.view.attach(run)
-        self._sync_buttons()
+    def _new_view(self) -> None:
+        old = self.view
+        self.view = RunView(title=old.title)
+        self.view.on_done(self._run_done)
+        row = self.widget.children[0]
+        row.children = (self.view.bar, self.view.label) + tuple(row.children[2:])
+        self.widget.children = (row, self.view.settings, self.view.image) + tuple(self.widget.children[3:])
 
     def stop(self) -> None:
-        """Cancel the run this panel shows (workers are terminated by the pool)."""
-        run = self.run
-        if run is not None and self.view.status == "running":
-            self.message.value = "stopping…"
-            run.stop()
+        """Stop this panel's run: no new file starts, the workers end; what was processed is written."""
+        if self._running():
+            self.view.label.value = _label_html("stopping…")
+            self.run.stop()
 
-    def _run_done(self, result: Any, error: BaseException | None) -> None:
-        if error is not None:
-            self.message.value = f"<span style='color:#c62828'>{html.escape(str(error))}</span>"
-            self.outcomes.value = f"<span style='color:#c62828'>{html.escape(str(error))}</span>"
-            self.preview.value = "<i>no results</i>"
-        else:
-            status = result_status(result)
-            colour = "#2e7d32" if status == "finished" else "#c62828"
-            self.message.value = f"<span style='color:{colour}'>run {html.escape(status)}</span>"
-            self.outcomes.value = outcomes_html(result)
-            self.preview.value = preview_html(result)
+    def _run_done(self, result: Any) -> None:
+        if result is not None:
+            self.failed_tab.value = outcomes_html(result, "failed")
+            self.skipped_tab.value = outcomes_html(result, "skipped")
+            self.results_tab.value = preview_html(result)
         self._sync_buttons()
 
-    def wait(self, timeout: float | None = None, *, display_result: bool = True) -> Any:
-        """Block until the shown run ends; then display the final plot as a plain PNG + summary.
-
-        This is what a headless notebook (nbclient/papermill) keeps. Returns the RunResult.
-        """
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until this panel's run ends; the panel's output then carries the final plot. The RunResult."""
         if self.run is None:
             raise OppndaError("No run to wait for: press Start or call panel.start() first.")
         if not self.view.wait(timeout):
             return None
-        if display_result:
-            display_final(self.view)
-        if self.view.error is not None:
-            raise OppndaError(f"The run failed: {self.view.error}")
+        if self._handle is not None:
+            self._handle.update(self)
         return self.view.result
 
     @property
     def result(self) -> Any:
         return self.view.result
 
+    def show(self) -> Any:
+        """Display the panel (one output, updated in place by :meth:`wait`)."""
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+        return self._handle
+
     def close(self) -> None:
-        _PANELS.discard(self)
         self.widget.close()
 
-    # -- display -----------------------------------------------------------------------
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        """The widget; once a run has ended also its final plot as ``image/png`` + summary text."""
+        """The widget, plus the current memory plot as image/png and the summary as text/plain."""
         bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        if self.view.done and self.view.final_png is not None:
-            bundle["image/png"] = _png_b64(self.view.final_png)
-            text = (result_summary(self.view.result) if self.view.error is None
-                    else f"run failed: {self.view.error}")
-            bundle["text/plain"] = text
+        bundle["image/png"] = base64.b64encode(self.view.png).decode("ascii")
+        bundle["text/plain"] = (self.view.result.summary() if self.view.result is not None
+                                else f"oppnda_nb panel · {self.plan.text() if self.plan else self._scan_error}")
         return bundle
-
-
-def display_final(view: RunView) -> None:
-    """Display a finished run's memory plot as a plain image/png, and its summary text."""
-    from IPython.display import Image, display
-
-    if view.final_png is not None:
-        display(Image(data=view.final_png, format="png"))
-    if view.error is not None:
-        print(f"run failed: {view.error}")
-    elif view.result is not None:
-        print(result_summary(view.result))
