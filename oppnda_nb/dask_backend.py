@@ -58,7 +58,8 @@ def run_on_dask(
     that is closed at the end). Small files are sent in tasks of ``files_per_task`` files.
     Per-file errors are collected, never fatal, exactly as in the local pool.
     """
-    from .runner import default_output, sample_folder
+    from .job import default_output
+    from .averaging import sample_folder
 
     distributed = _distributed()
     t0 = time.perf_counter()

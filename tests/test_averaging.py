@@ -282,13 +282,10 @@ def test_bad_configs_raise_user_errors(tmp_path):
 
 @needs_ref
 def test_cli_prints_one_line_per_strategy_plus_totals(tmp_path, capsys):
-    from oppnda_nb.cli_run import add_average_parser
+    from oppnda_nb import cli
 
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    add_average_parser(sub)
-    args = parser.parse_args(["average", str(REF / "averager_config.json"), "--output", str(tmp_path), "--workers", "1"])
-    assert args.func(args) == 0
+    assert cli.main(["average", str(REF / "averager_config.json"), "--output", str(tmp_path), "--workers", "1",
+                     "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("ttl_average:") and "13 files written" in lines[0]
     assert lines[1].startswith("buffer_average:") and "11 files written" in lines[1]
