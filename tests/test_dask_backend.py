@@ -11,6 +11,7 @@ distributed = pytest.importorskip("distributed", reason="the dask extra is not i
 
 from oppnda_nb import averaging  # noqa: E402
 from oppnda_nb.dask_backend import local_cluster, run_on_dask  # noqa: E402
+from oppnda_nb.job import average_folder  # noqa: E402
 from oppnda_nb.resource_manager import ResourceManager  # noqa: E402
 from shared_data import REFERENCE  # noqa: E402
 
@@ -28,7 +29,7 @@ def test_dask_matches_local_averaging_on_the_sample(client, tmp_path):
     bad = tmp_path / "in"
     shutil.copytree(averaging.sample_folder(), bad)
     (bad / "TEST_EpidemicRouter_9_60_2M_MessageStatsReport.txt").write_bytes(b"")  # a bad file
-    local = averaging.average_folder(folder=bad, output=tmp_path / "local", workers=1)
+    local = average_folder(folder=bad, output=tmp_path / "local", workers=1)
     remote = run_on_dask(bad, client=client, output=tmp_path / "dask", files_per_task=16)
     assert remote.files_read == local.files_read == 240
     assert [Path(p).name for p, _ in remote.errors] == ["TEST_EpidemicRouter_9_60_2M_MessageStatsReport.txt"]
