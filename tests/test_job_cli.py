@@ -105,7 +105,6 @@ def test_status_plans_the_same_selection_as_run_and_stays_light(tiny_folder):
     assert "ipywidgets" not in heavy and "matplotlib" not in heavy and "IPython" not in heavy
 
 
-@pytest.mark.xfail(strict=True, reason="job imports averaging.aggregate, which imports pandas at module level")
 def test_status_does_not_import_pandas(tiny_folder):
     code = ("import sys; from oppnda_nb.cli import main; main(['status', sys.argv[1]]); "
             "print('pandas' in sys.modules)")

@@ -109,3 +109,19 @@ def test_calibrate(ip, tiny_folder, capsys):
     text = capsys.readouterr().out
     assert "calibration on 6 file(s)" in text
     assert ip.user_ns["oppnda_calibration"].points
+
+
+def test_status_magic_imports_no_heavy_module(tiny_folder):
+    """``%oppnda status`` plans with the catalog only: no pandas, matplotlib or ipywidgets."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from IPython.core.interactiveshell import InteractiveShell\n"
+            "ip = InteractiveShell.instance()\n"
+            "ip.run_line_magic('load_ext', 'oppnda_nb')\n"
+            "ip.run_line_magic('oppnda', 'status ' + sys.argv[1])\n"
+            "print('HEAVY', sorted(m for m in ('pandas', 'matplotlib', 'ipywidgets') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_folder)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout and "Error" not in r.stderr

@@ -32,13 +32,30 @@ for key:value reports (what OppNDA itself writes); pass ``include_summaries=True
 """
 from __future__ import annotations
 
-from .aggregate import GRID_POINTS, AverageResult, GroupResult, aggregate, average_curves
-from .config import (
-    AveragerConfig, Strategy, default_strategies, load_config, prepare_config, sample_folder, strategies_from,
-)
-from .select import select_files
-from .summarize import FileSummary, SummarizeSettings, summarize_file, summarize_files
-from .writers import atomic_write, safe_output_name
+from importlib import import_module
+
+# Imported on first use (PEP 562): selecting and planning need only ``config`` and ``select``;
+# the statistics (``aggregate``, pandas) load when a run averages.
+_LAZY = {
+    "GRID_POINTS": "aggregate", "AverageResult": "aggregate", "GroupResult": "aggregate", "aggregate": "aggregate",
+    "average_curves": "aggregate",
+    "AveragerConfig": "config", "Strategy": "config", "default_strategies": "config", "load_config": "config",
+    "prepare_config": "config", "sample_folder": "config", "strategies_from": "config",
+    "select_files": "select",
+    "FileSummary": "summarize", "SummarizeSettings": "summarize", "summarize_file": "summarize",
+    "summarize_files": "summarize",
+    "atomic_write": "writers", "safe_output_name": "writers",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "GRID_POINTS", "AverageResult", "AveragerConfig", "FileSummary", "GroupResult", "Strategy",

@@ -103,11 +103,30 @@ one row per message copy).
 """
 from __future__ import annotations
 
-from .api import CHUNK_BYTES, LEAN_CHUNK_BYTES, SMALL_FILE, read_report, summarize_path, summarize_report
-from .base import UNKNOWN, Report, ReportError, Summary
-from .detect import detect_report_type, report_type_from_name
-from .keyvalue import keyvalue_summary, read_keyvalue
-from .registry import GENERIC_PRIOR, KIND_OF, KNOWN_REPORT_TYPES, REGISTRY, ReportSpec, memory_priors
+from importlib import import_module
+
+from .catalog import GENERIC_PRIOR, KIND_OF, KNOWN_REPORT_TYPES, memory_priors, report_type_from_name
+
+# Everything else is imported on first use (PEP 562): planning a run needs only the catalog, and
+# must not pay for pandas (``status`` imports neither pandas, matplotlib nor ipywidgets).
+_LAZY = {
+    "CHUNK_BYTES": "api", "LEAN_CHUNK_BYTES": "api", "SMALL_FILE": "api", "read_report": "api",
+    "summarize_path": "api", "summarize_report": "api",
+    "UNKNOWN": "base", "Report": "base", "ReportError": "base", "Summary": "base",
+    "detect_report_type": "detect",
+    "keyvalue_summary": "keyvalue", "read_keyvalue": "keyvalue",
+    "REGISTRY": "registry", "ReportSpec": "registry",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHUNK_BYTES",

@@ -8,23 +8,10 @@ from pathlib import Path
 from .base import _SNIFF_BYTES, UNKNOWN
 from .parsers import _COLS
 from .parsers_events import _EVENT_FIELDS
-from .registry import _BY_LOWER
+from .catalog import _BY_LOWER, report_type_from_name
 from .tables import _header_names
 from .textio import read_head
 
-
-
-def report_type_from_name(path: str | os.PathLike) -> str | None:
-    """THE report type of a ONE file name: its last ``_`` part before ``.txt`` / ``.txt.gz`` if that
-    is a known report class (case-insensitive), else None. No I/O."""
-    stem = Path(os.fspath(path)).name
-    low = stem.lower()
-    for ext in (".txt.gz", ".gz", ".txt"):
-        if low.endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    last = stem.rsplit("_", 1)[-1]
-    return _BY_LOWER.get(last.lower())
 
 
 _type_from_name = report_type_from_name

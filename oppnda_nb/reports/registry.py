@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import streaming as st
 from .base import Report, Summary
+from .catalog import _BY_LOWER, GENERIC_PRIOR, KIND_OF, KNOWN_REPORT_TYPES, memory_priors, prior_of  # noqa: F401
 from .keyvalue import _p_keyvalue
 from .parsers import (_COLS, _p_created, _p_delivered, _p_distance_delay, _p_hash_table, _p_message_report,
                       _p_node_density, _p_radius, _p_simple)
@@ -37,29 +38,8 @@ class ReportSpec:
     overhead_mb: float = 30.0
 
 
-# (gamma, overhead_mb) measured with benchmarks/bench_worker_memory.py (forkserver worker, PSS sampled
-# every 25 ms from outside; baseline after imports ~27 MB): peak = overhead_mb + gamma * size(MB)
-# is at or above each measured peak. Types not measured yet get the whole-frame prior (16, 30).
-_PRIORS = {
-    "DeliveredMessagesReport": (0.08, 40.0),    # 600 MB: peak 77.7 MB; 0.5 MB: 35.4 MB
-    "EventLogReport": (0.05, 70.0),             # 84 MB: 69.9 MB
-    "LocationSnapshotReport": (1.6, 60.0),      # 12.3 MB: 78.2 MB
-    "MessageCopyCountReport": (2.0, 60.0),      # 13.9 MB: 86.9 MB
-    "MessageLocationReport": (0.95, 40.0),      # 22.2 MB: 59.7 MB
-    "MovementNs2Report": (1.05, 40.0),          # 21.4 MB: 61.8 MB
-    "ConnectivityONEReport": (9.0, 45.0),       # 1.4 MB: 57.3 MB
-    "CreatedMessagesReport": (9.0, 30.0),       # 0.5 MB: 34.4 MB
-    "DistanceDelayReport": (4.0, 30.0),         # 0.4 MB: 31.5 MB
-    "MessageReport": (1.0, 28.0),               # 0.2 MB: 27.1 MB
-    "MessageDeliveryReport": (1.0, 28.0),       # 0.6 MB: 26.7 MB
-    "MessageStatsReport": (1.0, 28.0),          # 411 B: 27.1 MB
-    "PingAppReporter": (1.0, 28.0),
-}
-_WHOLE_FRAME_PRIOR = (16.0, 30.0)
-
-
 def _spec(name, kind, parse, summary, stream=None) -> ReportSpec:
-    gamma, overhead = _PRIORS.get(name, _WHOLE_FRAME_PRIOR)
+    gamma, overhead = prior_of(name)
     return ReportSpec(name, kind, parse, summary, stream, gamma, overhead)
 
 
@@ -110,16 +90,5 @@ _SPECS = [
 ]
 
 REGISTRY: dict[str, ReportSpec] = {s.name: s for s in _SPECS}
-KNOWN_REPORT_TYPES: tuple[str, ...] = tuple(sorted(REGISTRY))
-KIND_OF: dict[str, str] = {name: spec.kind for name, spec in REGISTRY.items()}
-_BY_LOWER = {name.lower(): name for name in REGISTRY}
-
-# A type the registry does not know (parsed generically): a conservative prior.
-GENERIC_PRIOR: tuple[float, float] = (16.0, 30.0)
-
-
-def memory_priors() -> dict[str, tuple[float, float]]:
-    """Per report type ``(gamma, overhead_mb)`` for :func:`summarize_path` in a worker, plus ``"generic"``."""
-    out = {name: (spec.gamma, spec.overhead_mb) for name, spec in REGISTRY.items()}
-    out["generic"] = GENERIC_PRIOR
-    return out
+if {n: sp.kind for n, sp in REGISTRY.items()} != KIND_OF:
+    raise RuntimeError("the report registry and the catalog must name the same types with the same kinds")
