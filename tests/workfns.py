@@ -1,4 +1,4 @@
-"""Top-level worker functions for the tests and benchmarks of the pool (importable: spawn works).
+"""Top-level worker functions for the tests of the pool (importable from tests/: spawn works).
 
 Each takes the file path first, like real work. They misbehave on purpose when the file name
 contains a marker, so one list of files can mix good and bad ones.
