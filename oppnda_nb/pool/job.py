@@ -22,28 +22,25 @@ retries) accepts a ``lean`` keyword; one that does not is simply never called wi
 from __future__ import annotations
 
 import heapq
-import inspect
 import logging
 import math
 import multiprocessing as mp
-import multiprocessing.connection as mpc
 import os
 import queue
 import signal
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import OppndaError
 from ..memory_model import plan_peak
 from ..resource_manager import DynamicSemaphore, ResourceManager
-from ..system import MB
+from ..system import MB, process_memory_bytes
 from . import admission as adm
 from .monitor import MemoryMonitor, MemorySample, samples_frame
 from .options import PoolOptions
-from .processes import Helpers, default_start_method, signal_name, terminate, without_main
+from .processes import Helpers, default_start_method
 from .records import Event, EventKind, FileOutcome, JobResult, Progress, Status, bounded
 from .scheduler import Scheduler, Task, accepts_lean
 
@@ -350,8 +347,6 @@ class Job(Scheduler):
     def _helpers_bytes(self) -> float:
         if self._helpers is None:
             return 0.0
-        from ..system import process_memory_bytes
-
         return sum(process_memory_bytes(p, method="pss") for p in self._helpers.pids())
 
     def _monitor_context(self, s: MemorySample) -> tuple[float, float, int]:

@@ -18,7 +18,6 @@ import multiprocessing as mp
 import multiprocessing.forkserver as mp_forkserver
 import multiprocessing.resource_tracker as mp_tracker
 import multiprocessing.spawn as mp_spawn
-import os
 import shutil
 import signal
 import threading

@@ -8,11 +8,13 @@ parent which member runs and since when (for a worker that dies or passes its ti
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
 import signal
 import time
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable
 
 from ..system import MB, ProcessMemoryReader
@@ -88,8 +90,6 @@ def trim_memory() -> None:
     """Give freed heap back to the OS (glibc), so an idle worker's memory is what it holds."""
     gc.collect()
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         log.debug("malloc_trim is not available here")
@@ -104,8 +104,6 @@ def send_outcomes(conn, records: list) -> bool:
     except (EOFError, OSError, BrokenPipeError):
         return False
     except Exception:  # some result could not be pickled: find it, fail that file only
-        from multiprocessing.reduction import ForkingPickler
-
         fixed = []
         for rec in records:
             try:
