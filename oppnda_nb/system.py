@@ -235,6 +235,20 @@ class ProcessMemoryReader:
         self._full.pop(pid, None)
 
 
+_shared: dict[str, ProcessMemoryReader] = {}
+
+
+def shared_reader(method: str = "auto") -> ProcessMemoryReader:
+    """The process-wide reader for ``method`` (full reads at most once a second per process, RSS
+    carried in between). The pool's monitor and :func:`process_tree_bytes` share it, so the
+    job's own memory and a virtual machine's "used" agree at any moment (no phantom "others")."""
+    key = resolve_memory_method(method)
+    reader = _shared.get(key)
+    if reader is None:
+        reader = _shared.setdefault(key, ProcessMemoryReader(key))
+    return reader
+
+
 def process_memory_bytes(pid: int | None = None, *, method: str = "uss") -> float:
     """Memory of one process now by ``method`` (see :class:`ProcessMemoryReader`); 0.0 when it is
     gone. "uss" falls back to PSS, then RSS; "pss" to USS, then RSS."""
@@ -243,7 +257,8 @@ def process_memory_bytes(pid: int | None = None, *, method: str = "uss") -> floa
 
 
 def process_tree_bytes(pid: int | None = None, *, method: str = "pss") -> float:
-    """Memory of a process and all its descendants (PSS by default: shared pages counted once)."""
+    """Memory of a process and all its descendants (PSS by default: shared pages counted once),
+    through :func:`shared_reader`."""
     if psutil is None:
         return 0.0
     try:
@@ -251,7 +266,7 @@ def process_tree_bytes(pid: int | None = None, *, method: str = "pss") -> float:
         procs = [proc] + proc.children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0.0
-    reader = ProcessMemoryReader(method, full_every=0.0)
+    reader = shared_reader(method)
     total = 0.0
     for p in procs:
         m = reader.read(p.pid)

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..system import MB, ProcessMemory, ProcessMemoryReader, psutil
+from ..system import MB, ProcessMemory, ProcessMemoryReader, psutil, shared_reader
 
 log = logging.getLogger("oppnda_nb.pool")
 
@@ -140,7 +140,7 @@ class MemoryMonitor:
         self._system = system or _system_memory
         self._on_sample = on_sample
         self._helpers = helpers
-        self.reader = ProcessMemoryReader(method)
+        self.reader = shared_reader(method)
         self.kernel_pid = os.getpid() if kernel_pid is None else kernel_pid
         self._lock = lock or threading.Lock()
         self._thread: threading.Thread | None = None

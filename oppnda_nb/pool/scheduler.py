@@ -205,7 +205,7 @@ class Scheduler:
         """Start as many files as the rule allows (:mod:`.admission`)."""
         with self._lock:
             while self._pending and not self._stop_flag.is_set():
-                idle = [w for w in self._pool if w.task is None and w.ready]
+                idle = [w for w in self._pool if w.task is None]
                 if not idle:
                     return
                 busy = [w for w in self._pool if w.task is not None]
@@ -434,7 +434,7 @@ class Scheduler:
             if t is not None:
                 name = os.path.basename(t.path)
                 if fate == "timeout" or (fate == "watchdog" and t.watchdog_retried):
-                    reason = why if fate == "timeout" else why + " (already on its lean retry alone)"
+                    reason = why if fate == "timeout" else why + " (already on its retry alone)"
                     self._fail(t, reason, w.pid)
                     msg += f"{name} {why}; it failed"
                 else:
