@@ -157,7 +157,9 @@ def test_oversize_file_runs_alone_with_a_warning(tmp_path):
     # gamma 1000: a 400 kB file is estimated at 400 MB, beyond the 250 MB headroom; 20 kB files at 20 MB
     files = make_files(tmp_path, [("big.txt", 400_000)] + [(f"s{i}.txt", 20_000) for i in range(6)])
     rec = Recorder()
-    job = Job(files, tw.sleep_work, (0.2,), _tight_manager(250, 1000.0), workers=2, start_method="fork",
+    # forkserver: a forked worker's PSS holds a share of the (large) test process's pages, which would
+    # blur the 250 MB headroom this test is about
+    job = Job(files, tw.sleep_work, (0.2,), _tight_manager(250, 1000.0), workers=2, start_method="forkserver",
               sample_interval=0.05, oversize="run-alone")
     job.add_listener(rec)
     r = job.run()
@@ -181,7 +183,7 @@ def test_large_file_is_not_starved_by_small_ones(tmp_path):
     # waits at the head; 10 MB files may overtake it at most max_overtakes times.
     files = make_files(tmp_path, [("A.txt", 200_000), ("B.txt", 199_000)] + [(f"s{i:02d}.txt", 10_000) for i in range(12)])
     rec = Recorder()
-    job = Job(files, tw.sleep_work, (0.05,), _tight_manager(250, 1000.0), workers=2, start_method="fork",
+    job = Job(files, tw.sleep_work, (0.05,), _tight_manager(250, 1000.0), workers=2, start_method="forkserver",
               sample_interval=0.05, max_overtakes=2)
     job.add_listener(rec)
     # A runs long, the small ones are quick: without the bound all 12 would overtake B

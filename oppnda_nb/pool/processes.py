@@ -103,10 +103,16 @@ class Helpers:
                 # a fresh server imports the job's modules once; each worker is a cheap fork of it
                 ctx.set_forkserver_preload(list(preload))
 
-    @staticmethod
-    def pids() -> list[int]:
-        """The live helper processes (forkserver, resource tracker) of this process."""
-        return [p for p in (_forkserver_pid(), _tracker_pid()) if p is not None]
+    def pids(self) -> list[int]:
+        """The live helper processes the job's start method uses: forkserver and resource tracker
+        (forkserver), the resource tracker (spawn), none (fork)."""
+        if self.method == "forkserver":
+            found = (_forkserver_pid(), _tracker_pid())
+        elif self.method == "spawn":
+            found = (_tracker_pid(),)
+        else:
+            found = ()
+        return [p for p in found if p is not None]
 
     def release(self) -> None:
         """This job is over: when it is the last, stop the helpers the jobs started. (The only

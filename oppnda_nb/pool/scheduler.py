@@ -107,6 +107,10 @@ class Scheduler:
         with self._fork_lock, without_main():
             proc.start()
         child_conn.close()
+        if self._monitor is not None:
+            # a fork shares the kernel's pages: its PSS drops now, so read it in full next time
+            # instead of carrying the old value forward (which would count the shared pages twice)
+            self._monitor.reader.forget(self._monitor.kernel_pid)
         w = WorkerHandle(proc, parent_conn, proc.pid, current, started)
         self._pool.append(w)
         return w
@@ -149,7 +153,7 @@ class Scheduler:
                     lambda: [w.pid for w in self._pool], interval=self.sample_interval,
                     context=self._monitor_context, system=self._system_reading,
                     on_sample=lambda s: self._emit(EventKind.MEMORY, s.row()),
-                    method=self.options.memory_method, lock=self._fork_lock, helpers=Helpers.pids)
+                    method=self.options.memory_method, lock=self._fork_lock, helpers=self._helpers.pids)
                 self._monitor.sample()  # the kernel's baseline before any worker exists
             self._plan()
             make = getattr(self.manager, "make_semaphore", None)
