@@ -1,11 +1,14 @@
-"""Reading the machine: RAM (psutil, cgroup v1/v2 limits, an explicit override) and CPUs.
+"""Reading the machine: RAM (psutil, cgroup v1/v2 limits, an explicit override), CPUs, and the
+memory of a process (read one way: :class:`ProcessMemoryReader`).
 
 Containers and Binder pods show the host's RAM to psutil but kill the process at the
 cgroup limit, so the RAM the planner may use (M_RAM) is the smallest of the two.
 """
 from __future__ import annotations
 
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,9 @@ try:  # psutil is a dependency, but the spec asks for a working fallback without
 except ImportError:  # pragma: no cover - exercised by monkeypatching in tests
     psutil = None
 
+log = logging.getLogger("oppnda_nb.system")
+
+#: one mebibyte; the only definition (everything else imports it from here)
 MB = 1024 * 1024
 
 #: cgroup v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX rounded to pages);
@@ -136,35 +142,123 @@ def cpu_count() -> int | None:
     return os.cpu_count()
 
 
-def process_memory_bytes(pid: int | None = None, *, method: str = "uss") -> float:
-    """Memory of one process by ``method``: "uss" (falls back to PSS, then RSS), "pss" (falls
-    back to USS, then RSS) or "rss".
+MEMORY_METHODS = ("auto", "pss", "uss", "rss")
 
-    RSS double counts pages shared between the kernel and forked workers; USS counts only what
-    the process would free on exit; PSS splits shared pages fairly, so PSS sums over a process
-    tree add up to its real memory. Returns 0.0 for a process that is gone.
-    """
+
+def resolve_memory_method(method: str = "auto") -> str:
+    """The measure to use: "auto" is PSS where the OS gives it (Linux), USS otherwise (macOS,
+    Windows), RSS as the last resort; "none" without psutil. Decided on this process."""
+    if method not in MEMORY_METHODS:
+        raise ValueError(f"method must be one of {', '.join(MEMORY_METHODS)}, got {method!r}")
     if psutil is None:
-        return 0.0
+        return "none"
+    if method != "auto":
+        return method
     try:
-        proc = psutil.Process(pid) if pid is not None else psutil.Process()
-        if method != "rss":
-            order = ("uss", "pss") if method == "uss" else ("pss", "uss")
-            try:
+        full = psutil.Process().memory_full_info()
+    except (psutil.AccessDenied, OSError, AttributeError):
+        return "rss"
+    if getattr(full, "pss", 0):
+        return "pss"
+    if getattr(full, "uss", 0):
+        return "uss"
+    return "rss"
+
+
+@dataclass
+class ProcessMemory:
+    """One reading of one process: ``mem`` by the reader's method (bytes) and its RSS."""
+
+    mem: float
+    rss: float
+
+
+class ProcessMemoryReader:
+    """THE way this package reads a process's memory ("pss", "uss" or "rss"; "auto" picks PSS,
+    then USS, then RSS). The monitor, the workers and the ResourceManager all use it.
+
+    RSS double counts pages shared between the kernel and forked workers; USS counts what the
+    process would free on exit; PSS splits shared pages, so PSS sums over a tree add up.
+    PSS/USS cost ~1 ms per process (page-table walk), RSS ~15 µs, so a process is read in full
+    at most every ``full_every`` seconds; in between its PSS/USS is carried forward by the
+    change of its RSS (private memory grows and shrinks the same in both; pages a forked worker
+    newly shares count fully in RSS, so the carried value errs on the high side).
+    """
+
+    def __init__(self, method: str = "auto", full_every: float = 1.0):
+        self.method = resolve_memory_method(method)
+        self.full_every = float(full_every)
+        self._procs: dict[int, "psutil.Process"] = {}
+        self._full: dict[int, tuple[float, float, float]] = {}  # pid -> (time, mem, rss) of the last full read
+
+    def read(self, pid: int | None = None, rss: float | None = None) -> ProcessMemory | None:
+        """The memory of ``pid`` (default: this process), None when it is gone (zombies too).
+
+        ``rss``: the process's RSS if the caller already knows it (a worker reads its own
+        through /proc cheaply); used for the carry-forward between full reads.
+        """
+        if psutil is None:
+            return None
+        pid = os.getpid() if pid is None else int(pid)
+        proc = self._procs.get(pid)
+        try:
+            if proc is None:
+                proc = self._procs[pid] = psutil.Process(pid)
+            if self.method in ("pss", "uss"):
+                now = time.monotonic()
+                last = self._full.get(pid)
+                if last is not None and now - last[0] < self.full_every:
+                    now_rss = float(proc.memory_info().rss) if rss is None else float(rss)
+                    return ProcessMemory(max(0.0, last[1] + now_rss - last[2]), now_rss)
                 full = proc.memory_full_info()
-                for field in order:
-                    value = getattr(full, field, None)
-                    if value:
-                        return float(value)
-            except (psutil.AccessDenied, OSError):
-                pass
-        return float(proc.memory_info().rss)
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, OSError):
-        return 0.0
+                mem, full_rss = float(getattr(full, self.method) or 0.0), float(full.rss)
+                if not mem:  # the OS gave no such figure for this process
+                    mem = float(getattr(full, "uss" if self.method == "pss" else "pss", 0.0) or full_rss)
+                self._full[pid] = (now, mem, full_rss)
+                return ProcessMemory(mem, full_rss)
+            now_rss = float(proc.memory_info().rss)
+            return ProcessMemory(now_rss, now_rss)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            self.forget(pid)
+            return None
+        except (psutil.AccessDenied, OSError) as exc:
+            log.debug("full memory read of %s failed (%s); using RSS", pid, exc)
+            try:
+                now_rss = float(proc.memory_info().rss)  # type: ignore[union-attr]
+                return ProcessMemory(now_rss, now_rss)
+            except (psutil.Error, OSError):
+                return None
+
+    def forget(self, pid: int) -> None:
+        """Drop what is cached about ``pid`` (it ended)."""
+        self._procs.pop(pid, None)
+        self._full.pop(pid, None)
+
+
+_shared: dict[str, ProcessMemoryReader] = {}
+
+
+def shared_reader(method: str = "auto") -> ProcessMemoryReader:
+    """The process-wide reader for ``method`` (full reads at most once a second per process, RSS
+    carried in between). The pool's monitor and :func:`process_tree_bytes` share it, so the
+    job's own memory and a virtual machine's "used" agree at any moment (no phantom "others")."""
+    key = resolve_memory_method(method)
+    reader = _shared.get(key)
+    if reader is None:
+        reader = _shared.setdefault(key, ProcessMemoryReader(key))
+    return reader
+
+
+def process_memory_bytes(pid: int | None = None, *, method: str = "uss") -> float:
+    """Memory of one process now by ``method`` (see :class:`ProcessMemoryReader`); 0.0 when it is
+    gone. "uss" falls back to PSS, then RSS; "pss" to USS, then RSS."""
+    m = ProcessMemoryReader(method, full_every=0.0).read(pid)
+    return 0.0 if m is None else m.mem
 
 
 def process_tree_bytes(pid: int | None = None, *, method: str = "pss") -> float:
-    """Memory of a process and all its descendants (PSS by default: shared pages counted once)."""
+    """Memory of a process and all its descendants (PSS by default: shared pages counted once),
+    through :func:`shared_reader`."""
     if psutil is None:
         return 0.0
     try:
@@ -172,4 +266,9 @@ def process_tree_bytes(pid: int | None = None, *, method: str = "pss") -> float:
         procs = [proc] + proc.children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return 0.0
-    return sum(process_memory_bytes(p.pid, method=method) for p in procs)
+    reader = shared_reader(method)
+    total = 0.0
+    for p in procs:
+        m = reader.read(p.pid)
+        total += 0.0 if m is None else m.mem
+    return total

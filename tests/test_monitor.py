@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from oppnda_nb import _testwork as tw
-from oppnda_nb.monitor import COLUMNS, MemoryMonitor, MemorySample, ProcessMemoryReader, samples_frame
+import workfns as tw
+from oppnda_nb.pool.monitor import COLUMNS, MemoryMonitor, MemorySample, samples_frame
+from oppnda_nb.system import ProcessMemoryReader
 
 MB = 1024 * 1024
 

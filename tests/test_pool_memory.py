@@ -21,8 +21,8 @@ import time
 import psutil
 import pytest
 
-from oppnda_nb import _testwork as tw
-from oppnda_nb.monitor import ProcessMemoryReader
+import workfns as tw
+from oppnda_nb.system import ProcessMemoryReader
 from oppnda_nb.pool import Job
 from oppnda_nb.resource_manager import ResourceManager
 

@@ -1,4 +1,4 @@
-"""Top-level worker functions for the tests and benchmarks of the pool (importable: spawn works).
+"""Top-level worker functions for the tests of the pool (importable from tests/: spawn works).
 
 Each takes the file path first, like real work. They misbehave on purpose when the file name
 contains a marker, so one list of files can mix good and bad ones.
@@ -97,3 +97,29 @@ def exit_on_or_raise(path: str) -> int:
     """``die`` in the name: ``os._exit(3)``; ``bad`` in the name: ValueError; else the size."""
     exit_on(path, "die", 3)
     return raise_on(path, "bad")
+
+
+def lean_flag(path: str, lean: bool = False) -> bool:
+    """Return whether the pool asked for lean mode."""
+    return lean
+
+
+def alloc_unless_lean(path: str, mb: int = 300, hold_s: float = 3.0, lean: bool = False) -> str:
+    """Hold ``mb`` MB of written pages for ``hold_s`` seconds, unless in lean mode ("lean")."""
+    if lean:
+        return "lean"
+    blob = b"\x01" * (mb * 1024 * 1024)
+    time.sleep(hold_s)
+    del blob
+    return "full"
+
+
+def read_all(path: str) -> int:
+    """Read the file to its end (a FIFO without a writer blocks here)."""
+    with open(path, "rb") as f:
+        return len(f.read())
+
+
+def raise_long(path: str, n: int = 5000) -> int:
+    """Raise an exception with a very long message."""
+    raise ValueError("x" * n)

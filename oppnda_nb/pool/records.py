@@ -1,0 +1,216 @@
+"""The pool's records: what happened to each file, progress snapshots, events, the job's result.
+
+Statuses and event kinds are ``str`` enums, so ``o.status == "processed"`` and
+``ev.kind == "file_started"`` keep working and they print as plain strings.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+#: failure reasons are cut to this many characters (a traceback-sized message would flood the UI)
+MAX_REASON = 300
+
+
+class Status(str, Enum):
+    """The state of one input file; every input ends in exactly one of the last four."""
+
+    RUNNING = "running"  # only in file_started events
+    PROCESSED = "processed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EventKind(str, Enum):
+    """What an :class:`Event` reports."""
+
+    FILE_STARTED = "file_started"
+    FILE_FINISHED = "file_finished"
+    FILE_FAILED = "file_failed"
+    PROGRESS = "progress"
+    MEMORY = "memory"
+    WARNING = "warning"
+    DONE = "done"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATUSES = tuple(s.value for s in Status if s is not Status.RUNNING)
+EVENT_KINDS = tuple(k.value for k in EventKind)
+
+
+def bounded(reason: str | None, limit: int = MAX_REASON) -> str | None:
+    """``reason`` cut to ``limit`` characters (with an ellipsis), None stays None."""
+    if reason is None:
+        return None
+    reason = str(reason)
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one input file (exactly one per input).
+
+    Memory fields are MB: ``peak_mb`` the worker's own peak while it held the file,
+    ``baseline_mb`` its own memory just before, ``peak_delta_mb`` the peak above that baseline
+    (what a caller learns γ from), ``estimate_mb`` the estimate it was admitted with.
+    ``retries`` lists why the file was run again (worker died, watchdog), ``lean`` whether the
+    last attempt ran in lean mode.
+    """
+
+    path: str
+    size: int
+    status: str  # a Status
+    reason: str | None = None
+    result: Any = None
+    seconds: float = 0.0
+    peak_mb: float | None = None
+    attempts: int = 0
+    report_type: str | None = None  # the caller's kind label (kind_of(path)); "file" by default
+    baseline_mb: float | None = None
+    peak_delta_mb: float | None = None
+    estimate_mb: float | None = None
+    worker_pid: int | None = None
+    retries: list[str] = field(default_factory=list)
+    lean: bool = False
+
+    def __post_init__(self) -> None:
+        self.reason = bounded(self.reason)
+
+    @property
+    def kind(self) -> str | None:
+        """The caller's kind label (same as ``report_type``)."""
+        return self.report_type
+
+
+@dataclass
+class Progress:
+    """A snapshot of a job's progress (files_done counts every terminal state, skipped included)."""
+
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    mb_per_s: float = 0.0
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+    running: int = 0
+    workers: int = 0
+    permits: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+
+
+@dataclass
+class Event:
+    """One notification to listeners. ``kind`` is an :class:`EventKind` (compares equal to its string).
+
+    data: file_* -> FileOutcome (file_started: status "running"); progress -> Progress;
+    memory -> dict (one row of the memory DataFrame); warning -> str; done -> JobResult.
+    """
+
+    kind: str
+    data: Any
+
+
+@dataclass
+class JobResult:
+    """The outcome of a job: one FileOutcome per input, the memory samples, the verdict."""
+
+    outcomes: list[FileOutcome]
+    memory: Any  # pandas.DataFrame, columns per monitor.COLUMNS + worker_<pid>
+    warnings: list[str]
+    workers: int
+    budget_mb: float
+    predicted_peak_mb: float
+    measured_peak_mb: float
+    elapsed_s: float
+    status: str  # "finished" | "cancelled" | "failed"
+    calibration: Any = None  # set by a caller that learns from the run
+    inputs: list[str] = field(default_factory=list)  # every input path, files then skipped
+    memory_method: str = ""
+    workers_final: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(str(o.status) for o in self.outcomes)
+        out = {s: int(c.get(s, 0)) for s in STATUSES}
+        out["total"] = len(self.outcomes)
+        return out
+
+    @property
+    def accounting_ok(self) -> bool:
+        """Every input has exactly one outcome with a valid status, and the counts add up."""
+        if any(o.status not in STATUSES for o in self.outcomes):
+            return False
+        c = self.counts
+        if sum(c[s] for s in STATUSES) != len(self.inputs):
+            return False
+        return Counter(o.path for o in self.outcomes) == Counter(self.inputs)
+
+    @property
+    def results(self) -> list:
+        """The results of the processed files, in input order."""
+        return [o.result for o in self.outcomes if o.status == Status.PROCESSED]
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == Status.FAILED]
+
+    def summary(self) -> str:
+        c = self.counts
+        lines = [
+            f"Job {self.status}: {c['processed']} processed, {c['skipped']} skipped, {c['failed']} failed, "
+            f"{c['cancelled']} cancelled of {len(self.inputs)} files "
+            f"(accounting {'OK' if self.accounting_ok else 'MISMATCH'}) in {self.elapsed_s:.1f} s",
+            f"workers {self.workers} (at the end {self.workers_final}); budget {self.budget_mb:.0f} MB; "
+            f"peak predicted {self.predicted_peak_mb:.0f} MB, measured {self.measured_peak_mb:.0f} MB "
+            f"({self.memory_method or 'n/a'})",
+        ]
+        for o in self.failed[:10]:
+            lines.append(f"  failed: {os.path.basename(o.path)}: {o.reason}")
+        if len(self.failed) > 10:
+            lines.append(f"  ... and {len(self.failed) - 10} more failed files")
+        for w in self.warnings[:10]:
+            lines.append(f"  warning: {w}")
+        if len(self.warnings) > 10:
+            lines.append(f"  ... and {len(self.warnings) - 10} more warnings")
+        return "\n".join(lines)
+
+    def to_summary_dict(self) -> dict:
+        """A JSON-able summary (no results, no DataFrame)."""
+
+        def num(x):
+            return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+        d = {
+            "status": str(self.status),
+            "counts": self.counts,
+            "accounting_ok": self.accounting_ok,
+            "workers": self.workers,
+            "workers_final": self.workers_final,
+            "budget_mb": num(self.budget_mb),
+            "predicted_peak_mb": num(self.predicted_peak_mb),
+            "measured_peak_mb": num(self.measured_peak_mb),
+            "elapsed_s": num(self.elapsed_s),
+            "memory_method": self.memory_method,
+            "warnings": list(self.warnings),
+            "failed": [{"path": o.path, "reason": o.reason, "attempts": o.attempts, "retries": list(o.retries)}
+                       for o in self.failed],
+        }
+        if self.calibration is not None and hasattr(self.calibration, "to_dict"):
+            d["calibration"] = self.calibration.to_dict()
+        json.dumps(d)  # fail here, not in the caller, if something is not JSON-able
+        return d
