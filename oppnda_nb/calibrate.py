@@ -16,7 +16,7 @@ from typing import Any
 
 from . import averaging, memory_model, pool
 from .errors import OppndaError
-from .job import _STORE_KEY, install_priors, kind_of
+from .job import _STORE_KEY, WORKER_MODULES, install_priors, kind_of
 from .resource_manager import ResourceManager
 from .system import MB
 
@@ -96,7 +96,7 @@ def calibrate(folder=None, manager: ResourceManager | None = None, *, config: An
         raise OppndaError(f"No report files to calibrate on in {in_dir}: check the folder and the name pattern.")
     before = {p: model.estimate(kind_of(p), os.path.getsize(p)) for p in chosen}
     job = pool.Job(chosen, averaging.summarize_file, (cfg.settings(),), manager, workers=1, kind_of=kind_of,
-                   estimate=lambda p, s, lean=False: model.estimate(kind_of(p), s), preload=["oppnda_nb.averaging"],
+                   estimate=lambda p, s, lean=False: model.estimate(kind_of(p), s), preload=WORKER_MODULES,
                    start_method=start_method, sample_interval=0.05, oversize="run-alone",
                    warmup=min(chosen, key=os.path.getsize))
     result = job.run()

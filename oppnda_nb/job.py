@@ -37,6 +37,8 @@ log = logging.getLogger("oppnda_nb.job")
 
 #: learned memory models are kept per parser version (a new parser invalidates them)
 _STORE_KEY = f"oppnda_nb-{__version__}"
+#: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
+WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 #: the event a Run sends its listeners when everything is written (after the pool's own events)
 RUN_DONE = "run_done"
 
@@ -266,11 +268,11 @@ class Run:
             memory_model.load_learned(self.manager.model, _STORE_KEY)
         self.csv = csv
         self.plan = plan(self.files, self.manager, skipped=self.skipped, workers=workers)
+        timeout = {} if file_timeout is None else {"file_timeout": file_timeout}
         self.job = pool.Job(self.files, averaging.summarize_file, (self.config.settings(),), self.manager,
-                            skipped=self.skipped, estimate=self._estimate, kind_of=kind_of,
-                            preload=["oppnda_nb.averaging"], workers=self.plan.workers,
-                            start_method=start_method, sample_interval=sample_interval,
-                            oversize=oversize, file_timeout=file_timeout)
+                            skipped=self.skipped, estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES,
+                            workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
+                            oversize=oversize, **timeout)
         self.result: RunResult | None = None
         self._listeners: list[Callable] = []
         self._thread: threading.Thread | None = None
