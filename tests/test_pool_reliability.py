@@ -211,7 +211,7 @@ def test_budget_counts_multiprocessings_helpers_as_the_jobs_own(tmp_path):
     m = ResourceManager(total_ram_mb=total_mb, eta=0.75)
     # a forkserver that imports the heavy modules (as a real run's does): ~30 MB of helpers
     r = Job(files, tw.sleep_work, (0.3,), m, workers=2, start_method="forkserver", sample_interval=0.05,
-            preload=["workfns", "oppnda_nb.reports", "oppnda_nb.averaging"]).run()
+            preload=["workfns", "oppnda_nb.reports.api", "oppnda_nb.averaging.summarize"]).run()
     f = r.memory
     running = f[f["running"] > 0]
     assert len(running) and (running["helpers_mb"] > 0).all()  # the forkserver is counted ...
