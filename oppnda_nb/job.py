@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 from . import __version__, averaging, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
-from .memory_model import MemoryModel, TypeModel, plan_peak, workers_that_fit
+from .memory_model import MemoryModel, TypeModel, helpers_allowance, plan_peak
 from .averaging.writers import OutputFolder
 from .pool import Event, EventKind, JobResult
 from .resource_manager import ResourceManager
@@ -37,6 +37,8 @@ log = logging.getLogger("oppnda_nb.job")
 
 #: learned memory models are kept per parser version (a new parser invalidates them)
 _STORE_KEY = f"oppnda_nb-{__version__}"
+#: kernel memory per file summary held until averaging (a key:value summary is ~2-3 KB)
+RESULT_BYTES = 4 * 1024
 #: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
 WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 #: the event a Run sends its listeners when everything is written (after the pool's own events)
@@ -131,7 +133,9 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
         p_opt = max(1, int(workers))
     kernel = manager.base_bytes()
     budget = manager.budget_bytes(kernel)
-    peak = plan_peak(kernel, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB)
+    held = len(files) * RESULT_BYTES  # the kernel keeps every file's summary until it averages
+    peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
+                     helpers_bytes=helpers_allowance(estimates))
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, peak, warnings)
 
 

@@ -134,16 +134,27 @@ class MemoryModel:
             return dict(self._learned)
 
 
+#: multiprocessing's resource tracker (a small interpreter), part of every pool's own memory
+TRACKER_BYTES = 12 * MB
+
+
+def helpers_allowance(estimates: Iterable[float]) -> float:
+    """Memory of the pool's helper processes before they can be measured: the forkserver imports
+    what a worker imports (so it costs about the smallest worker estimate) plus the resource tracker."""
+    return min((float(e) for e in estimates), default=0.0) + TRACKER_BYTES
+
+
 def plan_peak(kernel_bytes: float, estimates: Iterable[float], workers: int,
-              budget_bytes: float = math.inf, idle_bytes: float = 0.0) -> float:
-    """M(t) of the spec with per-file estimates: kernel + Σ of the largest files that run together.
+              budget_bytes: float = math.inf, idle_bytes: float = 0.0, helpers_bytes: float = 0.0) -> float:
+    """M(t) of the spec with per-file estimates: kernel + helpers + Σ of the largest files that run together.
 
     The ``workers`` largest estimates are added while they fit ``budget_bytes`` (the pool never
     starts one that does not fit next to others; the first always runs); workers left without a
-    file count ``idle_bytes`` each. This is the run's predicted peak, in bytes.
+    file count ``idle_bytes`` each; ``helpers_bytes`` is the pool's helper processes (forkserver,
+    resource tracker). This is the run's predicted peak, in bytes.
     """
     ests = sorted((float(e) for e in estimates), reverse=True)
-    total, k = float(kernel_bytes), 0
+    total, k = float(kernel_bytes) + float(helpers_bytes), 0
     for e in ests[: max(1, int(workers))]:
         if k > 0 and total + e > budget_bytes:
             break

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..memory_model import plan_peak
+from ..memory_model import helpers_allowance, plan_peak
 from ..resource_manager import DynamicSemaphore
 from ..system import MB
 from . import admission as adm
@@ -65,6 +65,7 @@ class WorkerHandle:
     base_mem: float | None = None
     ready: bool = False
     over: bool = False  # measured above its estimate by the watchdog's margin
+    retiring: bool = False  # said it exits after its batch (its memory crept up): replaced, no penalty
 
     @property
     def task(self) -> Task | None:
@@ -194,12 +195,13 @@ class Scheduler:
         s = self._monitor.latest if self._monitor is not None else None
         budget = self._budget_for(s)
         self.budget_mb = budget / MB
-        kernel = (s.kernel + s.helpers) if s is not None else float(self.manager.base_bytes())
+        kernel = s.kernel if s is not None else float(self.manager.base_bytes())
         ests = [self._call_estimate(t, False) for t in self._pending]
         for t, e in zip(self._pending, ests):
             t.estimate = e
-        self.predicted_peak_mb = plan_peak(kernel, ests, self.workers, budget,
-                                           idle_bytes=self.manager.overhead_mb * MB) / MB
+        helpers = s.helpers if s is not None and s.helpers > 0 else helpers_allowance(ests)
+        self.predicted_peak_mb = plan_peak(kernel, ests, self.workers, budget, idle_bytes=self.manager.overhead_mb * MB,
+                                           helpers_bytes=helpers) / MB
         top = sorted(ests, reverse=True)[:2]
         if len(top) == 2 and self.workers > 1 and kernel + top[0] + top[1] > budget:
             self._warn(f"the largest file(s) need most of the {budget / MB:.0f} MB budget: large files will run "
@@ -209,7 +211,7 @@ class Scheduler:
         """Start as many files as the rule allows (:mod:`.admission`)."""
         with self._lock:
             while self._pending and not self._stop_flag.is_set():
-                idle = [w for w in self._pool if w.task is None]
+                idle = [w for w in self._pool if w.task is None and not w.retiring]
                 if not idle:
                     return
                 busy = [w for w in self._pool if w.task is not None]
@@ -244,11 +246,16 @@ class Scheduler:
                                        max(1, o.batch_max_files))
                     if n > 1:
                         take = adm.take_small(self._pending, t.size, t.estimate, n, batch_file_bytes=o.batch_file_bytes,
-                                              batch_max_bytes=o.batch_max_bytes)
+                                              batch_max_bytes=o.batch_max_bytes, estimate=self._fresh_estimate)
                         batch += [self._pending[j] for j in take]
                         for j in take:  # descending positions near the end: cheap deletes
                             del self._pending[j]
                 self._assign(w, batch, choice.alone, choice.over_budget)
+
+    def _fresh_estimate(self, t) -> float:
+        """A batch member's estimate now (the model may have learned since the plan), kept on the task."""
+        t.estimate = self._call_estimate(t, False)
+        return t.estimate
 
     def _drop_oversize(self) -> None:
         """Take the files the oversize policy skips out of the queue (outcome: skipped + reason)."""
@@ -323,6 +330,8 @@ class Scheduler:
             return
         events = []
         with self._lock:
+            if len(msg) > 2 and msg[2]:
+                w.retiring = True  # it exits after these outcomes: nothing more is sent to it
             if w.task is None:
                 return  # stale (nothing is assigned to it)
             for rec in msg[1]:
@@ -462,6 +471,13 @@ class Scheduler:
             how = signal_name(code)
             t, rest = self._take_back(w)
             self._close_worker(w)
+            if w.retiring and code == 0:
+                if t is not None:  # (defensive) never sent work: back to the queue, no attempt counted
+                    t.attempts -= 1
+                    self._requeue(t)
+                if self._pending and not self._stop_flag.is_set():
+                    self._spawn_worker()  # a fresh worker in its place
+                return
             if not w.ready and (code is None or code >= 0):
                 # exited on its own while starting: the work cannot be imported / the setup is broken
                 self._startup_failures += 1

@@ -95,11 +95,11 @@ def trim_memory() -> None:
         log.debug("malloc_trim is not available here")
 
 
-def send_outcomes(conn, records: list) -> bool:
-    """Send ("done", records) to the parent; a record whose result cannot be pickled fails
-    that file only. False when the parent is gone."""
+def send_outcomes(conn, records: list, retire: bool = False) -> bool:
+    """Send ("done", records, retire) to the parent; a record whose result cannot be pickled fails
+    that file only. ``retire``: this worker exits after these outcomes. False when the parent is gone."""
     try:
-        conn.send(("done", records))
+        conn.send(("done", records, retire))
         return True
     except (EOFError, OSError, BrokenPipeError):
         return False
@@ -113,7 +113,7 @@ def send_outcomes(conn, records: list) -> bool:
                 reason = bounded(f"result could not be sent to the parent ({type(exc).__name__}: {exc})")
                 fixed.append((rec[0], False, reason) + tuple(rec[3:]))
         try:
-            conn.send(("done", fixed))
+            conn.send(("done", fixed, retire))
             return True
         except (EOFError, OSError, BrokenPipeError):
             return False
@@ -128,9 +128,10 @@ class _Meter:
     peak above it (peak-RSS mark reset before the file, read after it)."""
 
     def __init__(self, method: str):
-        # the baseline is the worker's *own* memory (USS): with fork its PSS also holds a share
-        # of the kernel's pages, which the kernel's own reading already counts
-        self.reader = ProcessMemoryReader("uss" if method in ("pss", "uss") else "rss", full_every=1.0)
+        # the baseline is read the way the monitor reads workers (PSS by default), so a learned
+        # per-file peak and the monitor's per-worker memory are on one scale; with fork a worker's
+        # PSS holds a share of the kernel's pages, so "uss" is the method there (see PoolOptions)
+        self.reader = ProcessMemoryReader(method if method in ("pss", "uss") else "rss", full_every=1.0)
         self.probe = Probe()
 
     def baseline(self) -> tuple[float | None, int | None]:
@@ -163,6 +164,10 @@ def run_one(work: Callable, work_args: tuple, path: str, lean: bool, meter: _Met
     if peak_delta is not None and peak_delta > 16 * MB:
         trim_memory()  # (a big result is kept until it is sent: the trim frees the parser's garbage)
     return ok, result, seconds, baseline, peak_delta
+
+
+#: a worker whose own memory grew by more than this since it started retires after its batch
+RETIRE_GROWTH = 8 * MB
 
 
 def worker_main(conn, work: Callable, work_args: tuple, method: str, warmup: str | None = None,
@@ -209,7 +214,13 @@ def worker_main(conn, work: Callable, work_args: tuple, method: str, warmup: str
                 if not send_outcomes(conn, records):
                     return
                 records, last = [], now
-        if records and not send_outcomes(conn, records):
-            return
+        now_mem, _ = meter.baseline()
+        # what the files left behind (allocator arenas, caches) would count against every later
+        # file's estimate: a worker that grew hands over to a fresh one after this batch
+        retire = base_mem is not None and now_mem is not None and now_mem - base_mem > RETIRE_GROWTH
         if current is not None:
             current.value = -1
+        if (records or retire) and not send_outcomes(conn, records, retire):
+            return
+        if retire:
+            return

@@ -50,15 +50,21 @@ WHOLE_FRAME_PRIOR: tuple[float, float] = (16.0, 30.0)
 GENERIC_PRIOR: tuple[float, float] = (16.0, 30.0)
 
 
+#: a worker's own memory before any file (~29 MB PSS) plus what it may keep between files before
+#: it retires (8 MB), with a margin: no type's prior overhead is below this
+MIN_OVERHEAD_MB = 40.0
+
+
 def prior_of(name: str) -> tuple[float, float]:
-    """(gamma, overhead_mb) of a known report type."""
-    return PRIORS.get(name, WHOLE_FRAME_PRIOR)
+    """(gamma, overhead_mb) of a known report type (overhead at least MIN_OVERHEAD_MB)."""
+    gamma, overhead = PRIORS.get(name, WHOLE_FRAME_PRIOR)
+    return gamma, max(overhead, MIN_OVERHEAD_MB)
 
 
 def memory_priors() -> dict[str, tuple[float, float]]:
     """Per report type ``(gamma, overhead_mb)`` for :func:`summarize_path` in a worker, plus ``"generic"``."""
     out = {name: prior_of(name) for name in KIND_OF}
-    out["generic"] = GENERIC_PRIOR
+    out["generic"] = (GENERIC_PRIOR[0], max(GENERIC_PRIOR[1], MIN_OVERHEAD_MB))
     return out
 
 

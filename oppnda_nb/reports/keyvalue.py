@@ -126,7 +126,7 @@ def _kv_metrics(src: _Src, ignore_fields=()) -> dict[str, float]:
     if extra:
         src.warnings.append(f"{len(extra)} line(s) without '{src.separator}' ignored: {snippet(extra[:3], 160)}")
     if src.report_type in _EXPECTED_KEYS:
-        missing = [k for k in _EXPECTED_KEYS[src.report_type] if k not in metrics]
+        missing = [k for k in _EXPECTED_KEYS[src.report_type] if k not in metrics and k not in ignore_fields]
         if missing:
             src.warnings.append(f"missing metrics {snippet(missing, 200)}")
         if "title" not in src.meta:
