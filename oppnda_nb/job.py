@@ -14,7 +14,7 @@ magic is visible in the panel and the other way round.
 """
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import math
 import os
@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, averaging, memory_model, pool, reports
+from . import __version__, averaging, dask_backend, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
 from .memory_model import MemoryModel, TypeModel, helpers_allowance, plan_peak
 from .averaging.writers import OutputFolder
+from .cache import FILENAME, SummaryCache, stat_keys, version_key
 from .pool import Event, EventKind, JobResult
 from .resource_manager import ResourceManager
 from .system import MB
@@ -244,14 +245,18 @@ class Run:
     runs (:func:`memory_model.save_learned`). ``oversize``: what to do with a file that does not fit the budget
     even alone and streamed in lean mode: "skip" (default) or "run-alone". ``file_timeout``:
     seconds per file (None: the pool's default, generous and scaled by size). ``write=False``
-    keeps everything in memory (tables, curves) and touches no output folder.
+    keeps everything in memory (tables, curves) and touches no output folder. ``cache``: each
+    file's summary is kept in a SQLite cache (``True``: in :func:`memory_model.cache_dir`; a
+    folder: there; ``False``: off), so a re-run parses only new or changed files.
+    ``scheduler``: a Dask ``Client`` or scheduler address: the files are summarised on that
+    cluster (:mod:`dask_backend`) instead of the local pool; everything else is the same.
     """
 
     def __init__(self, folder=None, *, config: Any = None, pattern: Any = None, group_by: Any = None,
                  manager: ResourceManager | None = None, output=None, workers: int | None = None,
                  start_method: str | None = None, csv: bool = True, sample_interval: float = 0.2,
                  learn: bool = True, oversize: str = "skip", file_timeout: float | None = None,
-                 write: bool = True):
+                 write: bool = True, cache: bool | str | os.PathLike = True, scheduler: Any = None):
         self.config = averaging.prepare_config(config, pattern, group_by)
         if folder is None and self.config.folder is None:
             folder = sample_folder()
@@ -271,12 +276,23 @@ class Run:
         if self.learn:
             memory_model.load_learned(self.manager.model, _STORE_KEY)
         self.csv = csv
-        self.plan = plan(self.files, self.manager, skipped=self.skipped, workers=workers)
-        timeout = {} if file_timeout is None else {"file_timeout": file_timeout}
-        self.job = pool.Job(self.files, averaging.summarize_file, (self.config.settings(),), self.manager,
-                            skipped=self.skipped, estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES,
-                            workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
-                            oversize=oversize, **timeout)
+        settings = self.config.settings()
+        self.cache = None if cache is False else SummaryCache(None if cache is True else Path(cache) / FILENAME,
+                                                              version=version_key(settings))
+        self._stat = {p: (size, mtime) for p, size, mtime in stat_keys(self.files)}
+        self._read_started_ns = time.time_ns()
+        self.cached = self.cache.get_many([(p, *self._stat[p]) for p in self.files if p in self._stat]) \
+            if self.cache is not None else {}
+        todo = [p for p in self.files if p not in self.cached]
+        self.plan = plan(todo, self.manager, skipped=self.skipped, workers=workers)
+        options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
+                       oversize=oversize)
+        if file_timeout is not None:
+            options["file_timeout"] = file_timeout
+        make = pool.Job if scheduler is None else functools.partial(dask_backend.DaskJob, client=scheduler)
+        self.job = make(todo, averaging.summarize_file, (settings,), self.manager, skipped=self.skipped,
+                        done=[(p, self.cached[p]) for p in self.files if p in self.cached],
+                        estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES, **options)
         self.result: RunResult | None = None
         self._listeners: list[Callable] = []
         self._thread: threading.Thread | None = None
@@ -384,6 +400,15 @@ class Run:
                                      context=lambda s: (budget, float("nan"), 0))
         return monitor.start(t0=time.monotonic() - t_end)
 
+    def _store(self, job_result: JobResult) -> None:
+        """Keep what was parsed (never failed files: they are tried again next time)."""
+        if self.cache is None:
+            return
+        fresh = [o.result for o in job_result.outcomes
+                 if str(o.status) == "processed" and o.path not in self.cached and o.path in self._stat]
+        self.cache.put_many([(s.path, *self._stat[s.path], s) for s in fresh],
+                            read_started_ns=self._read_started_ns)
+
     def _aggregate_and_write(self, job_result: JobResult, t0: float):
         averaged = averaging.aggregate(job_result.results, self.config)
         averaged.errors = [(o.path, o.reason or "") for o in job_result.outcomes if str(o.status) == "failed"]
@@ -408,6 +433,7 @@ class Run:
             self.job.start()
             job_result = self.job.wait()
             self._phase_monitor = self._watch_averaging(job_result)
+            self._store(job_result)
             averaged, written, error = None, [], None
             try:
                 averaged, written = self._aggregate_and_write(job_result, t0)

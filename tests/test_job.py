@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from oppnda_nb import ResourceManager, job
 from oppnda_nb.averaging import sample_folder
 from oppnda_nb.errors import OppndaError
-from oppnda_nb.memory_model import plan_peak
+from oppnda_nb.memory_model import helpers_allowance, plan_peak
 from oppnda_nb.system import MB
 
 
@@ -99,7 +100,8 @@ def test_plan_is_the_memory_model(tmp_path):
     p = job.plan_folder(folder, rm)
     assert p.estimates == [rm.model.estimate(k, s) for k, s in zip(p.kinds, p.sizes)]
     assert p.predicted_peak_bytes == pytest.approx(
-        plan_peak(p.kernel_bytes, p.estimates, p.workers, p.budget_bytes, idle_bytes=rm.overhead_mb * MB))
+        plan_peak(p.kernel_bytes + len(p.files) * job.RESULT_BYTES, p.estimates, p.workers, p.budget_bytes,
+                  idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates)))
     assert "recommended workers" in p.text()
 
 
@@ -124,3 +126,25 @@ def test_folders_and_fifos_named_like_reports_are_skipped_with_a_reason(tmp_path
     assert "a folder" in reasons["TEST_EpidemicRouter_7_60_10M_MessageStatsReport.txt"]
     assert "a FIFO" in reasons["TEST_EpidemicRouter_8_60_10M_MessageStatsReport.txt"]
     assert run.run().exit_code == job.EXIT_OK
+
+
+def test_a_rerun_reads_only_what_changed(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    cache = tmp_path / "summaries"
+    past = time.time() - 60  # files written in the last seconds are not cached (their mtime may not change)
+    for f in folder.iterdir():
+        os.utime(f, (past, past))
+    first = job.Run(folder, output=tmp_path / "o1", cache=cache, workers=1).run()
+    assert first.job.counts["cached"] == 0
+    again = job.Run(folder, output=tmp_path / "o2", cache=cache, workers=1).run()
+    n = len(list(folder.iterdir()))
+    assert again.job.counts["cached"] == n and again.job.counts["processed"] == n
+    for name in ("MessageStatsReport_EpidemicRouter_10_buffer_average.txt",):
+        assert (tmp_path / "o1" / name).read_bytes() == (tmp_path / "o2" / name).read_bytes()
+    changed = sorted(folder.iterdir())[0]
+    changed.write_text(changed.read_text().replace("delivered:", "delivered: 1\nx:", 1))
+    os.utime(changed, (past + 5, past + 5))
+    third = job.Run(folder, output=tmp_path / "o3", cache=cache, workers=1).run()
+    assert third.job.counts["cached"] == n - 1
+    off = job.Run(folder, output=tmp_path / "o4", cache=False, workers=1).run()
+    assert off.job.counts["cached"] == 0

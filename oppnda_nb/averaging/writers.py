@@ -81,8 +81,10 @@ class OutputFolder:
         """Fail early: the folder must be writable and no planned name may be an input file."""
         out = self.path.resolve()
         if inputs:
-            ins = {os.path.realpath(p) for p in inputs}
-            clash = [n for n in names if os.path.realpath(out / n) in ins]
+            here = {}  # realpath of each input folder, computed once per folder
+            ins = {os.path.basename(p) for p in inputs
+                   if here.setdefault(os.path.dirname(p), os.path.realpath(os.path.dirname(p) or ".")) == str(out)}
+            clash = [n for n in names if n in ins]
             if clash:
                 raise OppndaError(
                     f"Refusing to run: {len(clash)} output file(s) would replace input reports in {out} "

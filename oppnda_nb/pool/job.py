@@ -41,7 +41,7 @@ from . import admission as adm
 from .monitor import MemoryMonitor, MemorySample, samples_frame
 from .options import PoolOptions
 from .processes import Helpers, default_start_method
-from .records import Event, EventKind, FileOutcome, JobResult, Progress, Status, bounded
+from .records import CACHED, Event, EventKind, FileOutcome, JobResult, Progress, Status, bounded
 from .scheduler import Scheduler, Task, accepts_lean
 
 log = logging.getLogger("oppnda_nb.pool")
@@ -57,7 +57,7 @@ class Job(Scheduler):
     """
 
     def __init__(self, files: Iterable[str | os.PathLike], work: Callable, work_args: Sequence = (),
-                 manager=None, *, skipped: Iterable[tuple[str, str]] = (),
+                 manager=None, *, skipped: Iterable[tuple[str, str]] = (), done: Iterable[tuple[str, Any]] = (),
                  estimate: Callable[[str, int, bool], float] | None = None,
                  kind_of: Callable[[str], str] | None = None, preload: Sequence[str] | None = None,
                  options: PoolOptions | None = None, **option_overrides):
@@ -109,6 +109,17 @@ class Job(Scheduler):
             except OSError:
                 size = 0
             self._outcomes[n + j] = FileOutcome(p, size, Status.SKIPPED, reason, report_type=self._kind(p))
+        n += len(self.skipped)
+        self.done = [(os.fspath(p), r) for p, r in done]
+        for j, (p, result) in enumerate(self.done):  # known already (the caller's cache): no work
+            try:
+                size = os.path.getsize(p)
+            except OSError:
+                size = 0
+            self._outcomes[n + j] = FileOutcome(p, size, Status.PROCESSED, CACHED, result=result,
+                                                report_type=self._kind(p))
+        #: every input path, in outcome order: files, then skipped, then done
+        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _ in self.done]
         self._pending: list[Task] = sorted(self._tasks, key=lambda t: t.key)
         sizes = [t.size for t in self._tasks]
         if self.options.workers is not None:
@@ -300,7 +311,7 @@ class Job(Scheduler):
         rate = self._bytes_done / MB / elapsed if elapsed > 0 else 0.0
         left = self._bytes_total - self._bytes_done
         eta = (left / MB / rate) if rate > 0 else (0.0 if left <= 0 else None)
-        return Progress(files_done=len(self._outcomes), files_total=len(self.files) + len(self.skipped),
+        return Progress(files_done=len(self._outcomes), files_total=len(self.inputs),
                         bytes_done=self._bytes_done, bytes_total=self._bytes_total, mb_per_s=rate, eta_s=eta,
                         elapsed_s=elapsed, running=sum(1 for w in self._pool if w.task is not None),
                         workers=len(self._pool), permits=self._sem.current_permits if self._sem is not None else 0,

@@ -49,6 +49,10 @@ STATUSES = tuple(s.value for s in Status if s is not Status.RUNNING)
 EVENT_KINDS = tuple(k.value for k in EventKind)
 
 
+#: the reason of a processed outcome whose result the caller already had (its cache): no work done
+CACHED = "cached"
+
+
 def bounded(reason: str | None, limit: int = MAX_REASON) -> str | None:
     """``reason`` cut to ``limit`` characters (with an ellipsis), None stays None."""
     if reason is None:
@@ -145,9 +149,11 @@ class JobResult:
 
     @property
     def counts(self) -> dict[str, int]:
+        """Outcomes per status, the total, and how many of the processed came from the caller's cache."""
         c = Counter(str(o.status) for o in self.outcomes)
         out = {s: int(c.get(s, 0)) for s in STATUSES}
         out["total"] = len(self.outcomes)
+        out["cached"] = sum(1 for o in self.outcomes if o.reason == CACHED and str(o.status) == "processed")
         return out
 
     @property
@@ -172,7 +178,9 @@ class JobResult:
     def summary(self) -> str:
         c = self.counts
         lines = [
-            f"Job {self.status}: {c['processed']} processed, {c['skipped']} skipped, {c['failed']} failed, "
+            f"Job {self.status}: {c['processed']:,} processed"
+            + (f" ({c['cached']:,} cached, {c['processed'] - c['cached']:,} parsed)" if c["cached"] else "")
+            + f", {c['skipped']} skipped, {c['failed']} failed, "
             f"{c['cancelled']} cancelled of {len(self.inputs)} files "
             f"(accounting {'OK' if self.accounting_ok else 'MISMATCH'}) in {self.elapsed_s:.1f} s",
             f"workers {self.workers} (at the end {self.workers_final}); budget {self.budget_mb:.0f} MB; "

@@ -556,7 +556,7 @@ class Scheduler:
             self._monitor.stop()
             self.warnings.extend(f"monitor: {e}" for e in self._monitor.errors)
         self._t_end = time.monotonic()
-        total_inputs = len(self.files) + len(self.skipped)
+        total_inputs = len(self.inputs)
         if self._interrupted:
             self.warnings.append(f"interrupted by {self._interrupted}: unfinished files are cancelled")
         self.result = JobResult(
@@ -569,7 +569,7 @@ class Scheduler:
             measured_peak_mb=self._monitor.peak_total / MB if self._monitor is not None else math.nan,
             elapsed_s=self._t_end - (self._t0 or self._t_end),
             status=status,
-            inputs=list(self.files) + [p for p, _ in self.skipped],
+            inputs=list(self.inputs),
             memory_method=self._monitor.reader.method if self._monitor is not None else "",
             workers_final=self._target,
         )

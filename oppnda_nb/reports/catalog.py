@@ -6,7 +6,6 @@ The registry adds each type's parser and summaries and checks it names exactly t
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 #: report type -> kind (how its frame is shaped)
 KIND_OF: dict[str, str] = {
@@ -71,11 +70,10 @@ def memory_priors() -> dict[str, tuple[float, float]]:
 def report_type_from_name(path: str | os.PathLike) -> str | None:
     """THE report type of a ONE file name: its last ``_`` part before ``.txt`` / ``.txt.gz`` if that
     is a known report class (case-insensitive), else None. No I/O."""
-    stem = Path(os.fspath(path)).name
+    stem = os.path.basename(os.fspath(path))
     low = stem.lower()
     for ext in (".txt.gz", ".gz", ".txt"):
         if low.endswith(ext):
             stem = stem[: -len(ext)]
             break
-    last = stem.rsplit("_", 1)[-1]
-    return _BY_LOWER.get(last.lower())
+    return _BY_LOWER.get(stem.rsplit("_", 1)[-1].lower())
