@@ -247,6 +247,9 @@ def describe_rows(matrix: np.ndarray, confidence: float = 0.95) -> dict[str, np.
         dev = np.where(nan, 0.0, m - mean[:, None])
         var = np.sum(dev * dev, axis=1) / (n - 1)
         std = np.where(n >= 2, np.sqrt(var), np.nan)
+        # identical runs have no spread: a mean that is one ulp off must not show as std 4e-12
+        lo, hi = np.where(nan, np.inf, m).min(axis=1), np.where(nan, -np.inf, m).max(axis=1)
+        std = np.where((n >= 2) & (lo == hi), 0.0, std)
         tcrit = np.array([t_critical(float(k - 1), confidence) if k >= 2 else np.nan for k in n])
         half = tcrit * std / np.sqrt(n)
     return {"mean": mean, "std": std, "n": n, "ci95": half, "ci_low": mean - half, "ci_high": mean + half}

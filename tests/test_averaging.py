@@ -316,7 +316,31 @@ def test_default_config_on_sample(tmp_path):
     assert (tmp_path / "MessageStatsReport_EpidemicRouter_180_10_ttl_average.txt").exists() is False
     assert (tmp_path / "MessageStatsReport_EpidemicRouter_180_ttl_average.txt").exists()
     csvs = res.to_csv(tmp_path / "csv")
-    assert {p.name for p in csvs} >= {"average.csv", "long.csv", "skipped.csv", "errors.csv"}
+    assert {p.name for p in csvs} >= {"average_MessageStatsReport.csv", "average_ContactTimesReport.csv",
+                                      "long.csv", "skipped.csv", "errors.csv"}
+    per_type = pd.read_csv(tmp_path / "csv" / "average_MessageStatsReport.csv")
+    assert set(per_type["report_type"]) == {"MessageStatsReport"}
+    assert not [c for c in per_type.columns if per_type[c].isna().all()]   # only this type's metrics
+    assert per_type["delivery_prob_n"].dtype.kind == "i"                   # counts are integers
+    assert "00000000" not in (tmp_path / "csv" / "long.csv").read_text()  # no float noise
+
+
+def test_identical_runs_have_zero_spread():
+    from oppnda_nb.stats import describe_rows
+
+    st = describe_rows(np.array([[19995.1] * 7]))  # their float mean is 3.6e-12 off
+    assert st["std"][0] == 0.0 and st["ci95"][0] == 0.0
+
+
+def test_non_utf8_file_names_are_written_with_an_escape(tmp_path):
+    d = _small_folder(tmp_path)
+    bad = os.path.join(os.fsencode(str(d)), b"TEST_R_9_60_5M_Message\xffStatsReport.txt")
+    with open(bad, "wb") as fh:
+        fh.write(b"created: 1\n")
+    res = average_folder(_small_config(), folder=d, output=tmp_path / "o", csv=True)
+    text = (tmp_path / "o" / "csv" / "skipped.csv").read_text(encoding="utf-8")
+    assert "Message\\xffStatsReport" in text
+    assert (tmp_path / "o" / "csv" / "errors.csv").is_file() and res.files_read == 4
 
 
 def test_summarize_settings_and_summaries_pickle():

@@ -16,6 +16,8 @@ from . import writers
 from .config import AveragerConfig, Strategy, load_config
 from .summarize import FileSummary
 
+#: CSV number format: 15 significant digits, so float noise never shows
+CSV_FLOAT = "%.15g"
 #: Points of the common time grid for time-series curves (capped by the longest run).
 GRID_POINTS = 500
 
@@ -221,7 +223,11 @@ class AverageResult:
             # report type, then parameters in numeric order where numeric (TTL 60 < 180 < 300)
             rows.sort(key=lambda r: (r["report_type"], *((isinstance(r[f], str), r[f]) for f in strat.group_by)))
             cols = list(strat.group_by) + [c for c in ("report_type", "n_files") if c not in strat.group_by]
-            out[strat.name] = pd.DataFrame(rows, columns=None if rows else cols)
+            frame = pd.DataFrame(rows, columns=None if rows else cols)
+            for c in frame.columns:
+                if c.endswith("_n"):  # counts stay integers where a metric is missing in some groups
+                    frame[c] = frame[c].astype("Int64")
+            out[strat.name] = frame
         return out
 
     def table(self, strategy: str, report_type: str | None = None) -> pd.DataFrame:
@@ -310,23 +316,26 @@ class AverageResult:
         return written
 
     def to_csv(self, output_dir: str | os.PathLike) -> list[Path]:
-        """CSV export: ``<strategy>.csv`` (wide), ``long.csv``, ``curves_<strategy>.csv``, ``skipped.csv``, ``errors.csv``."""
+        """CSV export: ``<strategy>_<report type>.csv`` (wide, that type's metrics only), ``long.csv``,
+        ``curves_<strategy>.csv``, ``skipped.csv``, ``errors.csv``. Numbers with 15 significant digits
+        (``19995.1``, not the float noise ``19995.100000000002``)."""
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
 
         def put(name: str, df: pd.DataFrame) -> None:
             target = writers.inside(out, writers.safe_output_name(name))
-            writers.atomic_write(target, df.to_csv(index=False))
+            writers.atomic_write(target, df.to_csv(index=False, float_format=CSV_FLOAT))
             paths.append(target)
 
-        for name, t in self.tables.items():
-            put(f"{name}.csv", t)
+        for name, t in self.tables.items():  # one table per strategy and report type: only its metrics
+            for rt in (sorted(t["report_type"].unique()) if len(t) else []):
+                put(f"{name}_{rt}.csv", self.table(name, rt))
         put("long.csv", self.long)
         for name, c in self.curves.items():
             put(f"curves_{name}.csv", c)
-        put("skipped.csv", pd.DataFrame(self.skipped, columns=["file", "reason"]))
-        put("errors.csv", pd.DataFrame(self.errors, columns=["file", "reason"]))
+        put("skipped.csv", pd.DataFrame([(writers.printable(f), r) for f, r in self.skipped], columns=["file", "reason"]))
+        put("errors.csv", pd.DataFrame([(writers.printable(f), r) for f, r in self.errors], columns=["file", "reason"]))
         return paths
 
     # ---- reporting
@@ -351,7 +360,7 @@ class AverageResult:
                      f"{len(self.written)} files written" + (f" to {self.output_dir}" if self.output_dir else "")
                      + f", {self.seconds:.2f} s, {self.workers} worker(s)")
         for p, r in self.errors[:10]:
-            lines.append(f"failed: {os.path.basename(p)}: {r}")
+            lines.append(f"failed: {writers.printable(os.path.basename(p))}: {r}")
         if len(self.errors) > 10:
             lines.append(f"failed: ... and {len(self.errors) - 10} more")
         lines.extend(f"warning: {w}" for w in self.warnings)

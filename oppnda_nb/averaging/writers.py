@@ -11,6 +11,16 @@ from ..errors import OppndaError
 _UNSAFE = re.compile(r"[\x00-\x1f/\\:*?\"<>|]")
 
 
+def printable(path: str) -> str:
+    """A file name as text that any UTF-8 output takes: bytes that are not UTF-8 (kept by Python as
+    surrogates) become ``\\xNN`` escapes, losslessly; every other name is unchanged."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def safe_token(s: str) -> str:
     """``s`` with path separators and control characters replaced by ``_`` (never empty)."""
     return _UNSAFE.sub("_", str(s)) or "_"
