@@ -287,6 +287,34 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK if not cal.failed else EXIT_INCOMPLETE
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Show or clear the per-file summary cache."""
+    from . import cache
+
+    path = Path(args.cache_dir) / cache.FILENAME if args.cache_dir else cache.default_path()
+    if args.action == "clear":
+        removed = cache.clear_cache(path)
+        print(f"{'removed' if removed else 'no cache at'} {path}")
+        return EXIT_OK
+    if not path.exists():
+        print(f"no cache at {path}")
+        return EXIT_OK
+    stats = cache.SummaryCache(path, version="").stats()
+    print(f"{path}: {stats['entries']:,} file summaries, {stats['bytes'] / 2**20:.1f} MB")
+    return EXIT_OK
+
+
+def cmd_plots(args: argparse.Namespace) -> int:
+    """OppNDA's analysis engine: every figure its analysis_config.json asks for, through the memory-aware pool."""
+    from . import figures
+
+    formats = tuple(args.format) if args.format else ("png",)
+    result = figures.run_analysis(args.config or figures.example_config_path(), manager=_manager(args),
+                                  formats=formats, workers=args.workers, dpi=args.dpi)
+    print(result.summary())
+    return int(result.exit_code)
+
+
 # ------------------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("demo", cmd_demo, "the main job on the bundled sample: averaged reports, tables, memory and analysis plots",
             "Run the bundled sample of real ONE reports through the pool and write every output (averaged "
             "reports, CSV tables, memory.csv/png, analysis plots) into one folder (default ./oppnda-demo).")
+    p = command("cache", cmd_cache, "show or clear the per-file summary cache (re-runs parse only what changed)")
+    p.add_argument("action", nargs="?", choices=("show", "clear"), default="show", help="show (default) or clear")
+    p = command("plots", cmd_plots, "OppNDA's analysis figures (line, 3D surface, violin, heatmap, pairplot, CSV)",
+                "Draw every figure an OppNDA analysis_config.json asks for, each as a job of the memory-aware "
+                "pool. Without CONFIG: the bundled example config (run `average` on the sample first).")
+    p.add_argument("config", nargs="?", default=None, help="OppNDA analysis_config.json")
     command("calibrate", cmd_calibrate, "measure the memory of the largest file of each report type (kept for later runs)",
             folder_help="folder of ONE reports (default: the bundled sample)")
     return parser
@@ -334,4 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:  # before a run started (scanning) or after it ended
         print("interrupted", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say
+        sys.stderr.close()
         return EXIT_INCOMPLETE

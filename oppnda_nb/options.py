@@ -145,6 +145,18 @@ _OPTION_LIST = [
            choices=("skip", "run-alone"), metavar="skip|run-alone", configurable=True),
     Option("--file-timeout", "float", "seconds one file may take (default: generous, scaled by size)", lo=0,
            lo_open=True, metavar="SECONDS", configurable=True),
+    Option("--no-cache", "flag", "parse every file again (do not use nor fill the per-file summary cache)",
+           configurable=True),
+    Option("--cache-dir", "str", "folder of the per-file summary cache (default: the user's cache directory)",
+           metavar="DIR", configurable=True),
+    # another scheduler
+    Option("--scheduler", "str", "summarise the files on this Dask cluster (a scheduler address tcp://HOST:PORT)",
+           metavar="ADDRESS"),
+    Option("--dask-workers", "int", "start a local Dask cluster of N process workers sized by the memory budget",
+           lo=1, metavar="N"),
+    # figures (OppNDA's analysis engine)
+    Option("--format", "list", "figure formats, comma separated (png, pdf, svg)", metavar="png,pdf"),
+    Option("--dpi", "int", "figure resolution (default: the config's general.dpi)", lo=10, metavar="N"),
     # what to leave behind (command line)
     Option("--summary-json", "str", "write the accounting as JSON to this file (atomically)", metavar="FILE"),
     Option("--memory-log", "str", "write the memory samples as CSV to this file", metavar="FILE"),
@@ -163,20 +175,23 @@ _OPTION_LIST = [
 OPTIONS: dict[str, Option] = {o.dest: o for o in _OPTION_LIST}
 
 _MEMORY = ("eta", "gamma", "overhead_mb", "total_ram_mb", "no_safety", "min_workers", "max_workers")
-_POOL = ("workers", "no_learn", "oversize", "file_timeout")
+_POOL = ("workers", "no_learn", "oversize", "file_timeout", "no_cache", "cache_dir")
 _SELECT = ("config", "pattern")
 
 #: which options each command takes (command line and magic; a face adds its positionals)
 COMMANDS: dict[str, tuple[str, ...]] = {
     "status": _SELECT + _MEMORY,
-    "run": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("summary_json", "memory_log", "quiet"),
+    "run": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("scheduler", "dask_workers", "summary_json",
+                                                                 "memory_log", "quiet"),
     "average": ("folder", "pattern", "group_by", "output", "csv") + _MEMORY + _POOL
                + ("summary_json", "quiet", "verbose"),
     "demo": ("output",) + _MEMORY + _POOL + ("quiet",),
     "calibrate": _SELECT + _MEMORY,
+    "cache": ("cache_dir",),
+    "plots": _MEMORY + ("workers", "format", "dpi", "quiet"),
     # magic only
     "panel": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("name",),
-    "magic_run": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("background", "name"),
+    "magic_run": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("scheduler", "background", "name"),
     "stop": (),
     "plot": ("name", "by", "x", "table"),
 }
@@ -260,4 +275,10 @@ def run_kwargs(values: dict, names: Sequence[str] = ("config", "pattern", "group
         kw["oversize"] = values["oversize"]
     if values.get("file_timeout") is not None:
         kw["file_timeout"] = values["file_timeout"]
+    if values.get("no_cache"):
+        kw["cache"] = False
+    elif values.get("cache_dir"):
+        kw["cache"] = values["cache_dir"]
+    if values.get("scheduler"):
+        kw["scheduler"] = values["scheduler"]
     return kw

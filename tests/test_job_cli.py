@@ -18,6 +18,7 @@ from conftest import cli, cli_env, many_folder
 from shared_data import REFERENCE
 
 from oppnda_nb import cli as cli_mod, options
+from oppnda_nb.averaging import sample_folder
 
 
 # ------------------------------------------------------------------------------ options
@@ -176,3 +177,18 @@ def _sid(pid: int) -> int | None:
         return os.getsid(pid)
     except OSError:
         return None
+
+
+def test_cache_and_plots_commands(tmp_path):
+    out = tmp_path / "oppnda-output"
+    env_cache = tmp_path / "c"
+    r = cli("average", "--folder", sample_folder(), "--output", out, "--cache-dir", env_cache, "-q")
+    assert r.returncode == 0, r.stderr
+    r = cli("cache", "--cache-dir", env_cache)
+    assert r.returncode == 0 and "240 file summaries" in r.stdout
+    r = cli("cache", "clear", "--cache-dir", env_cache)
+    assert r.returncode == 0 and "removed" in r.stdout and not (env_cache / "summaries.sqlite").exists()
+    r = subprocess.run([sys.executable, "-m", "oppnda_nb", "plots", "--format", "png"], cwd=tmp_path,
+                       capture_output=True, text=True, env=cli_env())
+    assert r.returncode == 0, r.stderr
+    assert "0 failed" in r.stdout and (tmp_path / "oppnda-plots" / "delivery_prob_ttl_line.png").is_file()
