@@ -38,6 +38,9 @@ log = logging.getLogger("oppnda_nb.job")
 
 #: learned memory models are kept per parser version (a new parser invalidates them)
 _STORE_KEY = f"oppnda_nb-{__version__}"
+#: the in-process path: key:value files up to this size each, this much in all
+IN_PROCESS_FILE_BYTES = 256 * 1024
+IN_PROCESS_TOTAL_BYTES = 32 * MB
 #: kernel memory per file summary held until averaging (a key:value summary is ~2-3 KB)
 RESULT_BYTES = 4 * 1024
 #: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
@@ -115,9 +118,23 @@ def _sizes(files: Sequence[str]) -> list[int]:
     return out
 
 
+def in_process_pays(files: Sequence[str], stat: dict[str, tuple[int, int]]) -> bool:
+    """Is the work so small that worker processes cost more than they save? Only key:value
+    reports (no pandas needed to parse them), each at most IN_PROCESS_FILE_BYTES, together at
+    most IN_PROCESS_TOTAL_BYTES: parsing them here takes about a second, memory-safe by
+    construction (one tiny file at a time next to the kernel)."""
+    total = 0
+    for p in files:
+        size = stat.get(p, (IN_PROCESS_FILE_BYTES + 1,))[0]
+        if size > IN_PROCESS_FILE_BYTES or reports.KIND_OF.get(kind_of(p)) != "keyvalue":
+            return False
+        total += size
+    return total <= IN_PROCESS_TOTAL_BYTES
+
+
 def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tuple[str, str]] = (),
          sizes: Sequence[int] | None = None, kinds: Sequence[str] | None = None,
-         workers: int | None = None) -> Plan:
+         workers: int | None = None, in_process: bool = False) -> Plan:
     """P_opt and the predicted peak of the spec, with the one memory model's per-file estimates.
 
     ``sizes``/``kinds`` may be given when already known (the panel keeps a folder's scan and
@@ -136,7 +153,7 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     budget = manager.budget_bytes(kernel)
     held = len(files) * RESULT_BYTES  # the kernel keeps every file's summary until it averages
     peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
-                     helpers_bytes=helpers_allowance(estimates))
+                     helpers_bytes=0.0 if in_process else helpers_allowance(estimates))
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, peak, warnings)
 
 
@@ -250,6 +267,8 @@ class Run:
     folder: there; ``False``: off), so a re-run parses only new or changed files.
     ``scheduler``: a Dask ``Client`` or scheduler address: the files are summarised on that
     cluster (:mod:`dask_backend`) instead of the local pool; everything else is the same.
+    ``workers=0`` (or, by default, work that is safely tiny: see :func:`in_process_pays`) runs the
+    files in this process, under the same admission, without starting workers.
     """
 
     def __init__(self, folder=None, *, config: Any = None, pattern: Any = None, group_by: Any = None,
@@ -284,9 +303,11 @@ class Run:
         self.cached = self.cache.get_many([(p, *self._stat[p]) for p in self.files if p in self._stat]) \
             if self.cache is not None else {}
         todo = [p for p in self.files if p not in self.cached]
-        self.plan = plan(todo, self.manager, skipped=self.skipped, workers=workers)
+        in_process = scheduler is None and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
+        self.plan = plan(todo, self.manager, skipped=self.skipped, workers=1 if in_process else workers,
+                         in_process=in_process)
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
-                       oversize=oversize)
+                       oversize=oversize, in_process=in_process)
         if file_timeout is not None:
             options["file_timeout"] = file_timeout
         make = pool.Job if scheduler is None else functools.partial(dask_backend.DaskJob, client=scheduler)

@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from oppnda_nb import ResourceManager, job
@@ -148,3 +149,18 @@ def test_a_rerun_reads_only_what_changed(tmp_path):
     assert third.job.counts["cached"] == n - 1
     off = job.Run(folder, output=tmp_path / "o4", cache=False, workers=1).run()
     assert off.job.counts["cached"] == 0
+
+
+def test_tiny_key_value_work_runs_in_process_with_the_same_accounting(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    (folder / "TEST_EpidemicRouter_9_60_10M_MessageStatsReport.txt").write_bytes(b"")  # fails
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    run = job.Run(folder, output=tmp_path / "out", cache=False)
+    assert run.job.options.in_process and run.plan.workers == 1
+    res = run.run()
+    assert {c.pid for c in psutil.Process().children(recursive=True)} <= before  # no worker was started
+    assert res.job.accounting_ok and res.job.counts["failed"] == 1 and res.exit_code == job.EXIT_INCOMPLETE
+    pooled = job.Run(folder, output=tmp_path / "out2", cache=False, workers=2).run()
+    assert not pooled.job.workers == 0
+    for name in ("MessageStatsReport_EpidemicRouter_10_buffer_average.txt",):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes()

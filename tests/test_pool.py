@@ -81,7 +81,7 @@ def test_results_outcomes_and_events(tmp_path):
     job.add_listener(rec)
     result = job.run()
     assert result.status == "finished" and result.accounting_ok
-    assert result.counts == {"processed": 6, "skipped": 1, "failed": 0, "cancelled": 0, "total": 7}
+    assert result.counts == {"processed": 6, "skipped": 1, "failed": 0, "cancelled": 0, "total": 7, "cached": 0}
     assert result.results == [1000 * (i + 1) for i in range(6)]  # input order, real work
     assert [o.path for o in result.outcomes] == files + ["/x/y.txt"]
     assert result.outcomes[-1].reason == "does not match the pattern"
@@ -214,7 +214,7 @@ def test_bad_files_dead_workers_and_accounting(tmp_path, method):
     assert by["die1.txt"].status == "failed" and by["die1.txt"].attempts == 3
     assert "exit code 3" in by["die1.txt"].reason
     assert by["missing.txt"].status == "failed" and "FileNotFoundError" in by["missing.txt"].reason
-    assert r.counts == {"processed": 3, "skipped": 0, "failed": 4, "cancelled": 0, "total": 7}
+    assert r.counts == {"processed": 3, "skipped": 0, "failed": 4, "cancelled": 0, "total": 7, "cached": 0}
     assert r.workers_final == 1  # one worker fewer per death, never below 1
     assert sum("died" in w for w in r.warnings) == 3
     assert_no_leftovers(rec, r)
@@ -343,7 +343,7 @@ def test_batches_keep_accounting_with_bad_files_inside(tmp_path, method):
     r = job.run()
     assert job.batches_sent > 0  # small files really went in batches
     assert r.status == "finished" and r.accounting_ok
-    assert r.counts == {"processed": 155, "skipped": 0, "failed": 5, "cancelled": 0, "total": 160}
+    assert r.counts == {"processed": 155, "skipped": 0, "failed": 5, "cancelled": 0, "total": 160, "cached": 0}
     for i, o in enumerate(r.outcomes):
         assert o.attempts == 1
         if i in bad:

@@ -48,6 +48,10 @@ class PoolOptions:
     watchdog: bool = True
     watchdog_margin: float = 0.25
     watchdog_margin_mb: float = 20.0
+    #: run the work in the calling process, one file after another (no worker processes): for
+    #: files so small that starting workers costs more than it saves. Same admission (a file that
+    #: does not fit next to the kernel is not run), events, stop and accounting.
+    in_process: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -160,6 +160,9 @@ class Scheduler:
             make = getattr(self.manager, "make_semaphore", None)
             self._sem = make(self.workers) if make is not None else DynamicSemaphore(
                 self.workers, eta=self.manager.eta, safety_enabled=self.manager.safety_enabled)
+            if self.options.in_process:
+                status = self._run_in_process()
+                return
             for _ in range(min(self.workers, len(self._pending))):
                 self._spawn_worker()
             if self._monitor is not None:
@@ -199,9 +202,12 @@ class Scheduler:
         ests = [self._call_estimate(t, False) for t in self._pending]
         for t, e in zip(self._pending, ests):
             t.estimate = e
-        helpers = s.helpers if s is not None and s.helpers > 0 else helpers_allowance(ests)
-        self.predicted_peak_mb = plan_peak(kernel, ests, self.workers, budget, idle_bytes=self.manager.overhead_mb * MB,
-                                           helpers_bytes=helpers) / MB
+        if self.options.in_process:
+            helpers = 0.0  # no worker processes, no forkserver
+        else:
+            helpers = s.helpers if s is not None and s.helpers > 0 else helpers_allowance(ests)
+        self.predicted_peak_mb = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
+                                           idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers) / MB
         top = sorted(ests, reverse=True)[:2]
         if len(top) == 2 and self.workers > 1 and kernel + top[0] + top[1] > budget:
             self._warn(f"the largest file(s) need most of the {budget / MB:.0f} MB budget: large files will run "
@@ -370,6 +376,37 @@ class Scheduler:
         self._outcomes[t.index] = out
         self._bytes_done += t.size
         return out
+
+    def _run_in_process(self) -> str:
+        """Every pending file in this thread, largest first, under the same admission: a file
+        whose estimate does not fit next to the kernel is handled by the oversize policy."""
+        if self._monitor is not None:
+            self._monitor.start()
+        self._maybe_progress(force=True)
+        while self._pending:
+            if self._stop_flag.is_set():
+                return "cancelled"
+            t = self._pending.pop(0)
+            budget, _, kernel, _ = self._admission_state()  # the budget as the monitor last refreshed it
+            if math.isnan(self._admission_estimate(t, kernel, budget)):
+                self._drop_oversize()
+                continue
+            t.attempts += 1
+            t0 = time.perf_counter()
+            try:
+                result, ok = self.work(t.path, *self.work_args), True
+            except Exception as exc:  # noqa: BLE001 - any failure of the work fails the file
+                result, ok = bounded_msg(f"{type(exc).__name__}: {exc}"), False
+            out = FileOutcome(t.path, t.size, Status.PROCESSED if ok else Status.FAILED,
+                              reason=None if ok else str(result), result=result if ok else None,
+                              seconds=time.perf_counter() - t0, attempts=t.attempts, report_type=t.kind,
+                              estimate_mb=t.estimate / MB, worker_pid=os.getpid())
+            with self._lock:
+                self._outcomes[t.index] = out
+                self._bytes_done += t.size
+            self._emit(EventKind.FILE_FINISHED if ok else EventKind.FILE_FAILED, out)
+            self._maybe_progress()
+        return "finished"
 
     # -- time limits and the watchdog ---------------------------------------------------
     def _watch(self) -> None:
