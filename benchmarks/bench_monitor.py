@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from oppnda_nb.calibration import read_report_work
+from oppnda_nb.averaging import SummarizeSettings, summarize_file
 from oppnda_nb.pool import Job
 from oppnda_nb.resource_manager import ResourceManager
 
@@ -24,13 +24,13 @@ DEFAULT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "one-rep
 
 
 def one_run(files, monitor: bool, args) -> tuple[float, float, int]:
-    job = Job(files, read_report_work, (), ResourceManager(), workers=args.workers, start_method=args.start_method,
+    job = Job(files, summarize_file, (SummarizeSettings(),), ResourceManager(), workers=args.workers, start_method=args.start_method,
               sample_interval=args.interval, monitor=monitor, memory_method=args.method)
     t = time.perf_counter()
     r = job.run()
     elapsed = time.perf_counter() - t
     assert r.accounting_ok, r.summary()
-    sampling = job._monitor.sample_seconds if job._monitor is not None else 0.0
+    sampling = job.monitor.sample_seconds if job.monitor is not None else 0.0
     return elapsed, sampling, len(r.memory)
 
 
