@@ -47,7 +47,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OPPNDA_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 REF = SHARED / "data" / "oppnda-reference"
-LARGE = SHARED / "data" / "one-reports" / "large-run"
+ONE = SHARED / "data" / "one-reports"
+LARGE = ONE / "large-run"
 MB = 1024 * 1024
 INTERVAL = 0.05
 BUDGET_ARGS = ["--total-ram-mb", "1000", "--eta", "0.5"]
@@ -213,6 +214,14 @@ def delivered(dst: Path, target_mb: int = GENERATED_MB) -> list[Path]:
     return [p]
 
 
+def _copy_of(src: Path):
+    """A maker for a copy of one of the shared corpora (the run writes beside its inputs)."""
+    def make(dst: Path) -> list[Path]:
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("averaged"))
+        return sorted(p for p in dst.iterdir() if p.is_file())
+    return make
+
+
 def _config(corpus: Path, workdir: Path) -> Path:
     cfg = json.loads((REF / "averager_config.json").read_text())
     cfg["folder"] = str(corpus)
@@ -350,10 +359,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="cases a and b only (under a minute)")
     ap.add_argument("--big", action="store_true", help="also the 30x reference corpus (21,450 files)")
-    ap.add_argument("--cases", default=None, help="comma-separated subset of a,b,c,d")
+    ap.add_argument("--cases", default=None, help="comma-separated subset of a,b,c,d,e (e: the other shared corpora)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args(argv)
-    cases = set((args.cases or ("a,b" if args.quick else "a,b,c,d")).split(","))
+    cases = set((args.cases or ("a,b" if args.quick else "a,b,c,d,e")).split(","))
     if not REF.is_dir() or not LARGE.is_dir():
         print(f"shared data not found under {SHARED} (set $OPPNDA_SHARED)", file=sys.stderr)
         return 2
@@ -395,10 +404,12 @@ def main(argv: list[str] | None = None) -> int:
                                     ["average", str(cfg), str(d), str(out)], env)
                 pair(f"a reference {copies}x", files, m, fb)
                 shutil.rmtree(d, ignore_errors=True)
-        for case, name, make in (("b", "b large run", large_run), ("c", f"c DeliveredMsgs {GENERATED_MB} MB", delivered)):
+        shared = [(f"e {sub}", _copy_of(ONE / sub)) for sub in ("sweep", "all-types", "large-heads") if (ONE / sub).is_dir()]
+        for case, name, make in (("b", "b large run", large_run), ("c", f"c DeliveredMsgs {GENERATED_MB} MB", delivered),
+                                 *(("e", n, m) for n, m in shared)):
             if case not in cases:
                 continue
-            d = tmp / f"corpus-{case}"
+            d = tmp / f"corpus-{case}-{name.split()[-1]}"
             files = make(d)
             out, summ = tmp / f"out-{case}", tmp / f"summary-{case}.json"
             m, fb = job_process(["run", str(d), *BUDGET_ARGS, "--summary-json", str(summ), "--output", str(out),

@@ -41,8 +41,14 @@ _STORE_KEY = f"oppnda_nb-{__version__}"
 #: the in-process path: key:value files up to this size each, this much in all
 IN_PROCESS_FILE_BYTES = 256 * 1024
 IN_PROCESS_TOTAL_BYTES = 32 * MB
-#: kernel memory per file summary held until averaging (a key:value summary is ~2-3 KB)
+#: kernel memory per file summary held until averaging (a key:value summary is ~2-3 KB; one with a
+#: curve, a histogram or a time series, ~30 KB pickled, more as DataFrames)
 RESULT_BYTES = 4 * 1024
+CURVE_RESULT_BYTES = 64 * 1024
+CURVE_KINDS = frozenset({"histogram", "timeseries", "snapshot"})
+#: averaging the curves of N files works on about this many times N curve summaries (measured on
+#: the shared sweep: 486 curve files, kernel +210 MB while averaging)
+AVERAGING_FACTOR = 8
 #: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
 WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 #: the event a Run sends its listeners when everything is written (after the pool's own events)
@@ -151,9 +157,13 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
         p_opt = max(1, int(workers))
     kernel = manager.base_bytes()
     budget = manager.budget_bytes(kernel)
-    held = len(files) * RESULT_BYTES  # the kernel keeps every file's summary until it averages
-    peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
-                     helpers_bytes=0.0 if in_process else helpers_allowance(estimates))
+    # the kernel keeps every file's summary until it averages; then averaging the curves works on
+    # about AVERAGING_FACTOR times their size (union of bins, common grids, tables, CSV)
+    curves = sum(1 for k in kinds if reports.KIND_OF.get(k) in CURVE_KINDS)
+    held = (len(files) - curves) * RESULT_BYTES + curves * CURVE_RESULT_BYTES
+    pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
+                          helpers_bytes=0.0 if in_process else helpers_allowance(estimates))
+    peak = max(pool_peak, kernel + held + AVERAGING_FACTOR * curves * CURVE_RESULT_BYTES)
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, peak, warnings)
 
 

@@ -100,6 +100,7 @@ def test_plan_is_the_memory_model(tmp_path):
     rm = ResourceManager(total_ram_mb=4000)
     p = job.plan_folder(folder, rm)
     assert p.estimates == [rm.model.estimate(k, s) for k, s in zip(p.kinds, p.sizes)]
+    # (key:value files only: no curves to average, so the pool phase is the peak)
     assert p.predicted_peak_bytes == pytest.approx(
         plan_peak(p.kernel_bytes + len(p.files) * job.RESULT_BYTES, p.estimates, p.workers, p.budget_bytes,
                   idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates)))

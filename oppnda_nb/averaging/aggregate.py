@@ -183,6 +183,11 @@ def _coerce_key(v: str) -> Any:
     return coerce_value(v)
 
 
+def _of_type(table: pd.DataFrame, report_type: str) -> pd.DataFrame:
+    """The rows of one report type, without the columns that are empty for it."""
+    return table[table["report_type"] == report_type].dropna(axis=1, how="all").reset_index(drop=True)
+
+
 @dataclass
 class AverageResult:
     """Everything an averaging job produced (tables, long frame, curves, errors, skips, timing)."""
@@ -232,12 +237,11 @@ class AverageResult:
 
     def table(self, strategy: str, report_type: str | None = None) -> pd.DataFrame:
         """The wide table of one strategy, optionally one report type (columns that are all NaN dropped)."""
-        t = self.tables.get(strategy)
+        tables = self.tables
+        t = tables.get(strategy)
         if t is None:
-            raise OppndaError(f"No strategy {strategy!r}; have {', '.join(self.tables) or 'none'}.")
-        if report_type is not None and len(t):
-            t = t[t["report_type"] == report_type].dropna(axis=1, how="all").reset_index(drop=True)
-        return t
+            raise OppndaError(f"No strategy {strategy!r}; have {', '.join(tables) or 'none'}.")
+        return _of_type(t, report_type) if report_type is not None and len(t) else t
 
     @property
     def long(self) -> pd.DataFrame:
@@ -323,17 +327,18 @@ class AverageResult:
         out.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
 
-        def put(name: str, df: pd.DataFrame) -> None:
+        def put(name: str, df: pd.DataFrame, float_format: str | None = CSV_FLOAT) -> None:
             target = writers.inside(out, writers.safe_output_name(name))
-            writers.atomic_write(target, df.to_csv(index=False, float_format=CSV_FLOAT))
+            with writers.atomic_text(target) as fh:
+                df.to_csv(fh, index=False, float_format=float_format)
             paths.append(target)
 
         for name, t in self.tables.items():  # one table per strategy and report type: only its metrics
             for rt in (sorted(t["report_type"].unique()) if len(t) else []):
-                put(f"{name}_{rt}.csv", self.table(name, rt))
+                put(f"{name}_{rt}.csv", _of_type(t, rt))
         put("long.csv", self.long)
-        for name, c in self.curves.items():
-            put(f"curves_{name}.csv", c)
+        for name, c in self.curves.items():  # (large: numbers as Python writes them, which is fast)
+            put(f"curves_{name}.csv", c, None)
         put("skipped.csv", pd.DataFrame([(writers.printable(f), r) for f, r in self.skipped], columns=["file", "reason"]))
         put("errors.csv", pd.DataFrame([(writers.printable(f), r) for f, r in self.errors], columns=["file", "reason"]))
         return paths

@@ -1,6 +1,7 @@
 """Atomic writers that only write inside the output folder, and safe output names."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -45,6 +46,24 @@ def _umask() -> int:
         os.umask(old)
         _UMASK.append(old)
     return _UMASK[0]
+
+
+@contextlib.contextmanager
+def atomic_text(path: Path):
+    """A text file handle whose content replaces ``path`` only when the block ends without error
+    (a temp file in the same folder + os.replace): large tables are written without a copy in memory."""
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-", suffix=".part")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
