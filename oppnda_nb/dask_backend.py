@@ -1,16 +1,51 @@
 """The same job on a Dask cluster, for sweeps that outgrow one machine.
 
-The per-file work (:func:`averaging.summarize_files`) and the grouping/statistics
-(:func:`averaging.aggregate`) are the ones the local pool uses, so results are identical;
-only the scheduling moves to Dask, whose workers manage their own memory (memory_limit,
-spill/pause/terminate thresholds). :func:`local_cluster` sizes a ``LocalCluster`` with the
-ResourceManager's P_opt and splits the η budget between its workers.
+:class:`DaskJob` has the local pool's interface (``add_listener``, ``start``, ``stop``, ``wait``,
+``progress``, ``memory_frame``) and the same per-file accounting, so :class:`oppnda_nb.job.Run`
+swaps it in for ``scheduler=...`` and everything else (selection, cache, averaging, outputs,
+the panel's events) stays the same.
 
-Needs the ``dask`` extra: ``pip install 'oppnda_nb[dask]'``.
+The memory model per worker, with Dask's own mechanism: each worker's memory limit plays M_RAM
+and η of it is its capacity, declared as the worker resource ``MEMORY`` (MB, 2**20 bytes):
+``dask worker ADDRESS --nthreads 1 --memory-limit 4GiB --resources MEMORY=3072``. Each file is
+submitted with ``resources={"MEMORY": its estimate in MB}``, so Dask's scheduler never places
+more estimated memory on a worker than its capacity. A file whose estimate exceeds every
+capacity is skipped (never sent to be killed). Workers without the resource still work, one
+file per worker thread, with a warning that says how to start them.
+
+Needs the ``dask`` extra: ``pip install 'oppnda_nb[dask]'``. See ``docs/dask.md``.
 """
 from __future__ import annotations
 
+import heapq
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
 from .errors import OppndaError
+from .memory_model import plan_peak
+from .pool import Event, EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
+from .pool.admission import OVERSIZE_POLICIES
+from .pool.records import CACHED, bounded
+from .pool.scheduler import accepts_lean
+from .pool.worker import Probe, trim_memory
+from .resource_manager import ResourceManager
+from .system import MB, ProcessMemoryReader, shared_reader
+
+log = logging.getLogger("oppnda_nb.dask")
+
+#: the worker resource that carries a worker's memory capacity (MB) and a task's estimate (MB)
+RESOURCE = "MEMORY"
+#: seconds to wait for a scheduler to answer and for at least one worker to be there
+CONNECT_TIMEOUT = 10.0
+#: retries of a file whose Dask task failed for a reason of the cluster (not of the work)
+MAX_RETRIES = 2
 
 
 def _distributed():
@@ -21,26 +56,705 @@ def _distributed():
     return distributed
 
 
-def local_cluster(manager=None, file_paths=None, **kwargs):
-    """A ``distributed.LocalCluster`` with P_opt single-threaded workers sharing the η budget."""
-    from .resource_manager import ResourceManager
+# ---------------------------------------------------------------------------------- clusters
 
+def local_cluster(manager: ResourceManager | None = None, file_paths: Sequence[str] | None = None, **kwargs):
+    """A ``distributed.LocalCluster`` of single-threaded process workers sized by the ResourceManager.
+
+    ``n_workers`` defaults to P_opt. Each worker's memory limit plays M_RAM:
+    ``budget / (η · n)``, so its capacity η·limit (the ``MEMORY`` resource, MB) sums over the
+    workers to the machine's budget η·M_RAM − M_others.
+    """
     distributed = _distributed()
     manager = manager or ResourceManager()
-    workers = manager.get_optimal_workers(file_paths=file_paths)
-    budget = max(manager.budget_bytes(), 256 * 2**20)
-    kwargs.setdefault("n_workers", workers)
+    if "n_workers" not in kwargs:
+        kwargs["n_workers"] = manager.get_optimal_workers(file_paths=file_paths) if file_paths else \
+            manager.get_optimal_workers()
+    n = max(1, int(kwargs["n_workers"]))
+    kwargs["n_workers"] = n
+    budget = max(manager.budget_bytes(), 256 * MB)
+    capacity = budget / n
     kwargs.setdefault("threads_per_worker", 1)
-    kwargs.setdefault("memory_limit", int(budget / kwargs["n_workers"]))
+    kwargs.setdefault("memory_limit", int(capacity / manager.eta))
+    kwargs.setdefault("resources", {RESOURCE: math.floor(capacity / MB)})
     kwargs.setdefault("dashboard_address", ":0")  # any free port, never a clash
     return distributed.LocalCluster(**kwargs)
+
+
+def connect(scheduler: Any, manager: ResourceManager | None = None,
+            file_paths: Sequence[str] | None = None) -> tuple[Any, bool]:
+    """``(client, owned)`` for ``scheduler``: a ``distributed.Client`` (owned False), an address
+    ``"tcp://HOST:PORT"``, a Dask cluster object, or an int N (a :func:`local_cluster` of N
+    workers); ``owned``: the caller closes the client (and a cluster it started) at the end."""
+    distributed = _distributed()
+    if isinstance(scheduler, distributed.Client):
+        return scheduler, False
+    if isinstance(scheduler, bool):
+        raise OppndaError(f"scheduler must be a Dask Client, an address or a number of workers, got {scheduler!r}")
+    if isinstance(scheduler, int):
+        if scheduler < 1:
+            raise OppndaError(f"the number of Dask workers must be >= 1, got {scheduler}")
+        cluster = local_cluster(manager, file_paths, n_workers=scheduler)
+        client = distributed.Client(cluster)
+        client._oppnda_cluster = cluster  # closed with the client (close_owned)
+        return client, True
+    if isinstance(scheduler, (str, os.PathLike)):
+        address = os.fspath(scheduler)
+        try:
+            return distributed.Client(address, timeout=CONNECT_TIMEOUT), True
+        except (OSError, TimeoutError) as exc:
+            raise OppndaError(f"Could not connect to the Dask scheduler at {address} ({type(exc).__name__}: {exc}). "
+                              "Start one with `dask scheduler` and give its address (tcp://HOST:PORT).") from None
+    if hasattr(scheduler, "scheduler_address"):  # a cluster object (LocalCluster, SLURMCluster, ...)
+        return distributed.Client(scheduler), True
+    raise OppndaError(f"scheduler must be a Dask Client, an address tcp://HOST:PORT, a cluster or a number of "
+                      f"workers, got {type(scheduler).__name__}")
+
+
+def close_owned(client: Any) -> None:
+    """Close a client from :func:`connect` (and the local cluster it started)."""
+    cluster = getattr(client, "_oppnda_cluster", None)
+    try:
+        client.close(timeout=5)
+    except Exception:
+        log.warning("closing the Dask client failed", exc_info=True)
+    if cluster is not None:
+        try:
+            cluster.close(timeout=10)
+        except Exception:
+            log.warning("closing the local Dask cluster failed", exc_info=True)
+
+
+# ---------------------------------------------------------------------------------- worker side
+
+_meter_lock = threading.Lock()
+_meter: tuple[Probe, ProcessMemoryReader] | None = None
+
+
+def _worker_meter() -> tuple[Probe, ProcessMemoryReader]:
+    global _meter
+    with _meter_lock:
+        if _meter is None:
+            _meter = (Probe(), ProcessMemoryReader("pss", full_every=1.0))
+        return _meter
+
+
+def _worker_threads() -> int:
+    try:
+        return int(_distributed().get_worker().state.nthreads)
+    except Exception:  # not inside a worker (a direct call): one thread
+        return 1
+
+
+def run_file(work: Callable, work_args: tuple, path: str, lean: bool) -> tuple:
+    """Run ``work(path, *work_args)`` on a Dask worker and measure its process (TOP-LEVEL task).
+
+    Returns ``(ok, result or reason, seconds, baseline_bytes, peak_delta_bytes, pid)``: the worker
+    process's memory before the file and its peak-RSS rise while the file ran (peak mark reset
+    first, as the local pool's workers do; with several threads per worker the mark is not reset,
+    so the peak is the process's high-water mark: never lower than the truth).
+    """
+    probe, reader = _worker_meter()
+    rss_before = probe.rss()
+    m = reader.read(os.getpid(), rss=rss_before)
+    baseline = None if m is None else m.mem
+    hwm_ok = probe.reset_hwm() if _worker_threads() == 1 else probe.hwm() is not None
+    t0 = time.perf_counter()
+    try:
+        result = work(path, *work_args, lean=True) if lean else work(path, *work_args)
+        ok = True
+    except Exception as exc:  # any failure of the work fails the file, not the task
+        result, ok = bounded(f"{type(exc).__name__}: {exc}"), False
+    seconds = time.perf_counter() - t0
+    peak_delta = None
+    if hwm_ok and rss_before is not None:
+        hwm = probe.hwm()
+        peak_delta = None if hwm is None else float(max(0, hwm - rss_before))
+    if peak_delta is not None and peak_delta > 16 * MB:
+        trim_memory()
+    return ok, result, seconds, baseline, peak_delta, os.getpid()
+
+
+def worker_info(modules: Sequence[str], probe_path: str | None) -> dict:
+    """Import ``modules`` on a worker (the pool's preload) and say whether ``probe_path`` is readable there."""
+    import importlib
+
+    errors = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    readable = None if probe_path is None else os.access(probe_path, os.R_OK)
+    return {"pid": os.getpid(), "errors": errors, "readable": readable}
+
+
+# ---------------------------------------------------------------------------------- the job
+
+@dataclass
+class _Task:
+    index: int
+    path: str
+    size: int
+    kind: str
+    estimate: float = math.nan
+    lean: bool = False
+    attempts: int = 0
+    retries: list | None = None
+    key: str | None = None
+    started: float = 0.0
+
+
+@dataclass
+class _Worker:
+    address: str
+    column: str  # worker_<id>: the memory frame's column
+    capacity: float  # bytes: the MEMORY resource, or η·memory_limit without it
+    nthreads: int
+    memory_limit: float
+    has_resource: bool
 
 
 class DaskJob:
     """The pool's interface (start/stop/wait/listeners/progress/memory) over a Dask cluster.
 
-    Not built yet: Run(..., scheduler=...) raises until it is.
+    ``client``: a ``distributed.Client``, an address ``tcp://HOST:PORT``, a cluster or an int
+    (see :func:`connect`; what it opens is closed at the end). The other arguments are those of
+    :class:`oppnda_nb.pool.Job`; ``workers`` and ``start_method`` belong to the local pool and
+    are ignored (the cluster has its own workers); ``file_timeout`` cannot be enforced (Dask
+    cannot stop a running task) and only warns. ``max_retries``: resubmissions of a file whose
+    task Dask gave up on (KilledWorker after its workers died, a lost connection); Dask itself
+    already re-runs a lost worker's tasks up to ``distributed.scheduler.allowed-failures``.
     """
 
-    def __init__(self, *args, client=None, **kwargs):
-        raise OppndaError("Running on Dask through Run(scheduler=...) is not available yet.")
+    def __init__(self, files: Iterable[str | os.PathLike], work: Callable, work_args: Sequence = (),
+                 manager: ResourceManager | None = None, *, skipped: Iterable[tuple[str, str]] = (),
+                 done: Iterable[tuple[str, Any]] = (), estimate: Callable[[str, int, bool], float] | None = None,
+                 kind_of: Callable[[str], str] | None = None, preload: Sequence[str] | None = None,
+                 workers: int | None = None, start_method: str | None = None, sample_interval: float = 0.2,
+                 oversize: str = "skip", file_timeout: float | None = None, max_retries: int = MAX_RETRIES,
+                 client: Any = None):
+        if client is None:
+            raise OppndaError("DaskJob needs client=: a Dask Client, a scheduler address tcp://HOST:PORT, a cluster "
+                              "or a number of local workers")
+        if oversize not in OVERSIZE_POLICIES:
+            raise OppndaError(f"oversize must be one of {OVERSIZE_POLICIES}, got {oversize!r}")
+        if not 0.05 <= float(sample_interval) <= 10:
+            raise OppndaError(f"sample_interval must be between 0.05 and 10 s, got {sample_interval}")
+        if getattr(work, "__module__", None) == "__main__" or "<locals>" in getattr(work, "__qualname__", "<locals>"):
+            raise OppndaError("work must be a top-level function of an importable module (Dask workers import it); "
+                              f"got {getattr(work, '__qualname__', work)!r}")
+        self.manager = manager if manager is not None else ResourceManager()
+        self.files = [os.fspath(f) for f in files]
+        self.skipped = [(os.fspath(p), str(r)) for p, r in skipped]
+        self.done = [(os.fspath(p), r) for p, r in done]
+        self.work, self.work_args = work, tuple(work_args)
+        self.estimate = estimate or (lambda path, size, lean: self.manager.estimator.estimate_file_memory(size))
+        self.kind_of = kind_of or (lambda path: "file")
+        self.preload = list(preload) if preload is not None else [work.__module__]
+        self.sample_interval = float(sample_interval)
+        self.oversize = oversize
+        self.max_retries = int(max_retries)
+        self._accepts_lean = accepts_lean(work)
+        self.warnings: list[str] = []
+        self._listeners: list[Callable[[Event], None]] = []
+        self._events: queue.Queue = queue.Queue()
+        self._lock = threading.RLock()
+        self._stop_flag = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
+        self._sampler: threading.Thread | None = None
+        self.result: JobResult | None = None
+        self._rows: list[dict] = []
+        self._t0: float | None = None
+        self._t_end: float | None = None
+        self._last_progress = 0.0
+        if file_timeout is not None:
+            self._note(f"file_timeout={file_timeout} is not enforced on Dask (a running task cannot be stopped)")
+
+        self._workers: dict[str, _Worker] = {}
+        self._known: dict[str, _Worker] = {}
+        self._last_processing: dict[str, list[str]] = {}
+        self._running_now = 0
+        self._sample_stop = threading.Event()
+        self.client, self.owned = connect(client, self.manager, self.files)
+        try:
+            self._setup_outcomes()
+            self._workers = self._read_workers(wait=True)
+        except BaseException:
+            self.close()
+            raise
+        self.workers = len(self._usable())
+        self.budget_mb = sum(w.capacity for w in self._usable()) / MB
+        self.predicted_peak_mb = math.nan
+        self._kernel_reader = shared_reader("auto")
+
+    # -- setup -------------------------------------------------------------------------------
+    def _kind(self, path: str) -> str:
+        try:
+            return str(self.kind_of(path))
+        except Exception:
+            log.warning("kind_of(%r) failed; using 'file'", path, exc_info=True)
+            return "file"
+
+    def _setup_outcomes(self) -> None:
+        """Outcomes known before any work (unreadable files, skipped, cached) and the queue."""
+        self._outcomes: dict[int, FileOutcome] = {}
+        self._tasks: list[_Task] = []
+        for i, p in enumerate(self.files):
+            try:
+                size = os.path.getsize(p)
+            except OSError as exc:
+                self._outcomes[i] = FileOutcome(p, 0, Status.FAILED, f"{type(exc).__name__}: {exc.strerror or exc}",
+                                                report_type=self._kind(p))
+                continue
+            self._tasks.append(_Task(i, p, size, self._kind(p), retries=[]))
+        n = len(self.files)
+        for j, (p, reason) in enumerate(self.skipped):
+            self._outcomes[n + j] = FileOutcome(p, _size(p), Status.SKIPPED, reason, report_type=self._kind(p))
+        n += len(self.skipped)
+        for j, (p, result) in enumerate(self.done):  # the caller's cache: processed, no task
+            self._outcomes[n + j] = FileOutcome(p, _size(p), Status.PROCESSED, CACHED, result=result,
+                                                report_type=self._kind(p))
+        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _ in self.done]
+        self._pending = sorted(self._tasks, key=lambda t: (-t.size, t.index))  # largest first (LPT)
+        self._running: dict[str, _Task] = {}  # key -> task
+        self._futures: dict[str, Any] = {}
+        self._bytes_total = sum(t.size for t in self._tasks)
+        self._bytes_done = 0
+
+    def _read_workers(self, wait: bool = False) -> dict[str, _Worker]:
+        """The cluster's workers with their capacities (from the scheduler)."""
+        if wait:
+            try:
+                self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            except Exception as exc:
+                raise OppndaError(f"The Dask cluster has no workers after {CONNECT_TIMEOUT:.0f} s ({exc}); start some "
+                                  f"with `dask worker {self.client.scheduler.address} --nthreads 1 --memory-limit 4GiB "
+                                  f"--resources {RESOURCE}=3072`") from None
+        return self._read_workers_from(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def _usable(self, workers: dict[str, _Worker] | None = None) -> list[_Worker]:
+        """The workers that run files: those with the MEMORY resource if any has it, else all."""
+        ws = list((workers if workers is not None else self._workers).values())
+        with_res = [w for w in ws if w.has_resource]
+        return with_res or ws
+
+    @property
+    def resource_mode(self) -> bool:
+        """True when tasks carry ``resources={"MEMORY": MB}`` (some worker declares the resource)."""
+        return any(w.has_resource for w in self._workers.values())
+
+    def close(self) -> None:
+        """Close the client (and local cluster) this job opened itself; a given Client is left open."""
+        if self.owned and self.client is not None:
+            close_owned(self.client)
+            self.owned = False
+
+    # -- public API --------------------------------------------------------------------------
+    def add_listener(self, callback: Callable[[Event], None]) -> None:
+        """Call ``callback(event)`` for every event (from a background thread)."""
+        self._listeners.append(callback)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._finished.is_set()
+
+    def start(self) -> "DaskJob":
+        """Start in background threads; returns at once."""
+        if self._thread is not None:
+            raise OppndaError("this job was already started; create a new job to run again")
+        self._t0 = time.monotonic()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="oppnda-dask-events", daemon=True)
+        self._dispatcher.start()
+        self._thread = threading.Thread(target=self._main, name="oppnda-dask", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> JobResult:
+        """Run to the end (blocking); Ctrl-C stops the job and returns the cancelled result."""
+        self.start()
+        try:
+            while not self._finished.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            self.stop()
+        return self.wait()
+
+    def stop(self, wait: bool = True) -> None:
+        """Submit nothing new, cancel every future, mark unfinished files cancelled."""
+        self._stop_flag.set()
+        if wait and self._thread is not None and threading.current_thread() not in (self._thread, self._dispatcher):
+            self._finished.wait(30)
+
+    def wait(self, timeout: float | None = None) -> JobResult:
+        """Wait for the end of the job and return its result (TimeoutError on timeout)."""
+        if self._thread is None:
+            raise OppndaError("the job was not started; call start() or run()")
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"the job is still running after {timeout} s")
+        if self._dispatcher is not None and threading.current_thread() is not self._dispatcher:
+            self._dispatcher.join(timeout=10)
+        assert self.result is not None
+        return self.result
+
+    @property
+    def progress(self) -> Progress:
+        with self._lock:
+            return self._progress()
+
+    def memory_frame(self):
+        """The memory samples so far (the pool monitor's columns, ``worker_<id>`` per Dask worker)."""
+        return samples_frame(list(self._rows))
+
+    @property
+    def worker_columns(self) -> dict[str, str]:
+        """``worker_<id>`` column -> the Dask worker's address."""
+        return {w.column: w.address for w in self._workers.values()}
+
+    # -- events ------------------------------------------------------------------------------
+    def _emit(self, kind: EventKind, data: Any) -> None:
+        self._events.put(Event(kind, data))
+
+    def _note(self, msg: str) -> None:
+        log.warning("%s", msg)
+        self.warnings.append(msg)
+
+    def _warn(self, msg: str) -> None:
+        self._note(msg)
+        self._emit(EventKind.WARNING, msg)
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            ev = self._events.get()
+            if ev is None:
+                return
+            for cb in list(self._listeners):
+                try:
+                    cb(ev)
+                except Exception:  # a broken listener must not break the run
+                    log.warning("a job listener failed on %s", ev.kind, exc_info=True)
+
+    def _progress(self) -> Progress:
+        counts: dict[str, int] = {}
+        for o in self._outcomes.values():
+            counts[str(o.status)] = counts.get(str(o.status), 0) + 1
+        elapsed = (self._t_end or time.monotonic()) - self._t0 if self._t0 is not None else 0.0
+        rate = self._bytes_done / MB / elapsed if elapsed > 0 else 0.0
+        left = self._bytes_total - self._bytes_done
+        eta = (left / MB / rate) if rate > 0 else (0.0 if left <= 0 else None)
+        slots = sum(w.nthreads for w in self._usable())
+        return Progress(files_done=len(self._outcomes), files_total=len(self.inputs), bytes_done=self._bytes_done,
+                        bytes_total=self._bytes_total, mb_per_s=rate, eta_s=eta, elapsed_s=elapsed,
+                        running=self._running_now, workers=len(self._usable()), permits=slots,
+                        processed=counts.get("processed", 0), failed=counts.get("failed", 0),
+                        skipped=counts.get("skipped", 0), cancelled=counts.get("cancelled", 0))
+
+    def _maybe_progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_progress >= 0.2:
+            self._last_progress = now
+            self._emit(EventKind.PROGRESS, self._progress())
+
+    # -- the estimate and the oversize rule -------------------------------------------------
+    def _call_estimate(self, t: _Task, lean: bool) -> float:
+        try:
+            return float(self.estimate(t.path, t.size, lean))
+        except Exception:
+            log.warning("estimate(%r) failed; using the manager's estimator", t.path, exc_info=True)
+            return float(self.manager.estimator.estimate_file_memory(t.size))
+
+    def _demand(self, t: _Task, largest: float) -> float | None:
+        """The file's estimate now (bytes), lean if only that fits; None: skip it (reason recorded)."""
+        e = t.estimate = self._call_estimate(t, t.lean)
+        if e <= largest:
+            return e
+        name = os.path.basename(t.path)
+        if self._accepts_lean and not t.lean:
+            lean = self._call_estimate(t, True)
+            if lean <= largest:
+                t.lean, t.estimate = True, lean
+                self._warn(f"{name}: its estimate {e / MB:.0f} MB does not fit the largest Dask worker capacity of "
+                           f"{largest / MB:.0f} MB; it runs in lean mode (estimated {lean / MB:.0f} MB)")
+                return lean
+        if self.oversize == "run-alone":
+            self._warn(f"{name}: estimated {e / MB:.0f} MB does not fit the largest Dask worker capacity of "
+                       f"{largest / MB:.0f} MB; it runs alone on that worker (oversize='run-alone')")
+            return largest
+        reason = (f"{name}: estimated {e / MB:.0f} MB does not fit the largest Dask worker memory capacity of "
+                  f"{largest / MB:.0f} MB ({RESOURCE} resource, or η·memory limit); skipped. Start workers with a "
+                  f"larger --memory-limit and --resources {RESOURCE}=<MB>, or use oversize='run-alone'")
+        self._finish(t, FileOutcome(t.path, t.size, Status.SKIPPED, reason, report_type=t.kind,
+                                    estimate_mb=e / MB, attempts=t.attempts))
+        return None
+
+    # -- the main loop ------------------------------------------------------------------------
+    def _check_workers(self) -> None:
+        """Warn once about workers that cannot take files, or that cannot read them."""
+        ws = list(self._workers.values())
+        without = [w.address for w in ws if not w.has_resource]
+        cmd = (f"dask worker {self.client.scheduler.address} --nthreads 1 --memory-limit <LIMIT> "
+               f"--resources {RESOURCE}=<η·LIMIT in MB>")
+        if without and len(without) == len(ws):
+            self._warn(f"the Dask workers have no {RESOURCE} resource, so Dask cannot keep their files within a "
+                       f"memory budget: running one file per worker thread. Start workers with `{cmd}`")
+        elif without:
+            self._warn(f"{len(without)} Dask worker(s) without the {RESOURCE} resource get no files "
+                       f"({', '.join(without[:3])}); start them with `{cmd}`")
+        probe = self._tasks[0].path if self._tasks else None
+        try:
+            infos = self.client.run(worker_info, self.preload, probe,
+                                    workers=[w.address for w in self._usable()])
+        except Exception as exc:
+            self._warn(f"could not ask the Dask workers to import {self.preload}: {type(exc).__name__}: {exc}")
+            return
+        for addr, info in infos.items():
+            if info["errors"]:
+                self._warn(f"Dask worker {addr} cannot import the work's modules ({'; '.join(info['errors'])}): "
+                           "install oppnda_nb where the workers run")
+            if info["readable"] is False:
+                self._warn(f"Dask worker {addr} cannot read {probe}: the files must be readable where the workers "
+                           "run (a shared file system, same path)")
+
+    def _main(self) -> None:
+        distributed = _distributed()
+        status = "finished"
+        try:
+            self._check_workers()
+            usable = self._usable()
+            largest = max((w.capacity for w in usable), default=math.inf)
+            for t in self._pending:
+                t.estimate = self._call_estimate(t, False)
+            slots = sum(w.nthreads for w in usable)
+            kernel = self._kernel_bytes()
+            self.predicted_peak_mb = (kernel + plan_peak(0.0, [min(t.estimate, largest) for t in self._pending],
+                                                         slots, self.budget_mb * MB)) / MB
+            self._sampler = threading.Thread(target=self._sample_loop, name="oppnda-dask-monitor", daemon=True)
+            self._sampler.start()
+            self._maybe_progress(force=True)
+            done_q: queue.Queue = queue.Queue()
+            token = uuid.uuid4().hex[:8]
+            seq = 0
+            while True:
+                if self._stop_flag.is_set():
+                    status = "cancelled"
+                    break
+                if self.client.status not in ("running", "connecting"):
+                    raise OppndaError(f"the Dask client lost its scheduler (status {self.client.status})")
+                window = max(2, 2 * sum(w.nthreads for w in self._usable()))
+                while self._pending and len(self._running) < window and not self._stop_flag.is_set():
+                    t = self._pending.pop(0)
+                    demand = self._demand(t, largest)
+                    if demand is None:
+                        continue
+                    seq += 1
+                    t.attempts += 1
+                    t.key = f"oppnda-{token}-{t.index}-{t.attempts}"
+                    t.started = time.monotonic()
+                    kw = {"resources": {RESOURCE: max(1e-3, demand / MB)}} if self.resource_mode else {}
+                    fut = self.client.submit(run_file, self.work, self.work_args, t.path, t.lean, key=t.key,
+                                             pure=False, priority=-seq, **kw)
+                    with self._lock:
+                        self._running[t.key] = t
+                        self._futures[t.key] = fut
+                    fut.add_done_callback(done_q.put)
+                if not self._pending and not self._running:
+                    break
+                try:
+                    fut = done_q.get(timeout=0.1)
+                except queue.Empty:
+                    self._maybe_progress()
+                    continue
+                self._collect(fut, distributed)
+                self._maybe_progress()
+        except Exception as exc:
+            log.exception("the Dask job failed")
+            self._note(f"the Dask job failed: {type(exc).__name__}: {exc}")
+            status = "failed"
+        finally:
+            self._finish_all(status)
+
+    def _collect(self, fut: Any, distributed: Any) -> None:
+        """One future is done: its file's outcome (or a resubmission after a cluster failure)."""
+        with self._lock:
+            t = self._running.pop(fut.key, None)
+            self._futures.pop(fut.key, None)
+        if t is None:  # cancelled by stop() and already accounted
+            return
+        if fut.status == "finished":
+            try:
+                ok, value, seconds, baseline, peak_delta, pid = fut.result()
+            except Exception as exc:  # the result could not be fetched from the worker
+                ok, value, seconds, baseline, peak_delta, pid = False, f"{type(exc).__name__}: {exc}", 0.0, None, None, None
+            finally:
+                fut.release()
+            peak = (baseline + peak_delta) if baseline is not None and peak_delta is not None else None
+            status = Status.PROCESSED if ok else Status.FAILED
+            self._finish(t, FileOutcome(
+                t.path, t.size, status, None if ok else value, result=value if ok else None, seconds=seconds,
+                peak_mb=None if peak is None else peak / MB, attempts=t.attempts, report_type=t.kind,
+                baseline_mb=None if baseline is None else baseline / MB,
+                peak_delta_mb=None if peak_delta is None else peak_delta / MB, estimate_mb=t.estimate / MB,
+                worker_pid=pid, retries=list(t.retries or []), lean=t.lean))
+            return
+        exc = None
+        try:
+            exc = fut.exception(timeout=1) if fut.status == "error" else None
+        except Exception as e:  # cancelled futures raise here
+            exc = e
+        fut.release()
+        why = f"{type(exc).__name__}: {exc}" if exc is not None else f"task {fut.status}"
+        if isinstance(exc, distributed.KilledWorker):
+            why = f"the Dask workers running it died ({why})"
+        if t.attempts <= self.max_retries and not self._stop_flag.is_set():
+            t.retries.append(bounded(why, 120))
+            self._warn(f"{os.path.basename(t.path)}: {why}; submitted again (attempt {t.attempts + 1})")
+            with self._lock:
+                self._pending.insert(0, t)
+            return
+        self._finish(t, FileOutcome(t.path, t.size, Status.FAILED, why, attempts=t.attempts, report_type=t.kind,
+                                    estimate_mb=t.estimate / MB, retries=list(t.retries or []), lean=t.lean))
+
+    def _finish(self, t: _Task, outcome: FileOutcome) -> None:
+        with self._lock:
+            if t.index in self._outcomes:
+                return
+            self._outcomes[t.index] = outcome
+            if outcome.status in (Status.PROCESSED, Status.FAILED):
+                self._bytes_done += t.size
+        if outcome.status == Status.PROCESSED:
+            self._emit(EventKind.FILE_FINISHED, outcome)
+        elif outcome.status == Status.FAILED:
+            self._emit(EventKind.FILE_FAILED, outcome)
+        else:
+            self._emit(EventKind.WARNING, outcome.reason)
+
+    def _finish_all(self, status: str) -> None:
+        """Cancel what is left, build the result, send DONE, close what this job opened."""
+        with self._lock:
+            futures = list(self._futures.values())
+            left = list(self._running.values()) + list(self._pending)
+            self._running.clear()
+            self._futures.clear()
+            self._pending = []
+        if futures:
+            try:
+                self.client.cancel(futures, force=True)
+            except Exception:
+                log.warning("cancelling the Dask futures failed", exc_info=True)
+        reason = "stopped before it finished" if status == "cancelled" else f"the job {status} before this file ran"
+        for t in left:
+            self._finish(t, FileOutcome(t.path, t.size, Status.CANCELLED, reason, attempts=t.attempts,
+                                        report_type=t.kind, retries=list(t.retries or [])))
+        self._t_end = time.monotonic()
+        self._sample_stop.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout=5)
+        try:
+            self._sample()
+        except Exception:
+            log.debug("the last memory sample failed", exc_info=True)
+        frame = self.memory_frame()
+        measured = math.nan
+        if len(frame):
+            measured = float((frame["kernel_mb"] + frame["workers_mb"]).max())
+        with self._lock:
+            outcomes = [self._outcomes[i] for i in sorted(self._outcomes)]
+        self.result = JobResult(outcomes=outcomes, memory=frame, warnings=list(self.warnings),
+                                workers=self.workers, budget_mb=self.budget_mb,
+                                predicted_peak_mb=self.predicted_peak_mb, measured_peak_mb=measured,
+                                elapsed_s=self._t_end - (self._t0 or self._t_end), status=status,
+                                inputs=list(self.inputs), memory_method="dask worker metrics (RSS), kernel own",
+                                workers_final=len(self._usable()))
+        self._running_now = 0
+        self._maybe_progress(force=True)
+        self.close()  # before DONE: a caller that exits right after leaves no worker behind
+        self._emit(EventKind.DONE, self.result)
+        self._events.put(None)
+        self._finished.set()
+
+    # -- memory --------------------------------------------------------------------------------
+    def _kernel_bytes(self) -> float:
+        m = self._kernel_reader.read(os.getpid())
+        return m.mem if m is not None else 0.0
+
+    def _sample_loop(self) -> None:
+        next_t = time.monotonic()
+        while not self._sample_stop.is_set():
+            try:
+                self._sample()
+            except Exception:
+                log.debug("a Dask memory sample failed", exc_info=True)
+            next_t += self.sample_interval
+            delay = next_t - time.monotonic()
+            if delay < 0:
+                next_t, delay = time.monotonic(), 0.0
+            self._sample_stop.wait(delay)
+
+    def _sample(self) -> dict:
+        """One row: the kernel, each Dask worker (the scheduler's metrics), Σ capacities, the prediction."""
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        processing = self.client.processing()
+        with self._lock:
+            workers = self._read_workers_from(info)
+            lost = [a for a in self._last_processing if a not in workers]
+            for addr in lost:  # a worker left: its files are run again by Dask
+                for key in self._last_processing[addr]:
+                    t = self._running.get(key)
+                    if t is not None:
+                        t.retries.append(f"Dask worker {addr} was lost")
+                        t.attempts += 1
+            mine = {a: [k for k in keys if k in self._running] for a, keys in processing.items()}
+            self._last_processing = mine
+            self._running_now = sum(len(v) for v in mine.values())
+            running_est = [self._running[k].estimate for keys in mine.values() for k in keys]
+            usable = self._usable(workers)
+            slots = sum(w.nthreads for w in usable)
+            budget = sum(w.capacity for w in usable)
+            ests = running_est + heapq.nlargest(max(0, slots - len(running_est)), (t.estimate for t in self._pending
+                                                                                    if math.isfinite(t.estimate)))
+        if lost:
+            self._warn(f"Dask worker(s) lost: {', '.join(lost)}; their files are run again")
+        kernel = self._kernel_bytes()
+        per = {w.column: float((info[a].get("metrics") or {}).get("memory") or 0.0) for a, w in workers.items()}
+        total = sum(per.values())
+        limits = sum(w.memory_limit for w in workers.values())
+        row = {
+            "t": time.monotonic() - (self._t0 or time.monotonic()),
+            "system_used_mb": (total + kernel) / MB,
+            "system_available_mb": max(0.0, limits - total) / MB if limits else math.nan,
+            "kernel_mb": kernel / MB,
+            "workers_mb": total / MB,
+            "budget_mb": budget / MB,
+            "predicted_peak_mb": (kernel + plan_peak(0.0, ests, slots, budget)) / MB,
+            "running": sum(len(v) for v in mine.values()),
+            "helpers_mb": 0.0,
+        }
+        row.update({c: v / MB for c, v in per.items()})
+        self._rows.append(row)
+        self._emit(EventKind.MEMORY, row)
+        return row
+
+    def _read_workers_from(self, info: dict) -> dict[str, _Worker]:
+        """Update the worker table from a scheduler_info answer (new workers get a column)."""
+        known = self._known
+        for addr, w in info.items():
+            if addr in known:
+                continue
+            res = (w.get("resources") or {}).get(RESOURCE)
+            limit = float(w.get("memory_limit") or 0)
+            cap = float(res) * MB if res is not None else (self.manager.eta * limit if limit > 0 else math.inf)
+            wid = w.get("id")
+            column = f"worker_{wid}" if isinstance(wid, int) else f"worker_{len(known) + 1}"
+            known[addr] = _Worker(addr, column, cap, int(w.get("nthreads") or 1), limit, res is not None)
+        current = {a: known[a] for a in info}
+        self._workers = current if current else self._workers
+        return current
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
