@@ -408,6 +408,11 @@ class DaskJob:
         """The memory samples so far (the pool monitor's columns, ``worker_<id>`` per Dask worker)."""
         return samples_frame(list(self._rows))
 
+    def key_of(self, path: str) -> str | None:
+        """The Dask key of the task that runs ``path`` now (None: not submitted or finished)."""
+        with self._lock:
+            return next((k for k, t in self._running.items() if t.path == os.fspath(path)), None)
+
     @property
     def worker_columns(self) -> dict[str, str]:
         """``worker_<id>`` column -> the Dask worker's address."""
