@@ -44,6 +44,13 @@ log = logging.getLogger("oppnda_nb.dask")
 RESOURCE = "MEMORY"
 #: seconds to wait for a scheduler to answer and for at least one worker to be there
 CONNECT_TIMEOUT = 10.0
+#: files submitted ahead per worker thread (and at least): enough to hide the round trip to the
+#: scheduler, few enough that files submitted later use what the memory model learned meanwhile
+WINDOW_PER_THREAD = 8
+WINDOW_MIN = 8
+#: files smaller than this go to the workers in batches (one task holds several files, run in turn)
+BATCH_FILE_BYTES = 256 * 1024
+BATCH_MAX_FILES = 64
 #: retries of a file whose Dask task failed for a reason of the cluster (not of the work)
 MAX_RETRIES = 2
 
@@ -173,6 +180,11 @@ def run_file(work: Callable, work_args: tuple, path: str, lean: bool) -> tuple:
     if peak_delta is not None and peak_delta > 16 * MB:
         trim_memory()
     return ok, result, seconds, baseline, peak_delta, os.getpid()
+
+
+def run_files(work: Callable, work_args: tuple, members: Sequence[tuple[str, bool]]) -> list[tuple]:
+    """:func:`run_file` on each ``(path, lean)`` in turn (a batch of small files: one task, one round trip)."""
+    return [run_file(work, work_args, path, lean) for path, lean in members]
 
 
 def worker_info(modules: Sequence[str], probe_path: str | None) -> dict:
@@ -319,7 +331,7 @@ class DaskJob:
                                                 report_type=self._kind(p))
         self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _ in self.done]
         self._pending = sorted(self._tasks, key=lambda t: (-t.size, t.index))  # largest first (LPT)
-        self._running: dict[str, _Task] = {}  # key -> task
+        self._running: dict[str, list[_Task]] = {}  # key -> the task's files (several: a batch)
         self._futures: dict[str, Any] = {}
         self._bytes_total = sum(t.size for t in self._tasks)
         self._bytes_done = 0
@@ -411,7 +423,7 @@ class DaskJob:
     def key_of(self, path: str) -> str | None:
         """The Dask key of the task that runs ``path`` now (None: not submitted or finished)."""
         with self._lock:
-            return next((k for k, t in self._running.items() if t.path == os.fspath(path)), None)
+            return next((k for k, ts in self._running.items() if any(t.path == os.fspath(path) for t in ts)), None)
 
     @property
     def worker_columns(self) -> dict[str, str]:
@@ -547,22 +559,28 @@ class DaskJob:
                     break
                 if self.client.status not in ("running", "connecting"):
                     raise OppndaError(f"the Dask client lost its scheduler (status {self.client.status})")
-                window = max(2, 2 * sum(w.nthreads for w in self._usable()))
+                window = max(WINDOW_MIN, WINDOW_PER_THREAD * sum(w.nthreads for w in self._usable()))
                 while self._pending and len(self._running) < window and not self._stop_flag.is_set():
                     t = self._pending.pop(0)
                     demand = self._demand(t, largest)
                     if demand is None:
                         continue
+                    batch = [t] + self._take_small(t, largest, window)
+                    demand = max([demand] + [m.estimate for m in batch[1:]])  # run in turn: the largest counts
                     seq += 1
-                    t.attempts += 1
-                    t.key = f"oppnda-{token}-{t.index}-{t.attempts}"
-                    t.started = time.monotonic()
+                    for m in batch:
+                        m.attempts += 1
+                    key = f"oppnda-{token}-{t.index}-{t.attempts}"
                     kw = {"resources": {RESOURCE: max(1e-3, demand / MB)}} if self.resource_mode else {}
-                    fut = self.client.submit(run_file, self.work, self.work_args, t.path, t.lean, key=t.key,
-                                             pure=False, priority=-seq, **kw)
+                    if len(batch) == 1:
+                        fut = self.client.submit(run_file, self.work, self.work_args, t.path, t.lean, key=key,
+                                                 pure=False, priority=-seq, **kw)
+                    else:
+                        fut = self.client.submit(run_files, self.work, self.work_args, [(m.path, m.lean) for m in batch],
+                                                 key=key, pure=False, priority=-seq, **kw)
                     with self._lock:
-                        self._running[t.key] = t
-                        self._futures[t.key] = fut
+                        self._running[key] = batch
+                        self._futures[key] = fut
                     fut.add_done_callback(done_q.put)
                 if not self._pending and not self._running:
                     break
@@ -571,7 +589,13 @@ class DaskJob:
                 except queue.Empty:
                     self._maybe_progress()
                     continue
-                self._collect(fut, distributed)
+                done = [fut]
+                while len(done) < 256:  # everything finished meanwhile: fetched in one round trip
+                    try:
+                        done.append(done_q.get_nowait())
+                    except queue.Empty:
+                        break
+                self._collect_many(done, distributed)
                 self._maybe_progress()
         except Exception as exc:
             log.exception("the Dask job failed")
@@ -580,29 +604,70 @@ class DaskJob:
         finally:
             self._finish_all(status)
 
-    def _collect(self, fut: Any, distributed: Any) -> None:
+    def _take_small(self, lead: _Task, largest: float, window: int) -> list[_Task]:
+        """Small fresh files to run in one task after ``lead`` (from the small end of the queue), each
+        estimated at most the lead's, so the lead's demand holds for the batch; none when few are left."""
+        if lead.size >= BATCH_FILE_BYTES or lead.attempts or not self._pending:
+            return []
+        small = sum(1 for x in self._pending if x.size < BATCH_FILE_BYTES)
+        n = min(BATCH_MAX_FILES, small // max(1, window)) - 1  # keep every slot busy to the end
+        out: list[_Task] = []
+        while n > 0 and self._pending and self._pending[-1].size < BATCH_FILE_BYTES and not self._pending[-1].attempts:
+            t = self._pending[-1]
+            e = self._call_estimate(t, False)
+            if e > lead.estimate or e > largest:
+                break
+            t.estimate = e
+            out.append(self._pending.pop())
+            n -= 1
+        return out
+
+    def _collect_many(self, futures: list, distributed: Any) -> None:
+        """Futures that are done: the finished ones' results gathered at once, then each outcome."""
+        finished = [f for f in futures if f.status == "finished" and f.key in self._running]
+        values: dict[str, Any] = {}
+        if len(finished) > 1:
+            try:
+                values = dict(zip((f.key for f in finished), self.client.gather(finished)))
+            except Exception:  # some result could not be fetched: each on its own below
+                log.debug("gathering %d results failed", len(finished), exc_info=True)
+        for f in futures:
+            self._collect(f, distributed, values.get(f.key))
+
+    def _collect(self, fut: Any, distributed: Any, value: Any = None) -> None:
         """One future is done: its file's outcome (or a resubmission after a cluster failure)."""
         with self._lock:
-            t = self._running.pop(fut.key, None)
+            batch = self._running.pop(fut.key, None)
             self._futures.pop(fut.key, None)
-        if t is None:  # cancelled by stop() and already accounted
+        if batch is None:  # cancelled by stop() and already accounted
             return
         if fut.status == "finished":
             try:
-                ok, value, seconds, baseline, peak_delta, pid = fut.result()
+                records = value if value is not None else fut.result()
+                records = [records] if len(batch) == 1 else list(records)
             except Exception as exc:  # the result could not be fetched from the worker
-                ok, value, seconds, baseline, peak_delta, pid = False, f"{type(exc).__name__}: {exc}", 0.0, None, None, None
+                records = [(False, f"{type(exc).__name__}: {exc}", 0.0, None, None, None)] * len(batch)
             finally:
                 fut.release()
-            peak = (baseline + peak_delta) if baseline is not None and peak_delta is not None else None
-            status = Status.PROCESSED if ok else Status.FAILED
-            self._finish(t, FileOutcome(
-                t.path, t.size, status, None if ok else value, result=value if ok else None, seconds=seconds,
-                peak_mb=None if peak is None else peak / MB, attempts=t.attempts, report_type=t.kind,
-                baseline_mb=None if baseline is None else baseline / MB,
-                peak_delta_mb=None if peak_delta is None else peak_delta / MB, estimate_mb=t.estimate / MB,
-                worker_pid=pid, retries=list(t.retries or []), lean=t.lean))
+            for t, rec in zip(batch, records):
+                self._record(t, rec)
             return
+        self._failed_task(fut, batch, distributed)
+
+    def _record(self, t: _Task, rec: tuple) -> None:
+        """A file's outcome from its task's record."""
+        ok, value, seconds, baseline, peak_delta, pid = rec
+        peak = (baseline + peak_delta) if baseline is not None and peak_delta is not None else None
+        status = Status.PROCESSED if ok else Status.FAILED
+        self._finish(t, FileOutcome(
+            t.path, t.size, status, None if ok else value, result=value if ok else None, seconds=seconds,
+            peak_mb=None if peak is None else peak / MB, attempts=t.attempts, report_type=t.kind,
+            baseline_mb=None if baseline is None else baseline / MB,
+            peak_delta_mb=None if peak_delta is None else peak_delta / MB, estimate_mb=t.estimate / MB,
+            worker_pid=pid, retries=list(t.retries or []), lean=t.lean))
+
+    def _failed_task(self, fut: Any, batch: list[_Task], distributed: Any) -> None:
+        """A task that Dask could not finish: each of its files is submitted again (up to max_retries), else failed."""
         exc = None
         try:
             exc = fut.exception(timeout=1) if fut.status == "error" else None
@@ -612,14 +677,15 @@ class DaskJob:
         why = f"{type(exc).__name__}: {exc}" if exc is not None else f"task {fut.status}"
         if isinstance(exc, distributed.KilledWorker):
             why = f"the Dask workers running it died ({why})"
-        if t.attempts <= self.max_retries and not self._stop_flag.is_set():
-            t.retries.append(bounded(why, 120))
-            self._warn(f"{os.path.basename(t.path)}: {why}; submitted again (attempt {t.attempts + 1})")
-            with self._lock:
-                self._pending.insert(0, t)
-            return
-        self._finish(t, FileOutcome(t.path, t.size, Status.FAILED, why, attempts=t.attempts, report_type=t.kind,
-                                    estimate_mb=t.estimate / MB, retries=list(t.retries or []), lean=t.lean))
+        for t in batch:
+            if t.attempts <= self.max_retries and not self._stop_flag.is_set():
+                t.retries.append(bounded(why, 120))
+                self._warn(f"{os.path.basename(t.path)}: {why}; submitted again (attempt {t.attempts + 1})")
+                with self._lock:
+                    self._pending.insert(0, t)
+                continue
+            self._finish(t, FileOutcome(t.path, t.size, Status.FAILED, why, attempts=t.attempts, report_type=t.kind,
+                                        estimate_mb=t.estimate / MB, retries=list(t.retries or []), lean=t.lean))
 
     def _finish(self, t: _Task, outcome: FileOutcome) -> None:
         with self._lock:
@@ -639,7 +705,7 @@ class DaskJob:
         """Cancel what is left, build the result, send DONE, close what this job opened."""
         with self._lock:
             futures = list(self._futures.values())
-            left = list(self._running.values()) + list(self._pending)
+            left = [t for batch in self._running.values() for t in batch] + list(self._pending)
             self._running.clear()
             self._futures.clear()
             self._pending = []
@@ -706,14 +772,13 @@ class DaskJob:
             lost = [a for a in self._last_processing if a not in workers]
             for addr in lost:  # a worker left: its files are run again by Dask
                 for key in self._last_processing[addr]:
-                    t = self._running.get(key)
-                    if t is not None:
+                    for t in self._running.get(key, ()):
                         t.retries.append(f"Dask worker {addr} was lost")
                         t.attempts += 1
             mine = {a: [k for k in keys if k in self._running] for a, keys in processing.items()}
             self._last_processing = mine
             self._running_now = sum(len(v) for v in mine.values())
-            running_est = [self._running[k].estimate for keys in mine.values() for k in keys]
+            running_est = [max(t.estimate for t in self._running[k]) for keys in mine.values() for k in keys]
             usable = self._usable(workers)
             slots = sum(w.nthreads for w in usable)
             budget = sum(w.capacity for w in usable)

@@ -271,14 +271,12 @@ def test_workers_without_the_resource_run_one_file_per_thread_with_a_warning(tmp
 
 
 def test_local_cluster_gives_each_worker_eta_of_its_limit():
-    rm = ResourceManager(total_ram_mb=2048)
+    rm = ResourceManager(memory_reader=lambda: (0.0, 2048.0 * MB), base_reader=lambda: 0.0)  # budget 1536 MB
     with dask_backend.local_cluster(rm, n_workers=2, processes=False) as cluster:
-        specs = [w.memory_manager.memory_limit for w in cluster.workers.values()]
+        limits = [w.memory_manager.memory_limit for w in cluster.workers.values()]
         caps = [w.state.total_resources["MEMORY"] for w in cluster.workers.values()]
-    assert len(specs) == 2
-    assert sum(caps) <= rm.budget_bytes() / MB
-    for limit, cap in zip(specs, caps):
-        assert cap == pytest.approx(rm.eta * limit / MB, abs=1)
+    assert caps == [768, 768]  # Σ capacities = the machine's budget η·M_RAM − M_others
+    assert limits == [1024 * MB, 1024 * MB]  # each limit plays M_RAM: η of it is the capacity
 
 
 def test_connect_says_what_to_do(monkeypatch):
