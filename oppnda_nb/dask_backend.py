@@ -232,8 +232,8 @@ class DaskJob:
 
     ``client``: a ``distributed.Client``, an address ``tcp://HOST:PORT``, a cluster or an int
     (see :func:`connect`; what it opens is closed at the end). The other arguments are those of
-    :class:`oppnda_nb.pool.Job`; ``workers`` and ``start_method`` belong to the local pool and
-    are ignored (the cluster has its own workers); ``file_timeout`` cannot be enforced (Dask
+    :class:`oppnda_nb.pool.Job`; ``workers``, ``start_method`` and ``in_process`` belong to the
+    local pool and are ignored (the cluster has its own workers); ``file_timeout`` cannot be enforced (Dask
     cannot stop a running task) and only warns. ``max_retries``: resubmissions of a file whose
     task Dask gave up on (KilledWorker after its workers died, a lost connection); Dask itself
     already re-runs a lost worker's tasks up to ``distributed.scheduler.allowed-failures``.
@@ -245,7 +245,7 @@ class DaskJob:
                  kind_of: Callable[[str], str] | None = None, preload: Sequence[str] | None = None,
                  workers: int | None = None, start_method: str | None = None, sample_interval: float = 0.2,
                  oversize: str = "skip", file_timeout: float | None = None, max_retries: int = MAX_RETRIES,
-                 client: Any = None):
+                 in_process: bool = False, client: Any = None):
         if client is None:
             raise OppndaError("DaskJob needs client=: a Dask Client, a scheduler address tcp://HOST:PORT, a cluster "
                               "or a number of local workers")
