@@ -279,6 +279,6 @@ def run_kwargs(values: dict, names: Sequence[str] = ("config", "pattern", "group
         kw["cache"] = False
     elif values.get("cache_dir"):
         kw["cache"] = values["cache_dir"]
-    if values.get("scheduler"):
-        kw["scheduler"] = values["scheduler"]
+    if values.get("scheduler") or values.get("dask_workers"):  # an address, or N local Dask workers
+        kw["scheduler"] = values.get("scheduler") or int(values["dask_workers"])
     return kw
