@@ -329,7 +329,7 @@ class AverageResult:
 
         def put(name: str, df: pd.DataFrame, float_format: str | None = CSV_FLOAT) -> None:
             target = writers.inside(out, writers.safe_output_name(name))
-            with writers.atomic_text(target) as fh:
+            with writers.atomic_file(target) as fh:
                 df.to_csv(fh, index=False, float_format=float_format)
             paths.append(target)
 

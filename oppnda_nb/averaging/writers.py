@@ -49,13 +49,14 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_text(path: Path):
-    """A text file handle whose content replaces ``path`` only when the block ends without error
-    (a temp file in the same folder + os.replace): large tables are written without a copy in memory."""
+def atomic_file(path: Path, mode: str = "w"):
+    """A file handle (``mode`` "w": UTF-8 text, "wb": bytes) whose content replaces ``path`` only when
+    the block ends without error: a temp file in the same folder + os.replace, so readers never see
+    half a file, and large tables are written without a copy in memory."""
     fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-", suffix=".part")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        with (os.fdopen(fd, "wb") if "b" in mode else os.fdopen(fd, "w", encoding="utf-8", newline="")) as fh:
             yield fh
         os.replace(tmp, path)
     except BaseException:
@@ -67,19 +68,9 @@ def atomic_text(path: Path):
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temp file in the same folder + os.replace (readers never see half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-", suffix=".part")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())      # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``data`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def inside(out_dir: Path, name: str) -> Path:
