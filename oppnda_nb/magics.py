@@ -139,6 +139,7 @@ class OppndaMagics(Magics):
         self.last_panel = None
         self.calibration = None
         self.analysis = None
+        self.last_figures: list = []  # (path, Figure or None) of the last %oppnda plot
 
     @line_magic
     @_with_options
@@ -376,6 +377,7 @@ class OppndaMagics(Magics):
             shown = [(name, fig, None) for name, fig in _figures(result, args.target, kind, values)]
         formats = tuple(values.get("format") or ("png",))
         notebook = has_widget_frontend(self.shell)
+        self.last_figures = []
         for filename, fig, png in shown:
             png = png if png is not None else plots.figure_to_png(fig, dpi=values.get("dpi"))
             path = self._save_png(result, filename, png)
@@ -385,6 +387,7 @@ class OppndaMagics(Magics):
                 from IPython.display import Image
 
                 _display(Image(data=png, format="png"))
+            self.last_figures.append((path, fig))
             print(f"plot saved to {path}")
         return None
 
@@ -392,6 +395,7 @@ class OppndaMagics(Magics):
         """OppNDA's whole set of figures for an analysis_config.json, drawn in the memory-aware pool."""
         from . import figures
         from .cli import TerminalProgress
+        from .panel import FigureRun, FigureTracker
 
         if args.target or any(values.get(k) for k in ("by", "x", "table", "hue", "kind", "name")):
             raise UsageError("%oppnda plot --config FILE draws every figure the config asks for: it takes no "
@@ -400,7 +404,9 @@ class OppndaMagics(Magics):
         analysis = figures.Analysis(values["config"], manager=self._manager(values),
                                     formats=tuple(values.get("format") or ("png",)), workers=values.get("workers"),
                                     dpi=values.get("dpi"))
-        analysis.add_listener(FigureProgress(TerminalProgress(sys.stdout)))
+        progress = TerminalProgress(sys.stdout)
+        progress.tracker = FigureTracker()  # "drawing 3/40 figures · ETA 0:04 · ..."
+        FigureRun(analysis).add_listener(progress)
         print(f"{len(analysis.tasks)} figure(s) to draw into {analysis.plots_dir}")
         result = analysis.run()
         self.analysis = result
@@ -409,24 +415,6 @@ class OppndaMagics(Magics):
         print(result.summary())
         print("details in `oppnda_figures` (.figures_frame(), .written, .failed)")
         return None
-
-
-class FigureProgress:
-    """Feeds an analysis's events to a run's progress line: figures for files, its end for the run's."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def __call__(self, event) -> None:
-        from .pool import Event
-
-        kind = str(event.kind)
-        if kind == "done":
-            self.target(Event("phase", "writing"))
-        elif kind == "analysis_done":
-            self.target(Event("run_done", event.data))
-        else:
-            self.target(event)
 
 
 def _split(text: str) -> list[str]:
