@@ -264,3 +264,12 @@ def test_plot_config_runs_oppndas_whole_set(ip, tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert names == [f"{m}_{g}_line.png" for m in ("delivery_prob", "overhead_ratio") for g in ("buffer", "ttl")]
     assert ip.user_ns["oppnda_figures"].exit_code == 0
+
+
+def test_notebook_plot_is_shown_inline_and_saved(ip, tiny_run, notebook):
+    _result, out = tiny_run
+    with capture_output() as cap:
+        ip.run_line_magic("oppnda", "plot delivery_prob --kind violin")
+    assert [o.data.get("image/png") is not None for o in cap.outputs] == [True]
+    assert f"plot saved to {out / 'violin_router_delivery_prob.png'}" in cap.stdout
+    assert (out / "violin_router_delivery_prob.png").read_bytes().startswith(PNG)
