@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -176,9 +177,9 @@ def test_draw_figures_shows_progress_memory_and_lists_the_files(tmp_path):
     assert view.done and view.bar.bar_style == "success" and view.frames_drawn >= 1
     assert "finished · 4 processed" in view.label.value and "figures of" in view.settings.value
     p.wait_figures(5)
-    deadline = __import__("time").monotonic() + 10
-    while p.start_button.disabled and __import__("time").monotonic() < deadline:
-        __import__("time").sleep(0.05)
+    deadline = time.monotonic() + 10
+    while p.start_button.disabled and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not p.start_button.disabled and not p.draw_button.disabled
     run = p.start()  # a run after figures gets its own view
     assert p.wait(120).exit_code == 0 and p.view is not view and p.view.run is run
@@ -192,9 +193,9 @@ def test_stop_stops_the_figures_and_the_bundled_example_is_the_default(tmp_path,
     monkeypatch.setattr(figures, "example_config_path", lambda: Path(config))  # empty field: the example
     p = panel_mod.Panel(folder, settings={"workers": 1, "max_workers": 1})
     p.draw_figures()
-    deadline = __import__("time").monotonic() + 120
-    while (p.analysis is None or p.view.run is None) and __import__("time").monotonic() < deadline:
-        __import__("time").sleep(0.05)
+    deadline = time.monotonic() + 120
+    while (p.analysis is None or p.view.run is None) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert p.view.run is not None and len(p.view.run.files) > 10
     p.stop()
     result = p.wait_figures(120)
