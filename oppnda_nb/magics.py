@@ -32,13 +32,31 @@ MAGIC_COMMANDS = ("status", "panel", "run", "stop", "calibrate", "plot")
 DEFAULT_RESULT_NAME = "oppnda_result"
 #: options whose default %config sets (memory and pool settings; not per-run paths)
 CONFIGURABLE = tuple(name for name, o in options.OPTIONS.items() if o.configurable)
+#: the figures %oppnda plot METRIC --kind draws (figures' drawing functions)
+KINDS = ("line", "surface", "violin", "heatmap", "pairplot", "distribution", "timeseries")
+#: %oppnda plot's options options.py does not declare yet (same Option lines; used until it does)
+_LOCAL_OPTIONS = {o.dest: o for o in (
+    options.Option("--hue", "str", "plot: one line (a surface, a heatmap) per value of this parameter "
+                   "(default: router)", metavar="PARAM"),
+    options.Option("--kind", "choice", "plot: the kind of figure (default: line)", choices=KINDS,
+                   metavar="|".join(KINDS)),
+) if o.dest not in options.OPTIONS}
+#: what %oppnda plot takes: METRIC's options, and --config/--format/--dpi and the memory options of
+#: OppNDA's whole set (``plot --config analysis_config.json``)
+_PLOT = tuple(dict.fromkeys(options.COMMANDS["plot"] + ("hue", "kind", "config", "format", "dpi", "workers")
+                            + tuple(n for n in options.COMMANDS["status"] if n != "pattern")))
 #: every option some %oppnda sub-command takes, in declaration order
 _MAGIC_OPTIONS = tuple(n for n in options.OPTIONS
-                       if any(n in options.COMMANDS[c] for c in ("status", "panel", "magic_run", "calibrate", "plot")))
+                       if any(n in options.COMMANDS[c] for c in ("status", "panel", "magic_run", "calibrate"))
+                       or n in _PLOT)
 
 
 def _allowed(command: str) -> tuple[str, ...]:
-    return options.COMMANDS["magic_run" if command == "run" else command]
+    return _PLOT if command == "plot" else options.COMMANDS["magic_run" if command == "run" else command]
+
+
+def _option(name: str) -> "options.Option":
+    return options.OPTIONS[name] if name in options.OPTIONS else _LOCAL_OPTIONS[name]
 
 
 def has_widget_frontend(shell: Any) -> bool:
@@ -88,6 +106,8 @@ def _with_options(func):
     """Apply the @argument decorators of every %oppnda option (from options.py), then the positionals."""
     for deco in reversed(options.magic_argument_decorators(_MAGIC_OPTIONS)):
         func = deco(func)
+    for opt in reversed(list(_LOCAL_OPTIONS.values())):
+        func = argument(opt.flag, **opt.argparse_kwargs())(func)
     func = argument("target", nargs="?", default=None, metavar="FOLDER|METRIC",
                     help="folder of ONE reports (run, panel, calibrate, status; default: the config's "
                          "folder, else the bundled sample) or a metric name (plot)")(func)
@@ -118,6 +138,8 @@ class OppndaMagics(Magics):
         self.last_view = None
         self.last_panel = None
         self.calibration = None
+        self.analysis = None
+        self.last_figures: list = []  # (path, Figure or None) of the last %oppnda plot
 
     @line_magic
     @_with_options
@@ -134,7 +156,14 @@ class OppndaMagics(Magics):
           %oppnda stop                   cancel the run in progress
           %oppnda calibrate [FOLDER]     measure the largest file of each report type (kept)
           %oppnda plot                   the memory plot of the last run
-          %oppnda plot METRIC [--by P]   a metric of the last run's averaged table (mean ± 95% CI)
+          %oppnda plot METRIC [--by P] [--hue router] [--kind line|surface|violin|heatmap|pairplot|
+                       distribution|timeseries]
+                                         a figure of the last run (line: mean ± 95% CI of METRIC
+                                         against P, one line per --hue value); shown and saved as
+                                         PNG next to its outputs. distribution/timeseries: METRIC
+                                         is a report type; heatmap/pairplot: METRIC,METRIC,...
+          %oppnda plot --config analysis_config.json [--format png,pdf]
+                                         OppNDA's whole set of figures (figures.run_analysis)
 
         Defaults of the memory and pool options: ``%config OppndaMagics`` lists them, e.g.
         ``%config OppndaMagics.eta = 0.6``. Without FOLDER, run/panel/calibrate use the config's
@@ -167,7 +196,7 @@ class OppndaMagics(Magics):
         extra = [k for k, v in vars(args).items() if k not in ("command", "target") and k not in allowed
                  and v is not None]
         if extra:
-            names = ", ".join(options.OPTIONS[k].flag for k in extra)
+            names = ", ".join(_option(k).flag for k in extra)
             raise UsageError(f"%oppnda {command} does not take {names} (%oppnda? shows the help)")
         if command == "stop" and args.target:
             raise UsageError("%oppnda stop takes no folder: it stops the run in progress")
@@ -333,84 +362,135 @@ class OppndaMagics(Magics):
     def _cmd_plot(self, args, values) -> None:
         from . import plots
 
-        if not args.target and (args.by or args.x or args.table):
-            raise UsageError("--by/--x/--table need a METRIC: %oppnda plot METRIC --by PARAM")
+        if values.get("config"):
+            return self._plot_analysis(args, values)
+        kind = values.get("kind") or "line"
+        if not args.target and any(values.get(k) for k in ("by", "x", "table", "hue", "kind")):
+            raise UsageError("--by/--x/--table/--hue/--kind need a METRIC: %oppnda plot METRIC --by PARAM "
+                             "(or --config analysis_config.json for OppNDA's whole set)")
         result = self._last_result(args.name)
         if result is None:
             raise UsageError("no finished run yet: run %oppnda run first")
         if not args.target:
-            png, filename = self._memory_png(result), "memory.png"
+            shown = [("memory.png", None, self._memory_png(result))]
         else:
-            fig = _metric_plot(result, args.target, x=args.x, by=args.by, table=args.table)
-            png, filename = plots.figure_to_png(fig), f"{args.target}.png"
-        if has_widget_frontend(self.shell):
-            from IPython.display import Image
+            shown = [(name, fig, None) for name, fig in _figures(result, args.target, kind, values)]
+        formats = tuple(values.get("format") or ("png",))
+        notebook = has_widget_frontend(self.shell)
+        self.last_figures = []
+        for filename, fig, png in shown:
+            png = png if png is not None else plots.figure_to_png(fig, dpi=values.get("dpi"))
+            path = self._save_png(result, filename, png)
+            for fmt in (f for f in formats if f != "png" and fig is not None):
+                fig.savefig(path.with_suffix(f".{fmt}"), format=fmt, dpi=values.get("dpi"))
+            if notebook:
+                from IPython.display import Image
 
-            _display(Image(data=png, format="png"))
-        else:
-            print(f"plot saved to {self._save_png(result, filename, png)}")
+                _display(Image(data=png, format="png"))
+            self.last_figures.append((path, fig))
+            print(f"plot saved to {path}")
+        return None
+
+    def _plot_analysis(self, args, values) -> None:
+        """OppNDA's whole set of figures for an analysis_config.json, drawn in the memory-aware pool."""
+        from . import figures
+        from .cli import TerminalProgress
+        from .panel import FigureRun, FigureTracker
+
+        if args.target or any(values.get(k) for k in ("by", "x", "table", "hue", "kind", "name")):
+            raise UsageError("%oppnda plot --config FILE draws every figure the config asks for: it takes no "
+                             "METRIC, --by, --x, --hue, --kind, --table nor --name")
+        print(f"reading and averaging the reports of {values['config']}…")
+        analysis = figures.Analysis(values["config"], manager=self._manager(values),
+                                    formats=tuple(values.get("format") or ("png",)), workers=values.get("workers"),
+                                    dpi=values.get("dpi"))
+        progress = TerminalProgress(sys.stdout)
+        progress.tracker = FigureTracker()  # "drawing 3/40 figures · ETA 0:04 · ..."
+        FigureRun(analysis).add_listener(progress)
+        print(f"{len(analysis.tasks)} figure(s) to draw into {analysis.plots_dir}")
+        result = analysis.run()
+        self.analysis = result
+        if self.shell is not None:
+            self.shell.user_ns["oppnda_figures"] = result
+        print(result.summary())
+        print("details in `oppnda_figures` (.figures_frame(), .written, .failed)")
         return None
 
 
-def _metric_plot(result: Any, metric: str, *, x: str | None, by: str | None, table: str | None):
-    """Pick the table and the x/by parameters for ``%oppnda plot METRIC``.
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]
 
-    (To move to plots.py: picking a table and x/by is not the face's job.)
-    Among the averaged tables that have the metric, the one whose rows (with a value of the
-    metric) vary in the fewest parameters is used, so ``ttl_average`` is preferred to a table
-    grouped by everything; ``x`` defaults to the last varying parameter, ``by`` to another one.
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+
+
+def _figures(result: Any, target: str, kind: str, values: dict) -> list[tuple[str, Any]]:
+    """(file name, Figure) of ``%oppnda plot TARGET --kind KIND`` on a run result (OppNDA's file names).
+
+    The picking of tables and parameters is :mod:`oppnda_nb.figures.pick`'s; this only maps the
+    magic's options onto it: ``--by`` (or ``--x``) the grouping on the x axis, ``--hue`` one line (a
+    surface, a heatmap) per value.
     """
-    from . import plots
+    from . import figures
+    from .figures import pick
 
-    tables = getattr(result, "tables", None) or {}
-    if not tables:
-        raise UsageError("the last run has no averaged table to plot")
-    if table is not None:
-        if table not in tables:
-            raise UsageError(f"no table {table!r}: the run has {', '.join(map(str, tables))}")
-        candidates = [(table, tables[table])]
-    else:
-        candidates = list(tables.items())
-    options = []
-    for name, frame in candidates:
-        if metric not in plots.metric_columns(frame):
-            continue
-        col = f"{metric}_mean"
-        rows = frame[frame[col].notna()] if col in frame else frame
-        if rows.empty:
-            continue
-        params = plots.parameter_columns(rows)
-        varying = [p for p in params if rows[p].nunique(dropna=True) > 1]
-        wanted = {c for c in (x, by) if c is not None}
-        if not wanted <= set(rows.columns):
-            continue
-        if wanted and not set(varying) <= wanted | ({by} if by else set()) and len(candidates) > 1:
-            # a table that also varies in something else would mix lines; try the others first
-            options.append((len(varying) + 100, name, rows, params, varying))
-            continue
-        options.append((len(varying), name, rows, params, varying))
-    if not options:
-        known = sorted({m for _, f in candidates for m in plots.metric_columns(f)})
-        shown = ", ".join(known[:12]) + (" …" if len(known) > 12 else "")
-        for opt, col in (("--x", x), ("--by", by)):
-            if col is not None and all(col not in f.columns for _, f in candidates):
-                raise UsageError(f"{opt} {col!r} is not a parameter of the averaged tables")
-        raise UsageError(f"no metric {metric!r} in the averaged tables; metrics: {shown or 'none'}")
-    options.sort(key=lambda o: (o[0] == 0, o[0]))
-    _, name, rows, params, varying = options[0]
-    if x is None:
-        candidates_x = [p for p in varying if p != by]
-        if not candidates_x:
-            raise UsageError(f"table {name!r} has no parameter that varies: give --x PARAM "
-                             f"(parameters: {', '.join(params) or 'none'})")
-        x = candidates_x[-1]
-    if by is None:
-        others = [p for p in varying if p != x]
-        by = others[0] if others else None
-    try:
-        return plots.metric_figure(rows, metric, x=x, by=by, title=f"{metric} ({name}): mean ± 95% CI")
-    except (KeyError, ValueError) as exc:
-        raise UsageError(f"cannot plot {metric!r} from table {name!r}: {exc}") from None
+    by, x, hue, table = values.get("by"), values.get("x"), values.get("hue"), values.get("table")
+    if kind in ("line", "violin") and by and x and by != x:
+        raise UsageError(f"--by and --x both name the x axis of a {kind}: give one")
+    if kind == "line":
+        frame, xp, lines = pick.pick(result.tables, target, x=by or x, by=hue, table=table)
+        return [(f"{_safe(target)}_{_safe(xp)}_line.png", figures.line(frame, target, by=xp, hue=lines))]
+    if kind == "surface":
+        hue = hue or pick.HUE
+        frame, xp, yp = pick.pick_surface(result.tables, target, x=x, y=by, hue=hue, table=table)
+        keys = sorted(frame[hue].dropna().unique(), key=str) if hue in frame.columns else [None]
+        out = []
+        for key in keys:
+            sub = frame if key is None else frame[frame[hue] == key]
+            title = f"{target}" + (f" · {key}" if key is not None else "")
+            prefix = f"{_safe(key)}_" if key is not None else ""
+            out.append((f"{prefix}{_safe(target)}_3d_{_safe(xp)}_{_safe(yp)}.png",
+                        figures.surface(sub, target, xp, yp, title=title)))
+        return out
+    if kind in ("distribution", "timeseries"):
+        curves = getattr(getattr(result, "averaged", None), "curves", None) or {}
+        ckind = "histogram" if kind == "distribution" else "timeseries"
+        hue = hue or pick.HUE
+        frame, facets = pick.pick_curves(curves, target, kind=ckind, hue=hue, table=table)
+        draw = figures.distribution if kind == "distribution" else figures.timeseries
+        combos = frame[facets].drop_duplicates().to_dict("records") if facets else [{}]
+        out = []
+        for where in combos:
+            tag = "".join(f"_{k}{_safe(v)}" for k, v in where.items())
+            out.append((f"{_safe(target)}_{kind}{tag}.png",
+                        draw(frame, report_type=target, hue=hue if hue in frame.columns else None,
+                             where=where or None)))
+        return out
+    runs = pick.runs_frame(result.job.results)
+    metrics = _split(target)
+    if kind == "violin":
+        frame, metrics = pick.pick_runs(runs, metrics[:1])
+        cat = by or x or hue or pick.HUE
+        if cat not in frame.columns:
+            raise UsageError(f"no parameter {cat!r} in the runs; parameters: "
+                             f"{', '.join(runs.attrs.get('parameters', [])) or 'none'}")
+        return [(f"violin_{_safe(cat)}_{_safe(metrics[0])}.png", figures.violin(frame, metrics[0], by=cat))]
+    if kind == "heatmap":
+        frame, metrics = pick.pick_runs(runs, metrics, at_least=2)
+        hue = hue or pick.HUE
+        keys = sorted(frame[hue].dropna().unique(), key=str) if hue in frame.columns else [None]
+        return [(f"{_safe(key) + '_' if key is not None else ''}correlation.png",
+                 figures.heatmap(frame if key is None else frame[frame[hue] == key], metrics,
+                                 title=None if key is None else str(key))) for key in keys]
+    if kind == "pairplot":
+        if len(metrics) < 2:
+            raise UsageError("a pairplot needs metrics separated by commas, e.g. "
+                             "%oppnda plot delivery_prob,overhead_ratio,latency_avg --kind pairplot")
+        frame, metrics = pick.pick_runs(runs, metrics, at_least=2)
+        hue = hue or pick.HUE
+        return [("pairplot.png", figures.pairplot(frame, metrics, hue=hue if hue in frame.columns else None))]
+    raise UsageError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 # ------------------------------------------------------------------------------- loading

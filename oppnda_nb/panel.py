@@ -26,14 +26,14 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
-from . import job, options, plots
-from .cli import PhaseTracker, progress_line
+from . import figures, job, options, plots, pool
+from .cli import PhaseTracker, format_duration, progress_line
 from .errors import OppndaError
 from .resource_manager import ResourceConfig, ResourceManager
 
 log = logging.getLogger("oppnda_nb.panel")
 
-__all__ = ["Panel", "RunView", "outcomes_html", "preview_html"]
+__all__ = ["Panel", "RunView", "FigureRun", "FigureTracker", "figures_html", "outcomes_html", "preview_html"]
 
 #: Shortest time between two redraws of the live memory plot (a redraw also waits 3x its own
 #: drawing time, so drawing takes at most a quarter of a core; and comes at least once a second).
@@ -289,6 +289,7 @@ class Panel:
             w.observe(self._on_slider, names="value")
         self.start_button.on_click(lambda _b: self._click_start())
         self.stop_button.on_click(lambda _b: self.stop())
+        self._add_sections(settings_box, text)
         self.rescan()
 
     # -- inputs ------------------------------------------------------------------------
@@ -312,6 +313,7 @@ class Panel:
                       config=self._text(self.config), pattern=self._text(self.pattern),
                       group_by=options.OPTIONS["group_by"].convert(self.group_by.value) if self._text(self.group_by)
                       else None, output=self._text(self.output))
+        values.update(no_cache=not self.cache.value, scheduler=self._text(self.scheduler))
         return values
 
     def make_manager(self) -> ResourceManager:
@@ -368,11 +370,12 @@ class Panel:
         return self.plan
 
     def _running(self) -> bool:
-        return self.run is not None and not self.view.done
+        return self.run is not None and self.run.running
 
     def _sync_buttons(self) -> None:
-        self.start_button.disabled = self._running() or self.plan is None
-        self.stop_button.disabled = not self._running()
+        self.start_button.disabled = self._running() or self.plan is None or self._drawing()
+        self.stop_button.disabled = not (self._running() or self._drawing())
+        self.draw_button.disabled = self._running() or self._drawing()
 
     # -- running -----------------------------------------------------------------------
     def _click_start(self) -> None:
@@ -395,7 +398,7 @@ class Panel:
             raise OppndaError(self._scan_error or "the settings are not valid (see the settings)")
         values = self.option_values()
         run = job.Run(self._text(self.folder), manager=self.make_manager(), **options.run_kwargs(values))
-        if self.run is not None:  # a new run: a fresh view in the same places
+        if self.view.run is not None or self.view is self._figures_view:  # a new run: a fresh view in the same places
             self._new_view()
         settings = (f"run of {run.folder} · η={values['eta']:.2f} · workers {run.plan.workers} · "
                     + (f"γ={values['gamma']:.1f}, M_overhead={values['overhead_mb']:.0f} MB"
@@ -426,6 +429,8 @@ class Panel:
         if self._running():
             self.view.label.value = _label_html("stopping…")
             self.run.stop()
+        if self._drawing():
+            self.stop_figures()
 
     def _run_done(self, result: Any) -> None:
         if result is not None:
@@ -433,6 +438,148 @@ class Panel:
             self.skipped_tab.value = outcomes_html(result, "skipped")
             self.results_tab.value = preview_html(result)
         self._sync_buttons()
+
+    # -- cache, scheduler, figures (sections added to the settings) -------------------------
+    def _add_sections(self, settings_box: Any, text: dict) -> None:
+        """The cache checkbox and scheduler field (settings), and the Figures section (second fold)."""
+        s = self.settings
+        self.cache = W.Checkbox(value=not s.get("no_cache"), indent=False,
+                                description="cache (re-runs parse only new or changed files)")
+        self.scheduler = W.Text(value=s.get("scheduler") or "", description="scheduler",
+                                placeholder="Dask scheduler tcp://HOST:PORT (empty: the local memory-aware pool)",
+                                **text)
+        settings_box.children = tuple(settings_box.children) + (self.cache, self.scheduler)
+        self.figures_config = W.Text(value="", description="analysis",
+                                     placeholder="OppNDA analysis_config.json (empty: the bundled example)", **text)
+        self.draw_button = W.Button(description="Draw figures", icon="bar-chart", layout=W.Layout(width="130px"))
+        self.figures_list = W.HTML("<i>no figures yet</i>")
+        self.draw_button.on_click(lambda _b: self._click_draw())
+        self.figures_box = W.VBox([W.HBox([self.figures_config, self.draw_button],
+                                          layout=W.Layout(width="100%", align_items="center")), self.figures_list])
+        self.accordion.children = tuple(self.accordion.children) + (self.figures_box,)
+        self.accordion.set_title(len(self.accordion.children) - 1, "figures · OppNDA's analysis (line, 3D, violin, "
+                                                                    "heatmap, pairplot)")
+        self.analysis: Any = None
+        self.figures_result: Any = None
+        self._figures_thread: threading.Thread | None = None
+        self._figures_stop = threading.Event()
+        self._figures_view: RunView | None = None
+
+    def _drawing(self) -> bool:
+        return self._figures_thread is not None and self._figures_thread.is_alive()
+
+    def _click_draw(self) -> None:
+        try:
+            self.draw_figures()
+        except OppndaError as exc:
+            self.figures_list.value = f"<span style='color:#c62828'>✗ {html.escape(str(exc))}</span>"
+
+    def draw_figures(self, config: Any = None) -> threading.Thread:
+        """Draw OppNDA's figures of ``config`` (default: the Figures field, else the bundled example) in the
+        background with the panel's memory settings; progress and memory in the panel's view."""
+        if self._running() or self._drawing():
+            raise OppndaError("The panel is busy: wait for its run or figures, or press Stop.")
+        busy = job.current_run()
+        if busy is not None and busy.running:
+            raise OppndaError(f"A run of {busy.folder} is in progress: wait for it or stop it (%oppnda stop).")
+        if config is None:
+            config = self._text(self.figures_config) or os.fspath(figures.example_config_path())
+        self._figures_stop.clear()
+        self.figures_result = None
+        self.figures_list.value = "<i>reading and averaging the reports…</i>"
+        self._figures_thread = threading.Thread(target=self._figures_main, args=(config, self.make_manager()),
+                                                name="oppnda-figures-panel", daemon=True)
+        self._figures_thread.start()
+        self._sync_buttons()
+        return self._figures_thread
+
+    def stop_figures(self) -> None:
+        """Stop the figures: the averaging of their reports, or the drawing (no new figure starts)."""
+        self._figures_stop.set()
+        self.view.label.value = _label_html("stopping the figures…")
+        if self.analysis is not None:
+            self.analysis.stop()
+        inner = job.current_run()
+        if inner is not None and inner.running and inner is not self.run:
+            inner.stop()
+
+    def wait_figures(self, timeout: float | None = None) -> Any:
+        """Block until the figures are drawn (or failed); the AnalysisResult (None if it could not start)."""
+        if self._figures_thread is not None:
+            self._figures_thread.join(timeout)
+        return self.figures_result
+
+    def _figures_main(self, config: Any, manager: ResourceManager) -> None:
+        before = job.current_run()
+        view = RunView(title="memory: figures")
+        view.tracker = FigureTracker()
+        self._figures_view = view
+        self._swap_view(view)
+        view.bar.bar_style = "info"
+        follow = threading.Thread(target=self._follow_averaging, args=(view, before), daemon=True)
+        follow.start()
+        try:
+            self.analysis = None
+            self.analysis = figures.Analysis(config, manager=manager)
+            if self._figures_stop.is_set():
+                raise OppndaError("stopped while the reports were averaged: no figure drawn")
+            if self.analysis.job is None:
+                result = self.analysis.run()
+                self.figures_result = result
+                _view_message(view, "no figure to draw")
+                self.figures_list.value = figures_html(result)
+                return
+            adapter = FigureRun(self.analysis)
+            view.on_done(lambda r: self._figures_done(r))
+            view.attach(adapter, settings=f"figures of {config} · {len(adapter.files)} figure(s) · "
+                                          f"{manager.format_status().splitlines()[0]}")
+            self.analysis.start()
+            view.wait()
+        except OppndaError as exc:
+            _view_message(view, str(exc))
+            self.figures_list.value = f"<span style='color:#c62828'>✗ {html.escape(str(exc))}</span>"
+        except Exception as exc:  # shown in the panel, not lost in a thread
+            log.exception("drawing the figures failed")
+            _view_message(view, f"{type(exc).__name__}: {exc}")
+            self.figures_list.value = f"<span style='color:#c62828'>✗ {html.escape(f'{type(exc).__name__}: {exc}')}</span>"
+        finally:
+            self._figures_stop.set()  # ends the follower
+            follow.join(2)
+            self._sync_buttons_later()
+
+    def _sync_buttons_later(self) -> None:
+        """Buttons are synced once this thread has ended (``_drawing`` looks at it)."""
+        def later():
+            thread = self._figures_thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(5)
+            self._sync_buttons()
+
+        threading.Thread(target=later, daemon=True).start()
+
+    def _follow_averaging(self, view: "RunView", before: Any) -> None:
+        """The progress of the run that averages the figures' reports (Analysis' constructor), on the label."""
+        while not self._figures_stop.wait(TICK_INTERVAL * 2):
+            if view.run is not None:
+                return
+            inner = job.current_run()
+            if inner is not None and inner is not before and inner.running and inner.progress is not None:
+                view.bar.max = max(1, inner.progress.files_total)
+                view.bar.value = min(view.bar.max, inner.progress.files_done)
+                view.label.value = _label_html("averaging the reports: " + progress_line(inner.progress))
+
+    def _figures_done(self, adapted: Any) -> None:
+        result = adapted.result if adapted is not None else None
+        self.figures_result = result
+        if result is not None:
+            self.figures_list.value = figures_html(result)
+
+    def _swap_view(self, view: "RunView") -> None:
+        """Put ``view``'s bar, label, settings and plot where the panel's view is."""
+        self.view = view
+        row = self.widget.children[0]
+        row.children = (view.bar, view.label) + tuple(row.children[2:])
+        self.widget.children = (row, view.settings, view.image) + tuple(self.widget.children[3:])
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until this panel's run ends; the panel's output then carries the final plot. The RunResult."""
@@ -465,3 +612,89 @@ class Panel:
         bundle["text/plain"] = (self.view.result.summary() if self.view.result is not None
                                 else f"oppnda_nb panel · {self.plan.text() if self.plan else self._scan_error}")
         return bundle
+
+
+# ---------------------------------------------------------------------------------- figures
+
+def _view_message(view: RunView, message: str) -> None:
+    """End ``view`` with a red message (abandon it if it follows something, else just say it)."""
+    if view.run is not None:
+        view.abandon(message)
+    else:
+        view.bar.bar_style = "danger"
+        view.label.value = _label_html(message, "#c62828")
+
+
+def figures_html(result: Any, limit: int = 60) -> str:
+    """What an analysis drew: its summary line, the files written, the figures that failed or were not drawn."""
+    lines = result.summary().splitlines()
+    head = f"<b>{html.escape(lines[0])}</b>" if lines else ""
+    written = sorted(os.path.basename(p) for p in list(result.written) + list(result.csv))
+    files = "".join(f"<li>{html.escape(n)}</li>" for n in written[:limit])
+    more = f"<li><i>… and {len(written) - limit} more</i></li>" if len(written) > limit else ""
+    failed = "".join(f"<li style='color:#c62828'>{html.escape(n)}: {html.escape(r)}</li>" for n, r in result.failed)
+    skipped = "".join(f"<li style='color:#666'>not drawn: {html.escape(n)}: {html.escape(r)}</li>"
+                      for n, r in result.skipped[:limit])
+    return (f"{head}<div>in <code>{html.escape(str(result.plots_dir))}</code></div>"
+            f"<div style='max-height:220px;overflow:auto;font-size:12px'><ul>{failed}{files}{more}{skipped}</ul></div>")
+
+
+class FigureTracker(PhaseTracker):
+    """A run's phase tracker for an analysis: "drawing 3/40 figures · ETA 0:04 · 2 running on 2 workers"."""
+
+    def line(self) -> str:
+        p = self.progress
+        if p is None:
+            return "drawing…"
+        parts = [f"drawing {p.files_done:,}/{p.files_total:,} figures"]
+        if self.phase == "processing":
+            parts.append(f"ETA {format_duration(p.eta_s)}")
+            parts.append(f"{p.running} running on {p.workers} worker{'s' if p.workers != 1 else ''}")
+        else:
+            parts.append(self.phase)
+        if p.failed:
+            parts.append(f"{p.failed} failed")
+        return " · ".join(parts)
+
+
+class FigureRun:
+    """An :class:`~oppnda_nb.figures.Analysis` seen as a run by :class:`RunView` (files = figures)."""
+
+    def __init__(self, analysis: Any):
+        self.analysis = analysis
+        self.files = list(analysis.tasks)
+
+    def add_listener(self, callback: Callable) -> None:
+        def forward(event: Any) -> None:
+            kind = str(event.kind)
+            if kind == "done":
+                callback(pool.Event("phase", "writing"))
+            elif kind == "analysis_done":
+                callback(pool.Event(job.RUN_DONE, FigureResult(event.data) if event.data is not None else None))
+            else:
+                callback(event)
+
+        self.analysis.add_listener(forward)
+
+    def memory_frame(self):
+        return self.analysis.job.memory_frame()
+
+    def stop(self) -> None:
+        self.analysis.stop()
+
+
+class FigureResult:
+    """An AnalysisResult with the few names :class:`RunView` reads of a RunResult."""
+
+    error = None
+
+    def __init__(self, result: Any):
+        self.result = result
+        self.job = result.job
+        self.status = result.status
+        self.exit_code = result.exit_code
+        self.output_dir = result.plots_dir
+        self.memory = result.job.memory if result.job is not None else None
+
+    def summary(self) -> str:
+        return self.result.summary()

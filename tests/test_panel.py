@@ -1,13 +1,17 @@
 """The control panel with the real job on tiny folders (widget state, no browser)."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import many_folder
+from conftest import SAMPLE, many_folder
 
-from oppnda_nb import job, panel as panel_mod
+from oppnda_nb import figures, job, options, panel as panel_mod
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.resource_manager import ResourceManager
 
@@ -94,3 +98,106 @@ def test_stop_cancels_ends_red_and_the_panel_shows_only_its_runs(tmp_path):
     assert not [c for c in __import__("psutil").Process().children(recursive=True)
                 if c.status() != "zombie" and "resource_tracker" not in " ".join(c.cmdline())
                 and "forkserver" not in " ".join(c.cmdline())]
+
+
+# ----------------------------------------------------------------------------- cache, scheduler, figures
+
+def test_cache_checkbox_a_second_start_uses_the_cache_and_off_parses_again(tiny_folder, tmp_path):
+    for f in tiny_folder.iterdir():  # files written just now are not cached (they may still change)
+        os.utime(f, (f.stat().st_atime - 3600, f.stat().st_mtime - 3600))
+    p = panel_mod.Panel(tiny_folder, output=tmp_path / "out")
+    assert p.cache.value and p.option_values()["no_cache"] is False
+    p.start()
+    first = p.wait(120)
+    assert "cached" not in first.summary().splitlines()[0]
+    p.start()
+    second = p.wait(120)
+    assert "(24 cached, 0 parsed)" in second.summary() and second.exit_code == 0
+    assert not p.start_button.disabled and p.stop_button.disabled  # buttons back once the run ended
+    p.cache.value = False
+    p.start()
+    third = p.wait(120)
+    assert "cached" not in third.summary().splitlines()[0] and third.job.counts["processed"] == 24
+    off = panel_mod.Panel(tiny_folder, settings={"no_cache": True})  # %oppnda panel --no-cache
+    assert not off.cache.value
+
+
+def test_scheduler_field_goes_to_the_run(tiny_folder, monkeypatch):
+    p = panel_mod.Panel(tiny_folder)
+    assert options.run_kwargs(p.option_values()).get("scheduler") is None  # empty: the local pool
+    p.scheduler.value = " tcp://10.0.0.1:8786 "
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(folder, **kw):
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(job, "Run", fake_run)
+    with pytest.raises(Stop):
+        p.start()
+    assert seen["scheduler"] == "tcp://10.0.0.1:8786" and seen.get("cache", True) is True
+
+
+def sweep(tmp_path):
+    d = tmp_path / "sweep"
+    d.mkdir()
+    for f in SAMPLE.glob("*_MessageStatsReport.txt"):
+        shutil.copy(f, d / f.name)
+    return d
+
+
+def analysis_config(tmp_path, raw, report, only=("line_plots",)) -> str:
+    cfg = json.loads(figures.example_config_path().read_text())
+    cfg["directories"] = {"report_dir": str(report), "raw_dir": str(raw), "plots_dir": str(tmp_path / "plots")}
+    cfg["metrics"] = {"include": ["delivery_prob", "overhead_ratio"], "ignore": []}
+    cfg["plot_settings"] = {"general": {"dpi": 30}}
+    cfg["enabled_plots"] = {k: k in only for k in cfg["enabled_plots"]}
+    path = tmp_path / "analysis_config.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def test_draw_figures_shows_progress_memory_and_lists_the_files(tmp_path):
+    folder = sweep(tmp_path)
+    job.average_folder(folder=folder, output=tmp_path / "averaged", workers=2)
+    p = panel_mod.Panel(folder, output=tmp_path / "out")
+    p.figures_config.value = analysis_config(tmp_path, folder, tmp_path / "averaged", only=("line_plots", "export_csv"))
+    p.draw_button.click()
+    assert p.draw_button.disabled and not p.stop_button.disabled and p.start_button.disabled
+    result = p.wait_figures(300)
+    assert result is not None and result.exit_code == 0
+    names = sorted(x.name for x in (tmp_path / "plots").glob("*.png"))
+    assert names == [f"{m}_{g}_line.png" for m in ("delivery_prob", "overhead_ratio") for g in ("buffer", "ttl")]
+    for n in names + ["EpidemicRouter_metrics.csv"]:
+        assert n in p.figures_list.value
+    view = p.view
+    assert view.done and view.bar.bar_style == "success" and view.frames_drawn >= 1
+    assert "finished · 4 processed" in view.label.value and "figures of" in view.settings.value
+    p.wait_figures(5)
+    deadline = time.monotonic() + 10
+    while p.start_button.disabled and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not p.start_button.disabled and not p.draw_button.disabled
+    run = p.start()  # a run after figures gets its own view
+    assert p.wait(120).exit_code == 0 and p.view is not view and p.view.run is run
+
+
+def test_stop_stops_the_figures_and_the_bundled_example_is_the_default(tmp_path, monkeypatch):
+    folder = sweep(tmp_path)
+    job.average_folder(folder=folder, output=tmp_path / "averaged", workers=2)
+    config = analysis_config(tmp_path, folder, tmp_path / "averaged",
+                             only=("line_plots", "3d_surface", "violin_plots", "heatmaps"))
+    monkeypatch.setattr(figures, "example_config_path", lambda: Path(config))  # empty field: the example
+    p = panel_mod.Panel(folder, settings={"workers": 1, "max_workers": 1})
+    p.draw_figures()
+    deadline = time.monotonic() + 120
+    while (p.analysis is None or p.view.run is None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.view.run is not None and len(p.view.run.files) > 10
+    p.stop()
+    result = p.wait_figures(120)
+    assert result.status == "cancelled" and p.view.bar.bar_style == "danger"
+    assert "cancelled" in p.figures_list.value
