@@ -33,30 +33,19 @@ DEFAULT_RESULT_NAME = "oppnda_result"
 #: options whose default %config sets (memory and pool settings; not per-run paths)
 CONFIGURABLE = tuple(name for name, o in options.OPTIONS.items() if o.configurable)
 #: the figures %oppnda plot METRIC --kind draws (figures' drawing functions)
-KINDS = ("line", "surface", "violin", "heatmap", "pairplot", "distribution", "timeseries")
-#: %oppnda plot's options options.py does not declare yet (same Option lines; used until it does)
-_LOCAL_OPTIONS = {o.dest: o for o in (
-    options.Option("--hue", "str", "plot: one line (a surface, a heatmap) per value of this parameter "
-                   "(default: router)", metavar="PARAM"),
-    options.Option("--kind", "choice", "plot: the kind of figure (default: line)", choices=KINDS,
-                   metavar="|".join(KINDS)),
-) if o.dest not in options.OPTIONS}
-#: what %oppnda plot takes: METRIC's options, and --config/--format/--dpi and the memory options of
-#: OppNDA's whole set (``plot --config analysis_config.json``)
-_PLOT = tuple(dict.fromkeys(options.COMMANDS["plot"] + ("hue", "kind", "config", "format", "dpi", "workers")
-                            + tuple(n for n in options.COMMANDS["status"] if n != "pattern")))
+KINDS = options.OPTIONS["kind"].choices
 #: every option some %oppnda sub-command takes, in declaration order
 _MAGIC_OPTIONS = tuple(n for n in options.OPTIONS
                        if any(n in options.COMMANDS[c] for c in ("status", "panel", "magic_run", "calibrate"))
-                       or n in _PLOT)
+                       or n in options.COMMANDS["plot"])
 
 
 def _allowed(command: str) -> tuple[str, ...]:
-    return _PLOT if command == "plot" else options.COMMANDS["magic_run" if command == "run" else command]
+    return options.COMMANDS["magic_run" if command == "run" else command]
 
 
 def _option(name: str) -> "options.Option":
-    return options.OPTIONS[name] if name in options.OPTIONS else _LOCAL_OPTIONS[name]
+    return options.OPTIONS[name]
 
 
 def has_widget_frontend(shell: Any) -> bool:
@@ -106,8 +95,6 @@ def _with_options(func):
     """Apply the @argument decorators of every %oppnda option (from options.py), then the positionals."""
     for deco in reversed(options.magic_argument_decorators(_MAGIC_OPTIONS)):
         func = deco(func)
-    for opt in reversed(list(_LOCAL_OPTIONS.values())):
-        func = argument(opt.flag, **opt.argparse_kwargs())(func)
     func = argument("target", nargs="?", default=None, metavar="FOLDER|METRIC",
                     help="folder of ONE reports (run, panel, calibrate, status; default: the config's "
                          "folder, else the bundled sample) or a metric name (plot)")(func)

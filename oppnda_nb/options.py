@@ -114,7 +114,7 @@ def _unquote(text: str) -> str:
 
 _OPTION_LIST = [
     # what to read
-    Option("--config", "str", "an OppNDA averager_config.json (default: ONE's standard naming)", metavar="FILE"),
+    Option("--config", "str", "an OppNDA averager_config.json (plot: an analysis_config.json)", metavar="FILE"),
     Option("--pattern", "str", "file-name template, e.g. '{scenario}_{router}_{seed}_{ttl}_{buffer}_{report_type}'",
            metavar="TEMPLATE"),
     Option("--group-by", "list", "parameters to group by, comma separated (one strategy); seeds are averaged over",
@@ -166,8 +166,14 @@ _OPTION_LIST = [
     Option("--background", "flag", "return at once; the view keeps updating, %%oppnda stop cancels"),
     Option("--name", "str", "variable for the result (run), the panel (panel), or the result to plot (plot)",
            metavar="VAR"),
-    Option("--by", "str", "plot: one line per value of this parameter", metavar="PARAM"),
-    Option("--x", "str", "plot: the parameter on the x axis", metavar="PARAM"),
+    Option("--by", "str", "plot: the parameter on the x axis (a surface's y axis, a violin's groups)", metavar="PARAM"),
+    Option("--x", "str", "plot: the parameter on the x axis (same as --by for a line; a surface's x axis)",
+           metavar="PARAM"),
+    Option("--hue", "str", "plot: one line (a surface, a heatmap) per value of this parameter (default: router)",
+           metavar="PARAM"),
+    Option("--kind", "choice", "plot: the kind of figure (default: line)",
+           choices=("line", "surface", "violin", "heatmap", "pairplot", "distribution", "timeseries"),
+           metavar="line|surface|violin|heatmap|pairplot|distribution|timeseries"),
     Option("--table", "str", "plot: which averaged table", metavar="NAME"),
 ]
 
@@ -190,10 +196,10 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "cache": ("cache_dir",),
     "plots": _MEMORY + ("workers", "format", "dpi", "quiet"),
     # magic only
-    "panel": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("name",),
+    "panel": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("scheduler", "name"),
     "magic_run": _SELECT + ("group_by", "output") + _MEMORY + _POOL + ("scheduler", "background", "name"),
     "stop": (),
-    "plot": ("name", "by", "x", "table"),
+    "plot": ("name", "by", "x", "table", "hue", "kind", "config", "format", "dpi", "workers") + _MEMORY,
 }
 
 
