@@ -38,7 +38,8 @@ LARGE_HEADS = sorted((ONE / "large-heads").glob("*.txt"))
 REAL_FILES = ALL_TYPES + LARGE_HEADS
 REF_STATS = sorted((DATA / "oppnda-reference" / "reports").glob("*_MessageStatsReport.txt"))
 
-pytestmark = pytest.mark.skipif(not ALL_TYPES, reason="shared ONE report data not available")
+#: only the tests that read the real ONE corpora need them (synthetic-input tests never skip)
+needs_shared = pytest.mark.skipif(not ALL_TYPES, reason="shared ONE report data not available")
 
 # Written down here independently of the module (from the issue / FORMATS.md).
 EXPECTED_KIND = {
@@ -148,6 +149,7 @@ def _ok_dtype(s: pd.Series, want: str) -> bool:
 # every real file
 
 
+@needs_shared
 def test_corpus_covers_every_known_type():
     assert {class_of(p) for p in REAL_FILES} == set(EXPECTED_KIND)
     assert set(KNOWN_REPORT_TYPES) == set(EXPECTED_KIND)
@@ -238,6 +240,7 @@ def test_summary_keys_line_up_across_runs(rt: str):
 # known values (FORMATS.md examples; contact/movement reports are identical for a seed)
 
 
+@needs_shared
 def test_keyvalue_messagestats_keys_order_and_nan():
     path = reports_by_type()["MessageStatsReport"]
     rep = read_report(path)
@@ -254,6 +257,7 @@ def test_keyvalue_messagestats_keys_order_and_nan():
             assert sc[k] == float(v)
 
 
+@needs_shared
 def test_pingapp_keys_with_spaces_and_slash():
     rep = read_report(reports_by_type()["PingAppReporter"])
     sc = summarize_report(rep).scalars
@@ -320,6 +324,7 @@ def test_separator_argument(tmp_path: Path):
         read_report(p)
 
 
+@needs_shared
 def test_eventlog_variable_fields():
     path = reports_by_type()["EventLogReport"]
     f = read_report(path).frame
@@ -352,6 +357,7 @@ def test_eventlog_variable_fields():
         assert s[key] == counts.get(key, 0), key
 
 
+@needs_shared
 def test_connectivity_and_adjacency_agree():
     by = reports_by_type()
     one = read_report(by["ConnectivityONEReport"]).frame
@@ -370,6 +376,7 @@ def test_connectivity_and_adjacency_agree():
     assert ct["total"] == s1["contacts"]
 
 
+@needs_shared
 def test_message_reports_agree_with_messagestats():
     by = reports_by_type()
     stats = summarize_report(read_report(by["MessageStatsReport"])).scalars
@@ -390,6 +397,7 @@ def test_message_reports_agree_with_messagestats():
     assert dl["path_consistent_frac"] == 1.0
 
 
+@needs_shared
 def test_distance_delay_sentinels():
     path = reports_by_type()["DistanceDelayReport"]
     rep = read_report(path)
@@ -404,6 +412,7 @@ def test_distance_delay_sentinels():
     assert rep.meta["scenario"] == "TEST_EpidemicRouter_1_180_10M"
 
 
+@needs_shared
 def test_table_values_and_trailing_spaces():
     by = reports_by_type()
     cr = read_report(by["CreatedMessagesReport"]).frame
@@ -429,6 +438,7 @@ def test_table_values_and_trailing_spaces():
     ("RadiusOfGyrationReport", 4, None), ("TotalContactTimeReport", 1, None),
     ("EventLogReport", 0, None), ("LocationSnapshotReport", 1, None),
 ])
+@needs_shared
 def test_floats_identical_to_python_float(rt, col, idx):
     path = reports_by_type()[rt]
     rep = read_report(path)
@@ -438,6 +448,7 @@ def test_floats_identical_to_python_float(rt, col, idx):
     assert (want == got).all()
 
 
+@needs_shared
 def test_snapshot_reports():
     by = reports_by_type()
     ls = read_report(by["LocationSnapshotReport"]).frame
@@ -458,6 +469,7 @@ def test_snapshot_reports():
     assert s.curve_kind == "timeseries" and len(s.curve) == s.scalars["snapshots"]
 
 
+@needs_shared
 def test_movement_ns2():
     path = reports_by_type()["MovementNs2Report"]
     rep = read_report(path)
@@ -473,6 +485,7 @@ def test_movement_ns2():
     assert tuple(pos.iloc[0][["node", "x", "y"]]) == (0, 857.44448, 2174.60132)
 
 
+@needs_shared
 def test_histogram_summary_values():
     by = reports_by_type()
     f = read_report(by["TotalEncountersReport"]).frame
@@ -551,6 +564,7 @@ def test_wrong_encoding(tmp_path: Path):
     assert "UTF-8" in e.reason and "0xe9" in e.reason
 
 
+@needs_shared
 def test_truncated_last_line_keeps_complete_rows(tmp_path: Path):
     src = reports_by_type()["CreatedMessagesReport"]
     data = src.read_bytes()
@@ -580,6 +594,7 @@ def test_missing_file_and_directory(tmp_path: Path):
     assert "directory" in _err(d).reason
 
 
+@needs_shared
 def test_permission_denied(tmp_path: Path, monkeypatch):
     p = tmp_path / "locked_MessageStatsReport.txt"
     shutil.copy(reports_by_type()["MessageStatsReport"], p)
@@ -631,6 +646,7 @@ def test_unexpected_shape(tmp_path: Path, rt, body, needle):
     assert needle in e.reason, e.reason
 
 
+@needs_shared
 def test_wrong_name_hints_at_sniffed_type(tmp_path: Path):
     p = tmp_path / "TEST_R_1_60_2M_ContactTimesReport.txt"
     shutil.copy(reports_by_type()["EventLogReport"], p)
@@ -675,6 +691,7 @@ def test_unknown_table_generic(tmp_path: Path):
     assert s["rows"] == 3.0 and s["count_mean"] == 5.0 and s["when_median"] == 2.0
 
 
+@needs_shared
 def test_summarize_accepts_a_path():
     s = summarize_report(str(reports_by_type()["ContactsPerHourReport"]))
     vals = [int(ln.split("\t")[1]) for ln in lines_of(reports_by_type()["ContactsPerHourReport"])]
@@ -710,6 +727,7 @@ def test_fuzz_only_report_error(tmp_path: Path, rt: str, body: bytes):
 
 @pytest.mark.parametrize("rt", ["MessageStatsReport", "CreatedMessagesReport", "AdjacencyGraphvizReport",
                                 "MessageLocationReport", "EventLogReport", "MessageGraphvizReport"])
+@needs_shared
 def test_crlf_line_endings(tmp_path: Path, rt: str):
     src = reports_by_type()[rt]
     p = tmp_path / src.name
