@@ -503,5 +503,4 @@ def average_folder(config: Any = None, folder=None, output=None, workers: int | 
     if result.averaged is None:
         raise OppndaError(f"averaging failed: {result.error}")
     result.averaged.output_dir = result.output_dir
-    result.averaged.written = result.written
     return result.averaged

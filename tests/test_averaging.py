@@ -289,7 +289,7 @@ def test_cli_prints_one_line_per_strategy_plus_totals(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("ttl_average:") and "13 files written" in lines[0]
     assert lines[1].startswith("buffer_average:") and "11 files written" in lines[1]
-    assert lines[2].startswith("total: 715 files read, 0 skipped, 0 failed, 24 files written")
+    assert lines[2].startswith("total: 715 files read, 0 skipped, 0 failed, 24 averaged files written")
 
 
 def test_bundled_sample_is_small_and_has_two_seeds_per_combination():

@@ -353,16 +353,19 @@ class AverageResult:
             nw = len({g.output_name for g in gs if g.output_name in written})
             ns = sum(1 for x in self.skipped_groups if x[0] == s.name)
             nt = len({g.report_type for g in gs})
+            tables_only = len({g.report_type for g in gs if g.kind != "keyvalue"})
             lines.append(f"{s.name}: group by {', '.join(s.group_by)}: {len(gs)} groups averaged "
                          f"({nt} report type(s)), {nw} files written, {ns} groups skipped "
-                         f"(fewer than min_files={s.min_files})")
+                         f"(fewer than min_files={s.min_files})"
+                         + (f"; {tables_only} report type(s) without a key:value format are in the CSV "
+                            "tables only (OppNDA writes files for key:value reports)" if tables_only else ""))
         reasons: dict[str, int] = {}
         for _, r in self.skipped:
             reasons[r] = reasons.get(r, 0) + 1
         why = "; ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
         lines.append(f"total: {self.files_read} files read, {len(self.skipped)} skipped"
                      + (f" ({why})" if why else "") + f", {len(self.errors)} failed, "
-                     f"{len(self.written)} files written" + (f" to {self.output_dir}" if self.output_dir else "")
+                     f"{len(self.written)} averaged files written" + (f" to {self.output_dir}" if self.output_dir else "")
                      + f", {self.seconds:.2f} s, {self.workers} worker(s)")
         for p, r in self.errors[:10]:
             lines.append(f"failed: {writers.printable(os.path.basename(p))}: {r}")
