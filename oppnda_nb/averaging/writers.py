@@ -101,9 +101,12 @@ class OutputFolder:
         """Fail early: the folder must be writable and no planned name may be an input file."""
         out = self.path.resolve()
         if inputs:
-            here = {}  # realpath of each input folder, computed once per folder
-            ins = {os.path.basename(p) for p in inputs
-                   if here.setdefault(os.path.dirname(p), os.path.realpath(os.path.dirname(p) or ".")) == str(out)}
+            here: dict[str, str] = {}  # realpath of each input folder, computed once per folder
+            for p in inputs:
+                d = os.path.dirname(p)
+                if d not in here:
+                    here[d] = os.path.realpath(d or ".")
+            ins = {os.path.basename(p) for p in inputs if here[os.path.dirname(p)] == str(out)}
             clash = [n for n in names if n in ins]
             if clash:
                 raise OppndaError(
