@@ -1,20 +1,4 @@
-"""The same job on a Dask cluster, for sweeps that outgrow one machine.
-
-:class:`DaskJob` has the local pool's interface (``add_listener``, ``start``, ``stop``, ``wait``,
-``progress``, ``memory_frame``) and the same per-file accounting, so :class:`oppnda_nb.job.Run`
-swaps it in for ``scheduler=...`` and everything else (selection, cache, averaging, outputs,
-the panel's events) stays the same.
-
-The memory model per worker, with Dask's own mechanism: each worker's memory limit plays M_RAM
-and η of it is its capacity, declared as the worker resource ``MEMORY`` (MB, 2**20 bytes):
-``dask worker ADDRESS --nthreads 1 --memory-limit 4GiB --resources MEMORY=3072``. Each file is
-submitted with ``resources={"MEMORY": its estimate in MB}``, so Dask's scheduler never places
-more estimated memory on a worker than its capacity. A file whose estimate exceeds every
-capacity is skipped (never sent to be killed). Workers without the resource still work, one
-file per worker thread, with a warning that says how to start them.
-
-Needs the ``dask`` extra: ``pip install 'oppnda_nb[dask]'``. See ``docs/dask.md``.
-"""
+"""DaskJob: the local pool's interface over a Dask cluster (see the package docstring)."""
 from __future__ import annotations
 
 import heapq
@@ -28,22 +12,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from .errors import OppndaError
-from .memory_model import plan_peak
-from .pool import Event, EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
-from .pool.admission import OVERSIZE_POLICIES
-from .pool.records import CACHED, bounded
-from .pool.scheduler import accepts_lean
-from .pool.worker import Probe, trim_memory
-from .resource_manager import ResourceManager
-from .system import MB, ProcessMemoryReader, shared_reader
+from ..errors import OppndaError
+from ..memory_model import plan_peak
+from ..pool import Event, EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
+from ..pool.admission import OVERSIZE_POLICIES
+from ..pool.records import CACHED, bounded
+from ..pool.scheduler import accepts_lean
+from ..resource_manager import ResourceManager
+from .cluster import CONNECT_TIMEOUT, RESOURCE, _distributed, close_owned, connect
+from .tasks import run_file, run_files, worker_info
+from ..system import MB, shared_reader
 
 log = logging.getLogger("oppnda_nb.dask")
 
-#: the worker resource that carries a worker's memory capacity (MB) and a task's estimate (MB)
-RESOURCE = "MEMORY"
-#: seconds to wait for a scheduler to answer and for at least one worker to be there
-CONNECT_TIMEOUT = 10.0
 #: files submitted ahead per worker thread (and at least): enough to hide the round trip to the
 #: scheduler, few enough that files submitted later use what the memory model learned meanwhile
 WINDOW_PER_THREAD = 8
@@ -54,154 +35,6 @@ BATCH_MAX_FILES = 64
 #: retries of a file whose Dask task failed for a reason of the cluster (not of the work)
 MAX_RETRIES = 2
 
-
-def _distributed():
-    try:
-        import distributed
-    except ImportError:
-        raise OppndaError("Dask is not installed: pip install 'oppnda_nb[dask]' (dask[distributed]).") from None
-    return distributed
-
-
-# ---------------------------------------------------------------------------------- clusters
-
-def local_cluster(manager: ResourceManager | None = None, file_paths: Sequence[str] | None = None, **kwargs):
-    """A ``distributed.LocalCluster`` of single-threaded process workers sized by the ResourceManager.
-
-    ``n_workers`` defaults to P_opt. Each worker's memory limit plays M_RAM:
-    ``budget / (η · n)``, so its capacity η·limit (the ``MEMORY`` resource, MB) sums over the
-    workers to the machine's budget η·M_RAM − M_others.
-    """
-    distributed = _distributed()
-    manager = manager or ResourceManager()
-    if "n_workers" not in kwargs:
-        kwargs["n_workers"] = manager.get_optimal_workers(file_paths=file_paths) if file_paths else \
-            manager.get_optimal_workers()
-    n = max(1, int(kwargs["n_workers"]))
-    kwargs["n_workers"] = n
-    budget = max(manager.budget_bytes(), 256 * MB)
-    capacity = budget / n
-    kwargs.setdefault("threads_per_worker", 1)
-    kwargs.setdefault("memory_limit", int(capacity / manager.eta))
-    kwargs.setdefault("resources", {RESOURCE: math.floor(capacity / MB)})
-    kwargs.setdefault("dashboard_address", ":0")  # any free port, never a clash
-    return distributed.LocalCluster(**kwargs)
-
-
-def connect(scheduler: Any, manager: ResourceManager | None = None,
-            file_paths: Sequence[str] | None = None) -> tuple[Any, bool]:
-    """``(client, owned)`` for ``scheduler``: a ``distributed.Client`` (owned False), an address
-    ``"tcp://HOST:PORT"``, a Dask cluster object, or an int N (a :func:`local_cluster` of N
-    workers); ``owned``: the caller closes the client (and a cluster it started) at the end."""
-    distributed = _distributed()
-    if isinstance(scheduler, distributed.Client):
-        return scheduler, False
-    if isinstance(scheduler, bool):
-        raise OppndaError(f"scheduler must be a Dask Client, an address or a number of workers, got {scheduler!r}")
-    if isinstance(scheduler, int):
-        if scheduler < 1:
-            raise OppndaError(f"the number of Dask workers must be >= 1, got {scheduler}")
-        cluster = local_cluster(manager, file_paths, n_workers=scheduler)
-        client = distributed.Client(cluster)
-        client._oppnda_cluster = cluster  # closed with the client (close_owned)
-        return client, True
-    if isinstance(scheduler, (str, os.PathLike)):
-        address = os.fspath(scheduler)
-        try:
-            return distributed.Client(address, timeout=CONNECT_TIMEOUT), True
-        except (OSError, TimeoutError) as exc:
-            raise OppndaError(f"Could not connect to the Dask scheduler at {address} ({type(exc).__name__}: {exc}). "
-                              "Start one with `dask scheduler` and give its address (tcp://HOST:PORT).") from None
-    if hasattr(scheduler, "scheduler_address"):  # a cluster object (LocalCluster, SLURMCluster, ...)
-        return distributed.Client(scheduler), True
-    raise OppndaError(f"scheduler must be a Dask Client, an address tcp://HOST:PORT, a cluster or a number of "
-                      f"workers, got {type(scheduler).__name__}")
-
-
-def close_owned(client: Any) -> None:
-    """Close a client from :func:`connect` (and the local cluster it started)."""
-    cluster = getattr(client, "_oppnda_cluster", None)
-    try:
-        client.close(timeout=5)
-    except Exception:
-        log.warning("closing the Dask client failed", exc_info=True)
-    if cluster is not None:
-        try:
-            cluster.close(timeout=10)
-        except Exception:
-            log.warning("closing the local Dask cluster failed", exc_info=True)
-
-
-# ---------------------------------------------------------------------------------- worker side
-
-_meter_lock = threading.Lock()
-_meter: tuple[Probe, ProcessMemoryReader] | None = None
-
-
-def _worker_meter() -> tuple[Probe, ProcessMemoryReader]:
-    global _meter
-    with _meter_lock:
-        if _meter is None:
-            _meter = (Probe(), ProcessMemoryReader("pss", full_every=1.0))
-        return _meter
-
-
-def _worker_threads() -> int:
-    try:
-        return int(_distributed().get_worker().state.nthreads)
-    except Exception:  # not inside a worker (a direct call): one thread
-        return 1
-
-
-def run_file(work: Callable, work_args: tuple, path: str, lean: bool) -> tuple:
-    """Run ``work(path, *work_args)`` on a Dask worker and measure its process (TOP-LEVEL task).
-
-    Returns ``(ok, result or reason, seconds, baseline_bytes, peak_delta_bytes, pid)``: the worker
-    process's memory before the file and its peak-RSS rise while the file ran (peak mark reset
-    first, as the local pool's workers do; with several threads per worker the mark is not reset,
-    so the peak is the process's high-water mark: never lower than the truth).
-    """
-    probe, reader = _worker_meter()
-    rss_before = probe.rss()
-    m = reader.read(os.getpid(), rss=rss_before)
-    baseline = None if m is None else m.mem
-    hwm_ok = probe.reset_hwm() if _worker_threads() == 1 else probe.hwm() is not None
-    t0 = time.perf_counter()
-    try:
-        result = work(path, *work_args, lean=True) if lean else work(path, *work_args)
-        ok = True
-    except Exception as exc:  # any failure of the work fails the file, not the task
-        result, ok = bounded(f"{type(exc).__name__}: {exc}"), False
-    seconds = time.perf_counter() - t0
-    peak_delta = None
-    if hwm_ok and rss_before is not None:
-        hwm = probe.hwm()
-        peak_delta = None if hwm is None else float(max(0, hwm - rss_before))
-    if peak_delta is not None and peak_delta > 16 * MB:
-        trim_memory()
-    return ok, result, seconds, baseline, peak_delta, os.getpid()
-
-
-def run_files(work: Callable, work_args: tuple, members: Sequence[tuple[str, bool]]) -> list[tuple]:
-    """:func:`run_file` on each ``(path, lean)`` in turn (a batch of small files: one task, one round trip)."""
-    return [run_file(work, work_args, path, lean) for path, lean in members]
-
-
-def worker_info(modules: Sequence[str], probe_path: str | None) -> dict:
-    """Import ``modules`` on a worker (the pool's preload) and say whether ``probe_path`` is readable there."""
-    import importlib
-
-    errors = []
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:
-            errors.append(f"{name}: {type(exc).__name__}: {exc}")
-    readable = None if probe_path is None else os.access(probe_path, os.R_OK)
-    return {"pid": os.getpid(), "errors": errors, "readable": readable}
-
-
-# ---------------------------------------------------------------------------------- the job
 
 @dataclass
 class _Task:
