@@ -239,7 +239,10 @@ class Panel:
                              placeholder="output folder (empty: <folder>/averaged)", **text)
         self.validation = W.HTML()
 
-        sl = dict(style={"description_width": "120px"}, layout=W.Layout(width="48%"))
+        # continuous_update=False: the browser's slider then sends a value only when a person lets go;
+        # with True it echoes every value set from code back rounded to its step grid (0.75 comes back
+        # as 0.7499999999999999, 0.3 as 0.30000000000000004), after the cell, overwriting the last value.
+        sl = dict(style={"description_width": "120px"}, layout=W.Layout(width="48%"), continuous_update=False)
         self.eta = W.FloatSlider(value=s.get("eta") or ResourceConfig.ETA, min=0.05, max=1.0, step=0.01,
                                  description="η (RAM use)", readout_format=".2f", **sl)
         lo = s.get("min_workers") or ResourceConfig.MIN_WORKERS

@@ -94,8 +94,7 @@ def test_notebook_runs_headless(path: Path, tmp_path: Path, kernel_env: dict[str
 
 
 def _check_quickstart(nb, text: str, work: Path) -> None:
-    from oppnda_nb.averaging import select_files
-    from oppnda_nb.runner import sample_folder
+    from oppnda_nb.averaging import sample_folder, select_files
 
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert pngs >= 2, f"the executed quickstart shows {pngs} image/png outputs (memory plot + analysis plot)"
