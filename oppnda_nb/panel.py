@@ -96,7 +96,11 @@ class RunView:
         self.plot_interval = plot_interval
         self.tick_interval = tick_interval
         self.bar = W.IntProgress(value=0, min=0, max=1, bar_style="", layout=W.Layout(width="35%", min_width="120px"))
-        self.label = W.HTML(value=_label_html("no run yet"), layout=W.Layout(flex="1 1 auto", width="auto"))
+        # flex-basis 0, min-width 0 and overflow hidden: a long label (an output path) is cut at the row's
+        # end (the full text is its tooltip) instead of pushing the panel's Start/Stop buttons away or
+        # running over them
+        self.label = W.HTML(value=_label_html("no run yet"),
+                            layout=W.Layout(flex="1 1 0%", min_width="0", width="auto", overflow="hidden"))
         self.settings = W.HTML(value=_label_html(settings, "#666") if settings else "")
         self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="820px"))
         self.png = plots.memory_png(None, title=self.title)
@@ -155,13 +159,16 @@ class RunView:
             self.label.value = _label_html(self.tracker.line())
             now = time.monotonic()
             if now - last_plot >= interval:
+                cpu = time.thread_time()
                 memory = self.run.memory_frame()
                 if len(memory) != rows and len(memory):
                     rows = len(memory)
                     self._set_png(plots.memory_png(memory, title=self.title))
-                # drawing costs the kernel CPU the workers could use: about a quarter of a core at most
+                # drawing costs the kernel CPU the workers could use: about a quarter of a core at most.
+                # Its CPU time, not wall time: while workers keep every core busy a frame takes several
+                # times its CPU time to finish, and the plot would drop to one frame a second
                 last_plot = time.monotonic()
-                interval = min(1.0, max(self.plot_interval, 3.0 * (last_plot - now)))
+                interval = min(1.0, max(self.plot_interval, 3.0 * (time.thread_time() - cpu)))
         self._finish(self.tracker.result)
 
     def _set_png(self, png: bytes) -> None:
@@ -259,9 +266,9 @@ class Panel:
         self.recommendation_label = W.HTML()
 
         self.start_button = W.Button(description="Start", button_style="primary", icon="play",
-                                     layout=W.Layout(width="90px"))
+                                     layout=W.Layout(width="90px", flex="0 0 auto"))
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
-                                    layout=W.Layout(width="90px"))
+                                    layout=W.Layout(width="90px", flex="0 0 auto"))
         self.view = RunView()
         self.view.label.value = _label_html("ready: Start runs the folder with these settings")
         self.view.on_done(self._run_done)

@@ -308,6 +308,85 @@ JS_ERRORS = """
 """ % {"nb": VISIBLE_NB}
 
 
+JS_CELLS = """
+() => {
+  const nb = document.querySelector('%(nb)s');
+  const cells = nb ? Array.from(nb.querySelectorAll('.jp-Notebook .jp-Cell')) : [];
+  const box = (e) => { if (!e) return null; const r = e.getBoundingClientRect();
+                       return {top: r.top, bottom: r.bottom, height: r.height, width: r.width}; };
+  const scroller = nb && (nb.querySelector('.jp-WindowedPanel-outer') || nb.querySelector('.jp-Notebook'));
+  return cells.map((cell) => {
+    const ed = cell.querySelector('.jp-InputArea-editor');
+    const out = cell.querySelector('.jp-OutputArea');
+    const q = (sel) => out ? Array.from(out.querySelectorAll(sel)) : [];
+    const widgetImgs = q('img.widget-image, .widget-image img');
+    const row = q('.widget-hbox').find((b) => b.querySelector(':scope > .widget-hprogress'));
+    const labelBox = row ? row.querySelector(':scope > .widget-html') : null;
+    const label = labelBox ? (labelBox.querySelector('.widget-html-content > div')
+                              || labelBox.querySelector('.widget-html-content')) : null;
+    let lineHeight = null;
+    if (label) {
+      const cs = getComputedStyle(label);
+      lineHeight = parseFloat(cs.lineHeight) || 1.2 * parseFloat(cs.fontSize);
+    }
+    const bar = row ? row.querySelector('.progress-bar') : null;
+    const panel = row ? row.closest('.jp-OutputArea-output') : null;
+    const buttons = row ? Array.from(row.querySelectorAll(':scope > button')).map((b) => {
+      const r = b.getBoundingClientRect();
+      return {text: b.textContent.trim(), disabled: b.disabled, left: r.left, right: r.right, width: r.width};
+    }) : [];
+    return {
+      source: ed ? ed.innerText : '',
+      widget_srcs: widgetImgs.map((i) => i.getAttribute('src')),
+      static_images: q('.jp-RenderedImage img').length,
+      images: q('img').length,
+      label: label ? label.textContent : null,
+      label_box: box(label), line_height: lineHeight,
+      bar_class: bar ? bar.className : null,
+      row_box: box(row), image_box: box(widgetImgs[0]), panel_box: box(panel), buttons: buttons,
+      row_right: row ? row.getBoundingClientRect().right : null,
+      view_height: scroller ? scroller.getBoundingClientRect().height : window.innerHeight,
+    };
+  });
+}
+""" % {"nb": VISIBLE_NB}
+
+
+def cells_state(page: Any) -> list[dict]:
+    """Per cell of the visible notebook: its source, widget image srcs, image counts, the progress
+    label (text, box, line height), the bar's class and the boxes of the progress row, plot and panel."""
+    return page.evaluate(JS_CELLS)
+
+
+def find_cell(cells: list[dict], text: str) -> int:
+    """Index of the first cell whose source contains ``text``."""
+    for i, c in enumerate(cells):
+        if text in (c.get("source") or ""):
+            return i
+    raise LookupError(f"no cell with {text!r} in its source")
+
+
+JS_KERNEL_EXEC = """
+async (code) => {
+  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = k.requestExecute({code: code, store_history: false, silent: false});
+  let out = '';
+  future.onIOPub = (msg) => {
+    const t = msg.header.msg_type;
+    if (t === 'stream') out += msg.content.text;
+    else if (t === 'error') out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue + '\n';
+  };
+  await future.done;
+  return out;
+}
+"""
+
+
+def kernel_eval(page: Any, code: str) -> str:
+    """Run ``code`` in the notebook's own kernel (beside the notebook, no new cell) and return what it printed."""
+    return page.evaluate(JS_KERNEL_EXEC, code)
+
+
 def _width_pct(width: str | None) -> float | None:
     if not width:
         return None
@@ -423,11 +502,17 @@ def screenshot_widgets(page: Any, out_dir: Path, stem: str) -> list[Path]:
 
 def run_notebook_in_lab(nb_source: Path, tmp_path: Path, *, artifacts_stem: str, nb_relpath: str | None = None,
                         copy_tree: Path | None = None, timeout_s: float = 300.0,
-                        extra_env: dict[str, str] | None = None) -> tuple[RunObservation, list[int], LabServer]:
+                        extra_env: dict[str, str] | None = None, viewport: tuple[int, int] = (1400, 1500),
+                        on_poll: Callable[[Any, dict], None] | None = None,
+                        after_run: Callable[[Any, RunObservation], None] | None = None,
+                        ) -> tuple[RunObservation, list[int], LabServer]:
     """The whole browser run: copy, start Lab, open in a fresh workspace, run all, watch, screenshot, stop.
 
     ``copy_tree`` (a folder) is copied whole into the server root so relative paths in the notebook
-    work; otherwise only ``nb_source`` is copied. Returns (observation, leftover PIDs, server).
+    work; otherwise only ``nb_source`` is copied. ``on_poll(page, state)`` is called on every poll
+    while the notebook runs (for measurements of one cell), ``after_run(page, obs)`` once every
+    cell has run, before the screenshots and while the kernel is still alive (to ask it things
+    with :func:`kernel_eval`, to measure the layout). Returns (observation, leftover PIDs, server).
     """
     from playwright.sync_api import sync_playwright
 
@@ -446,22 +531,26 @@ def run_notebook_in_lab(nb_source: Path, tmp_path: Path, *, artifacts_stem: str,
         with sync_playwright() as pw:
             browser = launch_chromium(pw)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1500})
+                page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
                 t0 = time.monotonic()
                 open_notebook(page, server, rel, workspace=f"t{secrets.token_hex(4)}")
                 page_ready = time.monotonic() - t0
                 run_all_cells(page)
                 last = [0.0]
 
-                def remember(_state: dict) -> None:  # kernels and pool workers, for the leftover check
+                def remember(state: dict) -> None:  # kernels and pool workers, for the leftover check
                     if time.monotonic() - last[0] > 1.0:
                         last[0] = time.monotonic()
                         server.remember_children()
+                    if on_poll is not None:
+                        on_poll(page, state)
 
                 obs = watch_run(page, timeout_s=timeout_s, on_poll=remember)
                 obs.timings = {"lab_start": round(server.started_s, 1), "page_ready": round(page_ready, 1),
                                "run": round(obs.seconds, 1)}
                 server.remember_children()
+                if after_run is not None:
+                    after_run(page, obs)
                 obs.screenshots = screenshot_widgets(page, ARTIFACTS_DIR / "e2e", artifacts_stem)
             finally:
                 browser.close()
