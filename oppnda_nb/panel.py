@@ -134,6 +134,7 @@ class RunView:
         if settings is not None:
             self.settings.value = _label_html(settings, "#666")
         self.label.value = _label_html(f"processing 0/{len(run.files):,} files")
+        self.image.layout.display = None  # shown from the first run on (a panel hides the empty plot)
         run.add_listener(self._on_event)
         threading.Thread(target=self._tick_loop, name="oppnda-view", daemon=True).start()
 
@@ -258,7 +259,8 @@ class Panel:
                                               description="workers", **sl)
         self.safety = W.Checkbox(value=not s.get("no_safety"), description="memory safety", indent=False)
         self.by_hand = W.Checkbox(value=s.get("gamma") is not None or s.get("overhead_mb") is not None,
-                                  description="γ / M_overhead by hand (else the per-type model)", indent=False)
+                                  description="γ / M_overhead by hand (else the per-type model)", indent=False,
+                                  layout=W.Layout(width="auto"))  # the default 300 px cut the description
         self.gamma = W.FloatSlider(value=s.get("gamma") or ResourceConfig.GAMMA, min=0.5, max=20.0, step=0.1,
                                    description="γ (expansion)", readout_format=".1f", **sl)
         self.overhead = W.IntSlider(value=int(round(s.get("overhead_mb") or ResourceConfig.M_OVERHEAD_MB)), min=0,
@@ -271,6 +273,7 @@ class Panel:
                                     layout=W.Layout(width="90px", flex="0 0 auto"))
         self.view = RunView()
         self.view.label.value = _label_html("ready: Start runs the folder with these settings")
+        self.view.image.layout.display = "none"  # no empty plot before the first run: the panel stays small
         self.view.on_done(self._run_done)
         self.failed_tab, self.skipped_tab, self.results_tab = (W.HTML("<i>no run yet</i>") for _ in range(3))
         self.tabs = W.Tab(children=[self.failed_tab, self.skipped_tab, self.results_tab])

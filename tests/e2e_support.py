@@ -374,7 +374,7 @@ async (code) => {
   future.onIOPub = (msg) => {
     const t = msg.header.msg_type;
     if (t === 'stream') out += msg.content.text;
-    else if (t === 'error') out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue + '\n';
+    else if (t === 'error') out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue + '\\n';
   };
   await future.done;
   return out;
@@ -440,8 +440,8 @@ def watch_run(page: Any, *, timeout_s: float = 300.0, interval_s: float = 0.05,
               settle_s: float = 1.0, on_poll: Callable[[dict], None] | None = None) -> RunObservation:
     """Poll the visible notebook every ``interval_s`` until every cell ran and the bar stopped moving.
 
-    Finished = all code cells show an execution count, the kernel is idle, and the progress bar
-    (if any) reached 100% or did not change for ``settle_s`` after the cells were done.
+    Finished = all code cells show an execution count, the kernel is idle, and nothing changed for
+    ``settle_s`` after the cells were done (``3 * settle_s`` when the first progress bar is not full).
     """
     obs = RunObservation()
     t0 = time.monotonic()
@@ -468,8 +468,9 @@ def watch_run(page: Any, *, timeout_s: float = 300.0, interval_s: float = 0.05,
         if _cells_done(state):
             done_since = done_since or time.monotonic()
             bar_full = not state.get("progress_present") or (w is not None and w >= 100.0)
-            quiet = time.monotonic() - max(last_change, done_since) >= settle_s
-            if bar_full and quiet:
+            # a bar that never runs (a panel nobody started) must not hold the wait: longer quiet then
+            quiet = time.monotonic() - max(last_change, done_since) >= (settle_s if bar_full else 3 * settle_s)
+            if quiet:
                 obs.finished = True
                 break
         else:
