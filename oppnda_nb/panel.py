@@ -95,7 +95,7 @@ class RunView:
         self.title = title or "memory of the run"
         self.plot_interval = plot_interval
         self.tick_interval = tick_interval
-        self.bar = W.IntProgress(value=0, min=0, max=1, bar_style="", layout=W.Layout(width="35%", min_width="120px"))
+        self.bar = W.IntProgress(value=0, min=0, max=1, bar_style="", layout=W.Layout(width="25%", min_width="120px"))
         # flex-basis 0, min-width 0 and overflow hidden: a long label (an output path) is cut at the row's
         # end (the full text is its tooltip) instead of pushing the panel's Start/Stop buttons away or
         # running over them
