@@ -107,4 +107,4 @@ def _check_quickstart(nb, text: str, work: Path) -> None:
     out = work / "oppnda-output"
     written = sorted(p.name for p in out.glob("MessageStatsReport_*_ttl_average.txt"))
     assert written == sorted(f"MessageStatsReport_{r}_{t}_ttl_average.txt" for r, t in groups), written
-    assert (out / "csv" / "ttl_average.csv").is_file()
+    assert (out / "csv" / "ttl_average_MessageStatsReport.csv").is_file()
