@@ -154,8 +154,9 @@ def _tight_manager(headroom_mb: float, gamma: float):
 
 
 def test_oversize_file_runs_alone_with_a_warning(tmp_path):
-    # gamma 1000: a 400 kB file is estimated at 400 MB, beyond the 250 MB headroom; 20 kB files at 20 MB
-    files = make_files(tmp_path, [("big.txt", 400_000)] + [(f"s{i}.txt", 20_000) for i in range(6)])
+    # gamma 1000: a 2 MB file is estimated at 1.9 GB, far beyond the 250 MB headroom (whatever the
+    # test process's own memory does meanwhile); 20 kB files at 20 MB
+    files = make_files(tmp_path, [("big.txt", 2_000_000)] + [(f"s{i}.txt", 20_000) for i in range(6)])
     rec = Recorder()
     # forkserver: a forked worker's PSS holds a share of the (large) test process's pages, which would
     # blur the 250 MB headroom this test is about
