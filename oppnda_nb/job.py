@@ -452,7 +452,7 @@ class Run:
                 f"partial results: the run was stopped, {job_result.counts['cancelled']} file(s) cancelled")
         written: list[Path] = []
         if self.write:
-            written = averaged.write_oppnda(self.output_dir, protect=self.files)
+            written = list(averaged.write_oppnda(self.output_dir, protect=self.files))  # (a copy: CSVs are added)
             if self.csv:
                 written += averaged.to_csv(self.output_dir / "csv")
         averaged.seconds = time.perf_counter() - t0

@@ -38,6 +38,7 @@ _WORKER_RE = re.compile(r"^worker_(\d+)$")
 # A colour-blind-safe palette (Okabe & Ito) for lines; workers use a sequential blue ramp.
 _PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 _KERNEL_COLOUR = "#9e9e9e"
+_HELPERS_COLOUR = "#cfcfcf"
 _BUDGET_COLOUR = "#C62828"
 _PEAK_COLOUR = "#E69F00"
 
@@ -127,7 +128,8 @@ def _pool_total(memory: pd.DataFrame) -> pd.Series:
         wsum = memory["workers_mb"].fillna(0.0)
     else:
         wsum = pd.Series(0.0, index=memory.index)
-    return kernel.fillna(0.0) + wsum
+    helpers = memory["helpers_mb"].fillna(0.0) if "helpers_mb" in memory else 0.0
+    return kernel.fillna(0.0) + helpers + wsum
 
 
 def _last_valid(series: pd.Series) -> float | None:
@@ -182,6 +184,10 @@ def memory_figure(memory: pd.DataFrame | None, *, title: str | None = None,
         layers.append(data["kernel_mb"].fillna(0.0).to_numpy(dtype=float))
         labels.append("kernel")
         colours.append(_KERNEL_COLOUR)
+    if "helpers_mb" in data and data["helpers_mb"].fillna(0.0).gt(0).any():
+        layers.append(data["helpers_mb"].fillna(0.0).to_numpy(dtype=float))
+        labels.append("pool helpers")
+        colours.append(_HELPERS_COLOUR)
     if workers:
         ramp = _worker_colours(len(workers))
         for i, col in enumerate(workers):
