@@ -32,7 +32,7 @@ for key:value reports (what OppNDA itself writes); pass ``include_summaries=True
 """
 from __future__ import annotations
 
-from importlib import import_module
+from ..lazy import module_getattr
 
 # Imported on first use (PEP 562): selecting and planning need only ``config`` and ``select``;
 # the statistics (``aggregate``, pandas) load when a run averages.
@@ -48,13 +48,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = module_getattr(__name__, globals(), _LAZY)
 
 
 __all__ = [

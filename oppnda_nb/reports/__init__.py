@@ -103,7 +103,7 @@ one row per message copy).
 """
 from __future__ import annotations
 
-from importlib import import_module
+from ..lazy import module_getattr
 
 from .catalog import GENERIC_PRIOR, KIND_OF, KNOWN_REPORT_TYPES, memory_priors, report_type_from_name
 
@@ -119,13 +119,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = module_getattr(__name__, globals(), _LAZY)
 
 
 __all__ = [
