@@ -1,6 +1,6 @@
 """The pool's memory promise on a real run, measured from outside the process tree.
 
-    PYTHONPATH=$PWD python benchmarks/bench_pool_watchdog.py [--folder /work/large-run]
+    PYTHONPATH=$PWD python benchmarks/bench_pool_watchdog.py [--folder DIR]   (default: the shared large run)
         [--total-ram-mb 700] [--gamma 0.5] [--overhead-mb 40] [--workers 2] [--stop-after S]
 
 Runs ``averaging.summarize_file`` on every report of the folder in a pool on a virtual machine of
@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
@@ -39,13 +41,18 @@ def tree_pss() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--folder", default="/work/large-run")
+    ap.add_argument("--folder", default=None, help="default: the shared large run, decompressed on first use")
     ap.add_argument("--total-ram-mb", type=float, default=700)
     ap.add_argument("--gamma", type=float, default=0.5)
     ap.add_argument("--overhead-mb", type=float, default=40)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--stop-after", type=float, default=None)
     args = ap.parse_args()
+    if args.folder is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from benchmarks.run import large_run_folder
+
+        args.folder = str(large_run_folder())
     files = sorted(glob.glob(os.path.join(args.folder, "*.txt")))
     settings = averaging.prepare_config(None, None, None).settings()
     manager = ResourceManager(total_ram_mb=args.total_ram_mb, eta=0.75, gamma=args.gamma,

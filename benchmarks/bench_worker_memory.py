@@ -6,23 +6,28 @@ worker's PSS and RSS every 25 ms and prints: type, size MB, baseline MB (after i
 file), peak MB, peak-baseline, (peak-baseline)/size (gamma), seconds, MB/s. The registry's priors
 (``ReportSpec.gamma`` / ``overhead_mb``) are set from these figures.
 
-    PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py                 # /work/large-run + big files
+    PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py                 # the shared large run
     PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py --read FILE...  # read_report instead
     PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py --lean FILE...  # lean mode
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import multiprocessing as mp
 import os
 import sys
 import time
+from pathlib import Path
 
 import psutil
 
 MB = 1024 * 1024
-DEFAULT = sorted(glob.glob("/work/large-run/*.txt")) + sorted(glob.glob("/work/tmp-h1/big/*.txt"))
+def _default() -> list[str]:
+    """Every report of the large run (decompressed from the shared data on first use)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.run import large_run_folder
+
+    return sorted(str(p) for p in large_run_folder().glob("*.txt"))
 
 
 def _work(conn, path: str, mode: str) -> None:
@@ -89,7 +94,7 @@ def main(argv=None) -> int:
     g.add_argument("--read", action="store_true", help="read_report (whole tidy frame) instead of summarize_path")
     g.add_argument("--lean", action="store_true", help="summarize_path(lean=True)")
     args = ap.parse_args(argv)
-    files = args.files or DEFAULT
+    files = args.files or _default()
     mode = "read" if args.read else "lean" if args.lean else "summary"
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)

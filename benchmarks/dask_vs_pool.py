@@ -6,7 +6,7 @@ so no cache and no disk writes); this process samples the PSS of the child's who
 wall seconds (child start to end, Dask cluster start-up included), the job's own seconds, MB/s over
 the input bytes, and the tree's peak PSS.
 
-    PYTHONPATH=$PWD python benchmarks/dask_vs_pool.py                       # the sample + /work/large-run
+    PYTHONPATH=$PWD python benchmarks/dask_vs_pool.py                       # the sample + the shared large run
     PYTHONPATH=$PWD python benchmarks/dask_vs_pool.py --workers 2 FOLDER...
 
 Configurations: ``pool`` (P_opt workers), ``dask`` (:func:`dask_backend.local_cluster` with
@@ -20,11 +20,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 
 MB = 1024 * 1024
-DEFAULT = ["sample", "/work/large-run"]
+DEFAULT = ["sample", "large-run"]  # large-run: the shared large run, decompressed on first use
 
 
 def child(config: str, folder: str, workers: int) -> None:
@@ -32,6 +33,11 @@ def child(config: str, folder: str, workers: int) -> None:
     from oppnda_nb import job
     from oppnda_nb.averaging import sample_folder
 
+    if folder == "large-run":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from benchmarks.run import large_run_folder
+
+        folder = str(large_run_folder())
     path = sample_folder() if folder == "sample" else folder
     t0 = time.perf_counter()
     run = job.Run(path, cache=False, write=False, learn=False,

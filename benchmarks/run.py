@@ -192,6 +192,14 @@ def large_run(dst: Path) -> list[Path]:
     return out
 
 
+def large_run_folder() -> Path:
+    """The large run decompressed once into ``$TMPDIR/oppnda-bench-large-run`` (reused by later calls)."""
+    dst = Path(tempfile.gettempdir()) / "oppnda-bench-large-run"
+    if len(list(dst.glob("*.txt"))) < len(list(LARGE.glob("*.txt.gz"))) or not dst.is_dir():
+        large_run(dst)
+    return dst
+
+
 def delivered(dst: Path, target_mb: int = GENERATED_MB) -> list[Path]:
     """One DeliveredMessagesReport of about ``target_mb`` MB: the large run's body repeated, each copy
     with message IDs and times shifted past the previous copy (sorted, unique, same format)."""
