@@ -457,7 +457,8 @@ class Panel:
         """The cache checkbox and scheduler field (settings), and the Figures section (second fold)."""
         s = self.settings
         self.cache = W.Checkbox(value=not s.get("no_cache"), indent=False,
-                                description="cache (re-runs parse only new or changed files)")
+                                description="cache (re-runs parse only new or changed files)",
+                                layout=W.Layout(width="auto"))  # the default 300 px cut the description
         self.scheduler = W.Text(value=s.get("scheduler") or "", description="scheduler",
                                 placeholder="Dask scheduler tcp://HOST:PORT (empty: the local memory-aware pool)",
                                 **text)
