@@ -29,6 +29,7 @@ from .averaging import sample_folder
 from .errors import OppndaError
 from .memory_model import MemoryModel, TypeModel, helpers_allowance, plan_peak
 from .averaging.writers import OutputFolder
+from .background import Background
 from .cache import FILENAME, SummaryCache, stat_keys, version_key
 from .pool import Event, EventKind, JobResult
 from .resource_manager import ResourceManager
@@ -261,8 +262,10 @@ class RunResult:
 
 # ---------------------------------------------------------------------------------- run
 
-class Run:
+class Run(Background):
     """A folder of reports processed through the memory-aware pool, then averaged and written.
+    (``wait()`` and ``run()``: :class:`~oppnda_nb.background.Background`; Ctrl-C, and SIGTERM in the
+    CLI, stop the run and return the partial result.)
 
     ``folder`` defaults to the config's folder, or the bundled sample. ``config``: an OppNDA
     averager JSON path or dict (None: ONE's standard naming); ``pattern`` and ``group_by``
@@ -280,6 +283,8 @@ class Run:
     ``workers=0`` (or, by default, work that is safely tiny: see :func:`in_process_pays`) runs the
     files in this process, under the same admission, without starting workers.
     """
+
+    _what = "the run"
 
     def __init__(self, folder=None, *, config: Any = None, pattern: Any = None, group_by: Any = None,
                  manager: ResourceManager | None = None, output=None, workers: int | None = None,
@@ -402,24 +407,6 @@ class Run:
     def stop(self) -> None:
         """Start no new file, terminate the workers; what was processed is still averaged."""
         self.job.stop(wait=False)
-
-    def wait(self, timeout: float | None = None) -> RunResult:
-        if self._thread is None:
-            raise OppndaError("The run was not started; call start() or run().")
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"the run is still going after {timeout} s")
-        assert self.result is not None
-        return self.result
-
-    def run(self) -> RunResult:
-        """Run to the end (blocking). Ctrl-C (and SIGTERM in the CLI) stops the run and returns the partial result."""
-        self.start()
-        try:
-            while not self._done.wait(0.1):
-                pass
-        except KeyboardInterrupt:
-            self.stop()
-        return self.wait()
 
     # -- the work ----------------------------------------------------------------------
     def _watch_averaging(self, job_result: JobResult):

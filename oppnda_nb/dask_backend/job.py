@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from ..background import Background
 from ..errors import OppndaError
 from ..memory_model import plan_peak
 from ..pool import Event, EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
@@ -60,7 +61,7 @@ class _Worker:
     has_resource: bool
 
 
-class DaskJob:
+class DaskJob(Background):
     """The pool's interface (start/stop/wait/listeners/progress/memory) over a Dask cluster.
 
     ``client``: a ``distributed.Client``, an address ``tcp://HOST:PORT``, a cluster or an int
@@ -106,7 +107,7 @@ class DaskJob:
         self._events: queue.Queue = queue.Queue()
         self._lock = threading.RLock()
         self._stop_flag = threading.Event()
-        self._finished = threading.Event()
+        self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
         self._sampler: threading.Thread | None = None
@@ -204,7 +205,7 @@ class DaskJob:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and not self._finished.is_set()
+        return self._thread is not None and not self._done.is_set()
 
     def start(self) -> "DaskJob":
         """Start in background threads; returns at once."""
@@ -217,32 +218,15 @@ class DaskJob:
         self._thread.start()
         return self
 
-    def run(self) -> JobResult:
-        """Run to the end (blocking); Ctrl-C stops the job and returns the cancelled result."""
-        self.start()
-        try:
-            while not self._finished.wait(0.1):
-                pass
-        except KeyboardInterrupt:
-            self.stop()
-        return self.wait()
-
     def stop(self, wait: bool = True) -> None:
         """Submit nothing new, cancel every future, mark unfinished files cancelled."""
         self._stop_flag.set()
         if wait and self._thread is not None and threading.current_thread() not in (self._thread, self._dispatcher):
-            self._finished.wait(30)
+            self._done.wait(30)
 
-    def wait(self, timeout: float | None = None) -> JobResult:
-        """Wait for the end of the job and return its result (TimeoutError on timeout)."""
-        if self._thread is None:
-            raise OppndaError("the job was not started; call start() or run()")
-        if not self._finished.wait(timeout):
-            raise TimeoutError(f"the job is still running after {timeout} s")
+    def _after_done(self) -> None:
         if self._dispatcher is not None and threading.current_thread() is not self._dispatcher:
-            self._dispatcher.join(timeout=10)
-        assert self.result is not None
-        return self.result
+            self._dispatcher.join(timeout=10)  # the last events (done) reach the listeners first
 
     @property
     def progress(self) -> Progress:
@@ -576,7 +560,7 @@ class DaskJob:
         self.close()  # before DONE: a caller that exits right after leaves no worker behind
         self._emit(EventKind.DONE, self.result)
         self._events.put(None)
-        self._finished.set()
+        self._done.set()
 
     # -- memory --------------------------------------------------------------------------------
     def _kernel_bytes(self) -> float:

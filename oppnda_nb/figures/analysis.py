@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 import re
 import shutil
@@ -32,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from .. import job, pool
 from ..averaging import writers
+from ..background import Background
 from ..errors import OppndaError
 from ..resource_manager import ResourceManager
 from .config import AnalysisConfig, load_analysis_config
@@ -523,13 +522,15 @@ def _check_formats(formats: Sequence[str] | str) -> tuple[str, ...]:
     return out
 
 
-class Analysis:
+class Analysis(Background):
     """One analysis: data read and figures planned at construction; drawn in the pool by :meth:`run`.
 
     Like :class:`~oppnda_nb.job.Run`: :meth:`start` (background), :meth:`stop` (start no new
     figure, terminate the workers), :meth:`wait`, :meth:`run` (blocking; Ctrl-C stops),
     :meth:`add_listener` (the pool's events, then ``Event("analysis_done", AnalysisResult)``).
     """
+
+    _what = "the analysis"
 
     def __init__(self, config: Any = None, *, manager: ResourceManager | None = None,
                  formats: Sequence[str] | str = ("png",), workers: int | None = None, dpi: float | None = None,
@@ -571,23 +572,6 @@ class Analysis:
     def stop(self) -> None:
         if self.job is not None:
             self.job.stop(wait=False)
-
-    def wait(self, timeout: float | None = None) -> AnalysisResult:
-        if self._thread is None:
-            raise OppndaError("The analysis was not started; call start() or run().")
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"the analysis is still going after {timeout} s")
-        assert self.result is not None
-        return self.result
-
-    def run(self) -> AnalysisResult:
-        self.start()
-        try:
-            while not self._done.wait(0.1):
-                pass
-        except KeyboardInterrupt:
-            self.stop()
-        return self.wait()
 
     def _write_csv(self) -> list[Path]:
         raw = self.data.raw
