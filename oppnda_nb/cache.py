@@ -12,6 +12,7 @@ share the file safely (WAL journal, busy timeout, one transaction per batch).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -102,6 +103,19 @@ def _is_locked(exc: sqlite3.DatabaseError) -> bool:
     msg = str(exc).lower()
     return "locked" in msg or "busy" in msg
 
+
+
+@contextlib.contextmanager
+def _immediate(con: sqlite3.Connection):
+    """One write transaction that takes the write lock at once (BEGIN IMMEDIATE): committed when the
+    block ends, rolled back when it raises."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 class SummaryCache:
     """Per-file summaries on disk, keyed by (absolute path, size, mtime_ns, version).
@@ -286,13 +300,8 @@ class SummaryCache:
                 self.skipped_writes += len(rows)
                 return 0
             try:
-                con.execute("BEGIN IMMEDIATE")
-                try:
+                with _immediate(con):
                     con.executemany("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?)", rows)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 self._failed(exc, "writing")
                 self.skipped_writes += len(rows)
@@ -315,8 +324,7 @@ class SummaryCache:
             try:
                 paths = [r[0] for r in con.execute("SELECT DISTINCT path FROM summaries")]
                 gone = [(p,) for p in paths if p not in known and not os.path.exists(p)]
-                con.execute("BEGIN IMMEDIATE")
-                try:
+                with _immediate(con):
                     if gone:
                         con.executemany("DELETE FROM summaries WHERE path = ?", gone)
                         dropped += len(gone)
@@ -324,10 +332,6 @@ class SummaryCache:
                         cur = con.execute("DELETE FROM summaries WHERE stored_at < ?",
                                           (time.time() - older_than_days * 86400.0,))
                         dropped += max(cur.rowcount, 0)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 self._failed(exc, "pruning")
                 return 0
