@@ -88,3 +88,21 @@ def ip():
     shell.run_line_magic("load_ext", "oppnda_nb")
     yield shell
     shell.run_line_magic("unload_ext", "oppnda_nb")
+
+
+def make_files(folder, names_sizes) -> list[str]:
+    """Files of the given sizes (bytes of "x") in ``folder``: inputs for the pool's tests."""
+    paths = []
+    for name, size in names_sizes:
+        p = folder / name
+        p.write_bytes(b"x" * size)
+        paths.append(str(p))
+    return paths
+
+
+def big_manager(**kw):
+    """A ResourceManager on a 64 GiB virtual machine nobody else uses (memory never limits)."""
+    from oppnda_nb.resource_manager import ResourceManager
+    from oppnda_nb.system import MB
+
+    return ResourceManager(memory_reader=lambda: (0.0, 64 * 1024 * MB), **kw)

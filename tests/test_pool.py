@@ -5,27 +5,18 @@ import _thread
 import os
 import signal
 import threading
-import time
 
 import psutil
 import pytest
 
 import workfns as tw
+from conftest import big_manager, make_files
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.pool import Event, Job, JobResult
 from oppnda_nb.resource_manager import ResourceManager
 
 from oppnda_nb.system import MB
 METHODS = ["fork", "forkserver", "spawn"]
-
-
-def make_files(folder, names_sizes):
-    paths = []
-    for name, size in names_sizes:
-        p = folder / name
-        p.write_bytes(b"x" * size)
-        paths.append(str(p))
-    return paths
 
 
 class Recorder:
@@ -66,10 +57,6 @@ def assert_no_leftovers(rec: Recorder, result: JobResult):
     assert alive == [], f"worker processes left behind: {alive}"
     extra = {c.pid for c in psutil.Process().children(recursive=True)} - helper_pids()
     assert not extra, f"unexpected child processes: {extra}"
-
-
-def big_manager(**kw):
-    return ResourceManager(memory_reader=lambda: (0.0, 64 * 1024 * MB), **kw)
 
 
 # -- the basics --------------------------------------------------------------------------

@@ -14,25 +14,13 @@ import psutil
 import pytest
 
 import workfns as tw
+from conftest import big_manager, make_files
 from oppnda_nb.pool import Job
 from oppnda_nb.resource_manager import ResourceManager
 from oppnda_nb.system import MB, ProcessMemoryReader
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-
-
-def big_manager(**kw):
-    return ResourceManager(memory_reader=lambda: (0.0, 64 * 1024 * MB), **kw)
-
-
-def make_files(folder, names_sizes):
-    paths = []
-    for name, size in names_sizes:
-        p = folder / name
-        p.write_bytes(b"x" * size)
-        paths.append(str(p))
-    return paths
 
 
 def run_script(tmp_path, body: str, *, stdin: bool = False, timeout: float = 120):
