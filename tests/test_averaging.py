@@ -1,7 +1,6 @@
 """Averaging: OppNDA byte-for-byte reproduction, selection/skip rules, path safety, curves, CLI."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os

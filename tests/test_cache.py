@@ -9,7 +9,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
 
 from oppnda_nb import cache as cache_mod
 from oppnda_nb.averaging.summarize import FileSummary, SummarizeSettings

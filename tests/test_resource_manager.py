@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oppnda_nb import resource_manager as rmod
 from oppnda_nb import system
 from oppnda_nb.resource_manager import (
     DynamicSemaphore,

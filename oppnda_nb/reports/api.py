@@ -11,7 +11,8 @@ from ..system import MB
 from .base import UNKNOWN, Report, ReportError, Summary
 from .detect import _SNIFF_BYTES, _detect_by_content, _type_from_name
 from .parsers import _p_generic
-from .registry import _BY_LOWER, KIND_OF, KNOWN_REPORT_TYPES, REGISTRY
+from .catalog import _BY_LOWER, KIND_OF, KNOWN_REPORT_TYPES
+from .registry import REGISTRY
 from .summaries import _s_generic
 from .tables import _Src
 from .keyvalue import keyvalue_summary

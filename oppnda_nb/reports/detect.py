@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from .base import _SNIFF_BYTES, UNKNOWN
 from .parsers import _COLS
 from .parsers_events import _EVENT_FIELDS
-from .catalog import _BY_LOWER, report_type_from_name
+from .catalog import report_type_from_name
 from .tables import _header_names
 from .textio import read_head
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import streaming as st
 from .base import Report, Summary
-from .catalog import _BY_LOWER, GENERIC_PRIOR, KIND_OF, KNOWN_REPORT_TYPES, memory_priors, prior_of  # noqa: F401
+from .catalog import KIND_OF, prior_of
 from .keyvalue import _p_keyvalue
 from .parsers import (_COLS, _p_created, _p_delivered, _p_distance_delay, _p_hash_table, _p_message_report,
                       _p_node_density, _p_radius, _p_simple)
