@@ -152,7 +152,7 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     sizes = list(sizes) if sizes is not None else _sizes(files)
     kinds = list(kinds) if kinds is not None else [kind_of(p) for p in files]
     estimates = [model.estimate(k, s) for k, s in zip(kinds, sizes)]
-    p_opt = manager.get_optimal_workers(estimates=estimates) if files else 1
+    p_opt = manager.get_optimal_workers(file_paths=files, file_sizes=sizes, estimates=estimates) if files else 1
     warnings = list(manager.warnings)
     if workers is not None:
         p_opt = max(1, int(workers))

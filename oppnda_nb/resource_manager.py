@@ -223,9 +223,7 @@ class ResourceManager:
         sizes = list(file_sizes) if file_sizes is not None else (_file_sizes(file_paths) if file_paths is not None else None)
         if estimates is not None:
             estimates = [float(e) for e in estimates]
-            if sizes is None:  # only the count and the description use sizes now
-                sizes = [e - self.estimator.overhead_bytes for e in estimates]
-        n_files = None if sizes is None else len(sizes)
+        n_files = len(estimates) if estimates is not None else (None if sizes is None else len(sizes))
 
         def cap_by_files(p: int) -> int:
             return p if n_files is None else min(p, max(1, n_files))
@@ -243,7 +241,7 @@ class ResourceManager:
         reading = self.memory_reader()
         base = self.base_bytes()
         budget = self.eta * reading[1] - self.others_bytes(base, reading)
-        if sizes is None:
+        if sizes is None and estimates is None:
             per_worker = self.estimator.estimate_file_memory(ResourceConfig.TYPICAL_REPORT_MB * MB)
             fits = int((budget - base) // per_worker) if per_worker > 0 and budget > base else 0
             largest_desc = f"a typical {ResourceConfig.TYPICAL_REPORT_MB:g} MB report"
@@ -251,9 +249,9 @@ class ResourceManager:
         else:
             ests = estimates if estimates is not None else [self.estimator.estimate_file_memory(x) for x in sizes]
             fits = workers_that_fit(base, ests, budget, upper)
-            largest_desc = self._largest_description(file_paths, sizes)
+            largest_desc = self._largest_description(file_paths, sizes, ests)
             first_need = base + max(ests, default=0.0)
-        if fits < 1 and (sizes is None or sizes):
+        if fits < 1 and (n_files is None or n_files):
             shortfall = first_need - budget
             self.warnings.append(
                 f"Even one worker does not fit: {largest_desc} needs an estimated "
@@ -264,12 +262,14 @@ class ResourceManager:
         return cap_by_files(max(self.min_workers, min(fits, upper)))
 
     @staticmethod
-    def _largest_description(file_paths, sizes) -> str:
-        i = max(range(len(sizes)), key=sizes.__getitem__) if sizes else None
-        if i is None:
+    def _largest_description(file_paths, sizes, estimates) -> str:
+        """The file that needs the most memory (largest estimate), by name and size where known."""
+        if not estimates:
             return "no file"
+        i = max(range(len(estimates)), key=estimates.__getitem__)
         name = os.path.basename(os.fspath(file_paths[i])) if file_paths is not None else f"#{i}"
-        return f"the largest file {name} ({sizes[i] / MB:.1f} MB)"
+        size = f" ({sizes[i] / MB:.1f} MB)" if sizes is not None else ""
+        return f"the largest file {name}{size}"
 
     # -- reporting ---------------------------------------------------------------------
     def get_memory_status(
