@@ -41,6 +41,8 @@ BUSY_TIMEOUT_S = 5.0
 RACY_NS = 2_000_000_000
 #: pickle protocol of stored values (fixed so every supported Python reads them)
 PROTOCOL = 4
+#: whole-run results kept (the newest ones; see :meth:`SummaryCache.put_run`)
+RUNS_KEPT = 32
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,6 +55,11 @@ CREATE TABLE IF NOT EXISTS summaries (
     value BLOB NOT NULL,
     PRIMARY KEY (path, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    stored_at REAL NOT NULL,
+    value BLOB NOT NULL
+);
 """
 
 FileKey = tuple[str, int, int]  # (path, size, mtime_ns)
@@ -85,6 +92,16 @@ def stat_keys(paths: Iterable[str]) -> list[FileKey]:
             continue
         out.append((str(p), st.st_size, st.st_mtime_ns))
     return out
+
+
+def run_key(version: str, files: Sequence[FileKey], extra: Any = None) -> str:
+    """The key of a whole run's result: the cache version, every input's (absolute path, size,
+    mtime_ns) in order, and ``extra`` (e.g. the skipped files). Any change gives another key."""
+    digest = hashlib.sha256(version.encode())
+    for p, size, mtime_ns in files:
+        digest.update(f"\0{os.path.abspath(p)}\t{int(size)}\t{int(mtime_ns)}".encode("utf-8", "surrogateescape"))
+    digest.update(pickle.dumps(extra, protocol=PROTOCOL))
+    return digest.hexdigest()
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
@@ -309,6 +326,45 @@ class SummaryCache:
         self.stored += len(rows)
         return len(rows)
 
+    def get_run(self, key: str) -> Any | None:
+        """The value :meth:`put_run` stored under ``key``, or None (a miss, or it no longer loads)."""
+        with self._db("reading a run") as con:
+            if con is None:
+                return None
+            try:
+                row = con.execute("SELECT value FROM runs WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error as exc:
+                self._failed(exc, "reading a run")
+                return None
+        if row is None:
+            return None
+        try:
+            return pickle.loads(row[0])
+        except Exception as exc:  # a class that changed shape: recompute
+            log.debug("cached run %s does not load (%s); a miss", key[:12], exc)
+            return None
+
+    def put_run(self, key: str, value: Any) -> bool:
+        """Keep a whole run's result under ``key`` (:func:`run_key`); only the newest
+        :data:`RUNS_KEPT` runs are kept. True if stored."""
+        try:
+            blob = pickle.dumps(value, protocol=PROTOCOL)
+        except Exception as exc:
+            log.debug("not caching the run's result: it does not pickle (%s)", exc)
+            return False
+        with self._db("writing a run") as con:
+            if con is None:
+                return False
+            try:
+                with _immediate(con):
+                    con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", (key, time.time(), blob))
+                    con.execute("DELETE FROM runs WHERE key NOT IN "
+                                "(SELECT key FROM runs ORDER BY stored_at DESC LIMIT ?)", (RUNS_KEPT,))
+            except sqlite3.Error as exc:
+                self._failed(exc, "writing a run")
+                return False
+        return True
+
     def prune(self, existing_paths: Iterable[str] | None = None, *, older_than_days: float | None = None) -> int:
         """Drop entries of deleted files (every version); the number dropped.
 
@@ -344,6 +400,7 @@ class SummaryCache:
                 return
             try:
                 con.execute("DELETE FROM summaries")
+                con.execute("DELETE FROM runs")
                 con.execute("VACUUM")
             except sqlite3.Error as exc:
                 self._failed(exc, "clearing")
@@ -351,7 +408,7 @@ class SummaryCache:
     def stats(self) -> dict[str, Any]:
         """Entries (all / this version), bytes on disk, and this instance's hits, misses and stores."""
         out: dict[str, Any] = {"path": str(self.path), "version": self.version, "enabled": self.enabled,
-                               "entries": 0, "entries_this_version": 0, "versions": 0,
+                               "entries": 0, "entries_this_version": 0, "versions": 0, "runs": 0,
                                "hits": self.hits, "misses": self.misses, "stored": self.stored,
                                "skipped_writes": self.skipped_writes}
         with self._db("counting") as con:
@@ -361,6 +418,7 @@ class SummaryCache:
                         "SELECT COUNT(*), COUNT(DISTINCT version) FROM summaries").fetchone()
                     out["entries_this_version"] = con.execute(
                         "SELECT COUNT(*) FROM summaries WHERE version = ?", (self.version,)).fetchone()[0]
+                    out["runs"] = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
                 except sqlite3.Error as exc:
                     self._failed(exc, "counting")
         out["bytes"] = sum(os.path.getsize(f) for f in (str(self.path), f"{self.path}-wal")

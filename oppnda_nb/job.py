@@ -30,7 +30,7 @@ from .errors import OppndaError
 from .memory_model import MemoryModel, TypeModel, helpers_allowance, plan_peak
 from .averaging.writers import OutputFolder
 from .background import Background
-from .cache import FILENAME, SummaryCache, stat_keys, version_key
+from .cache import FILENAME, RACY_NS, SummaryCache, run_key, stat_keys, version_key
 from .pool import Event, EventKind, JobResult
 from .resource_manager import ResourceManager
 from .system import MB
@@ -190,6 +190,7 @@ class RunResult:
     error: str | None = None
     memory: Any = None  # DataFrame: the pool's samples, then the kernel's while averaging
     plan: Plan | None = None
+    reused: bool = False  # the inputs were unchanged since a complete run: its averages were reused
 
     @property
     def status(self) -> str:
@@ -238,6 +239,7 @@ class RunResult:
         data["output_dir"] = str(self.output_dir)
         data["written"] = len(self.written)
         data["cancelled_files"] = [o.path for o in self.job.outcomes if str(o.status) == "cancelled"]
+        data["reused_averages"] = self.reused
         if self.plan is not None:
             data["planned_peak_mb"] = self.plan.predicted_peak_bytes / MB
         if self.error:
@@ -246,6 +248,9 @@ class RunResult:
 
     def summary(self) -> str:
         lines = [self.job.summary()]
+        if self.reused:
+            lines.append("inputs unchanged since the last complete run with these settings: its averages "
+                         "were reused (--no-cache to recompute)")
         if self.averaged is not None:
             lines += self.averaged.summary_lines()
         if self.error:
@@ -277,7 +282,9 @@ class Run(Background):
     seconds per file (None: the pool's default, generous and scaled by size). ``write=False``
     keeps everything in memory (tables, curves) and touches no output folder. ``cache``: each
     file's summary is kept in a SQLite cache (``True``: in :func:`memory_model.cache_dir`; a
-    folder: there; ``False``: off), so a re-run parses only new or changed files.
+    folder: there; ``False``: off), so a re-run parses only new or changed files; when nothing changed
+    (same files, sizes, mtimes, config) since a complete run, its averages are reused and the
+    per-file summaries are loaded only if asked for (``result.job.results``).
     ``scheduler``: a Dask ``Client`` or scheduler address: the files are summarised on that
     cluster (:mod:`dask_backend`) instead of the local pool; everything else is the same.
     ``workers=0`` (or, by default, work that is safely tiny: see :func:`in_process_pays`) runs the
@@ -303,8 +310,6 @@ class Run(Background):
                               "pattern and the config's file filter.")
         self.write = bool(write)
         self.output = OutputFolder(Path(output) if output is not None else default_output(self.folder))
-        if self.write:
-            self.output.check(self._planned_outputs(), self.files)
         self.manager = manager if manager is not None else ResourceManager()
         self.learn = bool(learn)
         if self.learn:
@@ -315,20 +320,34 @@ class Run(Background):
                                                               version=version_key(settings))
         self._stat = {p: (size, mtime) for p, size, mtime in stat_keys(self.files)}
         self._read_started_ns = time.time_ns()
-        self.cached = self.cache.get_many([(p, *self._stat[p]) for p in self.files if p in self._stat]) \
-            if self.cache is not None else {}
-        todo = [p for p in self.files if p not in self.cached]
-        in_process = scheduler is None and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
+        # an unchanged input (same files, sizes, mtimes, settings, config): the last complete run's
+        # averages are reused and the per-file summaries are loaded only if asked for (JobResult.results)
+        self._run_key = self._memo = None
+        if self.cache is not None and len(self._stat) == len(self.files):
+            self._run_key = run_key(self.cache.version, [(p, *self._stat[p]) for p in self.files],
+                                    (self.config, self.skipped))
+            self._memo = self.cache.get_run(self._run_key)
+        if self.write:
+            self.output.check(self._planned_outputs(), self.files)
+        if self._memo is not None:
+            self.cached = {}
+            done = [(p, None, self._stat[p][0]) for p in self.files]
+        else:
+            self.cached = self.cache.get_many([(p, *self._stat[p]) for p in self.files if p in self._stat]) \
+                if self.cache is not None else {}
+            done = [(p, self.cached[p], self._stat[p][0]) for p in self.files if p in self.cached]
+        todo = [p for p in self.files if p not in self.cached] if self._memo is None else []
+        local = scheduler is None or self._memo is not None
+        in_process = local and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
         self.plan = plan(todo, self.manager, skipped=self.skipped, workers=1 if in_process else workers,
                          in_process=in_process)
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
                        oversize=oversize, in_process=in_process)
         if file_timeout is not None:
             options["file_timeout"] = file_timeout
-        make = pool.Job if scheduler is None else functools.partial(dask_backend.DaskJob, client=scheduler)
+        make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)
         self.job = make(todo, averaging.summarize_file, (settings,), self.manager, skipped=self.skipped,
-                        done=[(p, self.cached[p]) for p in self.files if p in self.cached],
-                        estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES, **options)
+                        done=done, estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES, **options)
         self.result: RunResult | None = None
         self._listeners: list[Callable] = []
         self._thread: threading.Thread | None = None
@@ -342,6 +361,8 @@ class Run(Background):
 
     def _planned_outputs(self) -> list[str]:
         """The names this run would write, from the file names alone (checked before any work)."""
+        if self._memo is not None:
+            return [g.output_name for g in self._memo.groups] + ["run.json", "csv"]
         stubs = [averaging.FileSummary(path=p, params=self.config.pattern.parse(os.path.basename(p)) or {},
                                        report_type=kind_of(p), scalars={"_": 0.0}) for p in self.files]
         names = [g.output_name for g in averaging.aggregate(stubs, self.config).groups]
@@ -418,16 +439,30 @@ class Run(Background):
                                      context=lambda s: (budget, float("nan"), 0))
         return monitor.start(t0=time.monotonic() - t_end)
 
-    def _store(self, job_result: JobResult) -> None:
-        """Keep what was parsed (never failed files: they are tried again next time)."""
-        if self.cache is None:
-            return
+    def _store(self, job_result: JobResult) -> bool:
+        """Keep what was parsed (never failed files: they are tried again next time); True if every
+        processed file's summary is now in the cache."""
+        if self.cache is None or self._memo is not None:
+            return False
         fresh = [o.result for o in job_result.outcomes
-                 if str(o.status) == "processed" and o.path not in self.cached and o.path in self._stat]
-        self.cache.put_many([(s.path, *self._stat[s.path], s) for s in fresh],
-                            read_started_ns=self._read_started_ns)
+                 if str(o.status) == "processed" and o.reason != pool.CACHED and o.path in self._stat]
+        stored = self.cache.put_many([(s.path, *self._stat[s.path], s) for s in fresh],
+                                     read_started_ns=self._read_started_ns)
+        return stored == len(fresh)
 
-    def _aggregate_and_write(self, job_result: JobResult, t0: float):
+    def _load_cached(self, paths: list[str]) -> dict:
+        """The cached summaries of ``paths`` (JobResult.results after an up-to-date re-run)."""
+        found = self.cache.get_many([(p, *self._stat[p]) for p in paths if p in self._stat])
+        if len(found) < len(paths):
+            log.warning("%d summaries are no longer in the cache %s (cleared or pruned); re-run with "
+                        "--no-cache to have them all", len(paths) - len(found), self.cache.path)
+        return found
+
+    def _averages(self, job_result: JobResult):
+        """The averages: the reused ones of an up-to-date re-run, else from the per-file summaries."""
+        if self._memo is not None:
+            self._memo.workers = job_result.workers
+            return self._memo
         averaged = averaging.aggregate(job_result.results, self.config)
         averaged.errors = [(o.path, o.reason or "") for o in job_result.outcomes if str(o.status) == "failed"]
         averaged.skipped = list(self.skipped)
@@ -437,6 +472,10 @@ class Run(Background):
         if str(job_result.status) == "cancelled":
             averaged.warnings.append(
                 f"partial results: the run was stopped, {job_result.counts['cancelled']} file(s) cancelled")
+        return averaged
+
+    def _aggregate_and_write(self, job_result: JobResult, t0: float):
+        averaged = self._averages(job_result)
         written: list[Path] = []
         if self.write:
             written = list(averaged.write_oppnda(self.output_dir, protect=self.files))  # (a copy: CSVs are added)
@@ -445,13 +484,23 @@ class Run(Background):
         averaged.seconds = time.perf_counter() - t0
         return averaged, written
 
+    def _reusable(self, job_result: JobResult) -> bool:
+        """May a later run with the same input reuse these averages? Only a complete run whose
+        every file is old enough to be cached (see cache.RACY_NS)."""
+        counts = job_result.counts
+        limit = self._read_started_ns - RACY_NS
+        return (self._run_key is not None and str(job_result.status) == "finished" and not counts["failed"]
+                and not counts["cancelled"] and all(m <= limit for _, m in self._stat.values()))
+
     def _main(self) -> None:
         t0 = time.perf_counter()
         try:
             self.job.start()
             job_result = self.job.wait()
             self._phase_monitor = self._watch_averaging(job_result)
-            self._store(job_result)
+            if self._memo is not None:
+                job_result.load_cached = self._load_cached
+            all_stored = self._store(job_result)
             averaged, written, error = None, [], None
             try:
                 averaged, written = self._aggregate_and_write(job_result, t0)
@@ -459,8 +508,10 @@ class Run(Background):
                 log.exception("averaging failed")
                 error = f"{type(exc).__name__}: {exc}"
             self._phase_monitor.stop()
+            if all_stored and error is None and self._memo is None and self._reusable(job_result):
+                self.cache.put_run(self._run_key, averaged)
             self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame(),
-                                    self.plan)
+                                    self.plan, reused=self._memo is not None)
             if self.write:
                 try:
                     self.output.write_json("run.json", self.result.summary_dict())

@@ -233,3 +233,32 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         con.close()
+
+
+def test_whole_runs_are_kept_by_key_newest_first(tmp_path, monkeypatch):
+    files = _files(tmp_path / "r", 3)
+    c = SummaryCache(tmp_path / "c.sqlite", version="v1")
+    key = cache_mod.run_key("v1", stat_keys(files), ("config", []))
+    assert c.get_run(key) is None
+    assert c.put_run(key, {"groups": [1, 2]}) and c.get_run(key) == {"groups": [1, 2]}
+    # any change of version, a file's stat, or the extra part gives another key
+    assert cache_mod.run_key("v2", stat_keys(files), ("config", [])) != key
+    assert cache_mod.run_key("v1", stat_keys(files), ("other config", [])) != key
+    os.utime(files[0], ns=(OLD_NS + 99, OLD_NS + 99))
+    assert cache_mod.run_key("v1", stat_keys(files), ("config", [])) != key
+    monkeypatch.setattr(cache_mod, "RUNS_KEPT", 2)
+    for i in range(3):
+        time.sleep(0.01)
+        assert c.put_run(f"k{i}", i)
+    assert c.get_run(key) is None and c.get_run("k0") is None and c.get_run("k2") == 2
+    assert c.stats()["runs"] == 2
+    c.clear()
+    assert c.get_run("k2") is None
+
+
+def test_a_run_entry_that_no_longer_loads_is_a_miss(tmp_path):
+    c = SummaryCache(tmp_path / "c.sqlite", version="v1")
+    assert c.put_run("k", 1)
+    with sqlite3.connect(str(c.path)) as con:
+        con.execute("UPDATE runs SET value = ? WHERE key = 'k'", (b"not a pickle",))
+    assert c.get_run("k") is None

@@ -152,6 +152,64 @@ def test_a_rerun_reads_only_what_changed(tmp_path):
     assert off.job.counts["cached"] == 0
 
 
+def _aged(folder: Path, seconds: float = 60) -> None:
+    past = time.time() - seconds  # files written in the last seconds are never cached
+    for f in folder.iterdir():
+        os.utime(f, (past, past))
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.txt"))}
+
+
+def test_an_unchanged_rerun_reuses_the_averages_and_loads_summaries_on_demand(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    _aged(folder)
+    cache = tmp_path / "summaries"
+    first = job.Run(folder, output=tmp_path / "o1", cache=cache, workers=1).run()
+    again_run = job.Run(folder, output=tmp_path / "o2", cache=cache, workers=1)
+    assert again_run._memo is not None and again_run.cached == {}  # nothing loaded per file
+    again = again_run.run()
+    n = len(list(folder.iterdir()))
+    assert again.exit_code == job.EXIT_OK and again.job.counts["cached"] == n and again.reused
+    assert "averages were reused" in again.summary() and not first.reused
+    assert _outputs(tmp_path / "o1") and _outputs(tmp_path / "o2") == _outputs(tmp_path / "o1")
+    assert again.tables.keys() == first.tables.keys()
+    for name, table in first.tables.items():
+        assert again.tables[name].equals(table)
+    # the per-file summaries, e.g. for figures, are loaded from the cache when asked for
+    assert [repr(s.scalars) for s in again.job.results] == [repr(s.scalars) for s in first.job.results]  # (NaN-safe)
+    assert again.summary().count("written twice") == first.summary().count("written twice")
+
+
+def test_a_changed_config_or_file_is_not_an_unchanged_rerun(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    _aged(folder)
+    cache = tmp_path / "summaries"
+    job.Run(folder, output=tmp_path / "o1", cache=cache, workers=1).run()
+    other = job.Run(folder, output=tmp_path / "o2", cache=cache, workers=1, group_by=["router"])
+    assert other._memo is None and len(other.cached) == len(other.files)  # summaries reused, not the averages
+    other.run()
+    changed = sorted(folder.iterdir())[0]
+    changed.write_text(changed.read_text().replace("delivered:", "delivered: 1\nx:", 1))
+    os.utime(changed, (time.time() - 30, time.time() - 30))
+    third = job.Run(folder, output=tmp_path / "o3", cache=cache, workers=1)
+    assert third._memo is None
+    assert third.run().job.counts["cached"] == len(third.files) - 1
+
+
+def test_fresh_or_failed_files_make_no_reusable_run(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    cache = tmp_path / "summaries"
+    job.Run(folder, output=tmp_path / "o1", cache=cache, workers=1).run()  # files written just now
+    assert job.Run(folder, output=tmp_path / "o2", cache=cache, workers=1)._memo is None
+    (folder / "TEST_EpidemicRouter_9_60_10M_MessageStatsReport.txt").write_bytes(b"")  # fails to parse
+    _aged(folder)
+    failed = job.Run(folder, output=tmp_path / "o3", cache=cache, workers=1).run()
+    assert failed.job.counts["failed"] == 1
+    assert job.Run(folder, output=tmp_path / "o4", cache=cache, workers=1)._memo is None
+
+
 def test_tiny_key_value_work_runs_in_process_with_the_same_accounting(tmp_path):
     folder = _small_folder(tmp_path / "in")
     (folder / "TEST_EpidemicRouter_9_60_10M_MessageStatsReport.txt").write_bytes(b"")  # fails

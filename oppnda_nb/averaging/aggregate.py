@@ -292,7 +292,7 @@ class AverageResult:
         Only key:value reports get files (as OppNDA), unless ``include_summaries``. A file in
         ``protect`` (the run's inputs) is never replaced: that raises OppndaError.
         """
-        protected = {os.path.realpath(p) for p in protect}
+        protected = writers.Protected(protect)
         out = Path(output_dir) if output_dir is not None else (self.output_dir or (self.folder / "averaged" if self.folder else None))
         if out is None:
             raise OppndaError("No output folder: give write_oppnda(output_dir).")
@@ -305,12 +305,14 @@ class AverageResult:
                 continue
             text = "".join(f"{k}{sep} {g.metrics[k]['mean']:.{prec}f}\n" for k in sorted(g.metrics))
             target = writers.inside(out, g.output_name)
-            if os.path.realpath(target) in protected:
+            if protected.holds(target):
                 raise OppndaError(f"Refusing to replace the input report {target} with an average; choose "
                                   "another output folder or output_template.")
             if g.output_name in seen:
-                self.warnings.append(f"{g.output_name} written twice (groups {seen[g.output_name]} and "
-                                     f"{g.strategy}:{g.key}); the last one wins, as in OppNDA")
+                twice = (f"{g.output_name} written twice (groups {seen[g.output_name]} and "
+                         f"{g.strategy}:{g.key}); the last one wins, as in OppNDA")
+                if twice not in self.warnings:  # (written again: an up-to-date re-run writes its outputs anew)
+                    self.warnings.append(twice)
             seen[g.output_name] = f"{g.strategy}:{g.key}"
             writers.atomic_write(target, text)
             if target not in written:

@@ -6,6 +6,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 from ..errors import OppndaError
 
@@ -80,6 +81,29 @@ def inside(out_dir: Path, name: str) -> Path:
         raise OppndaError(f"Refusing to write {name!r} outside the output folder {out_dir}.")
     return target
 
+
+class Protected:
+    """The run's input files, which an output must never replace (also through a symlink): the
+    inputs' identities (device, inode) are read once, and only when an output already exists."""
+
+    def __init__(self, inputs: Iterable[str]):
+        self._inputs = list(inputs)
+        self._ids: set[tuple[int, int]] | None = None
+
+    def holds(self, target: Path) -> bool:
+        try:
+            st = os.stat(target)
+        except OSError:
+            return False  # not there: it is no input
+        if self._ids is None:
+            self._ids = set()
+            for p in self._inputs:
+                try:
+                    s = os.stat(p)
+                except OSError:
+                    continue
+                self._ids.add((s.st_dev, s.st_ino))
+        return (st.st_dev, st.st_ino) in self._ids
 
 
 class OutputFolder:

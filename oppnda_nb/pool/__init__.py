@@ -13,9 +13,9 @@ from .job import Job
 from .monitor import COLUMNS, MemoryMonitor, MemorySample, samples_frame
 from .options import PoolOptions
 from .processes import default_start_method
-from .records import (EVENT_KINDS, STATUSES, Event, EventKind, FileOutcome, JobResult, Progress, Status)
+from .records import (CACHED, EVENT_KINDS, STATUSES, Event, EventKind, FileOutcome, JobResult, Progress, Status)
 
-__all__ = ["COLUMNS", "EVENT_KINDS", "STATUSES", "Event", "EventKind", "FileOutcome", "Job", "JobResult",
+__all__ = ["CACHED", "COLUMNS", "EVENT_KINDS", "STATUSES", "Event", "EventKind", "FileOutcome", "Job", "JobResult",
            "MemoryMonitor", "MemorySample", "PoolOptions", "Progress", "Status", "default_start_method",
            "run_files", "samples_frame"]
 

@@ -53,7 +53,8 @@ class Job(Scheduler):
     ``estimate(path, size, lean) -> bytes`` (default ``manager.estimator.estimate_file_memory(size)``),
     ``kind_of(path) -> str`` (default "file"), ``preload``: modules the forkserver imports
     (default ``[work.__module__]``). Settings: ``options`` (:class:`PoolOptions`) and/or its field
-    names as keywords (``workers=2, start_method="spawn"``...).
+    names as keywords (``workers=2, start_method="spawn"``...). ``done``: ``(path, result)`` or
+    ``(path, result, size)`` of files the caller knows already (its cache): processed, no work.
     """
 
     def __init__(self, files: Iterable[str | os.PathLike], work: Callable, work_args: Sequence = (),
@@ -110,16 +111,17 @@ class Job(Scheduler):
                 size = 0
             self._outcomes[n + j] = FileOutcome(p, size, Status.SKIPPED, reason, report_type=self._kind(p))
         n += len(self.skipped)
-        self.done = [(os.fspath(p), r) for p, r in done]
-        for j, (p, result) in enumerate(self.done):  # known already (the caller's cache): no work
-            try:
-                size = os.path.getsize(p)
-            except OSError:
-                size = 0
+        self.done = [(os.fspath(d[0]), d[1], d[2] if len(d) > 2 else None) for d in done]
+        for j, (p, result, size) in enumerate(self.done):  # known already (the caller's cache): no work
+            if size is None:
+                try:
+                    size = os.path.getsize(p)
+                except OSError:
+                    size = 0
             self._outcomes[n + j] = FileOutcome(p, size, Status.PROCESSED, CACHED, result=result,
                                                 report_type=self._kind(p))
         #: every input path, in outcome order: files, then skipped, then done
-        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _ in self.done]
+        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _, _ in self.done]
         self._pending: list[Task] = sorted(self._tasks, key=lambda t: t.key)
         sizes = [t.size for t in self._tasks]
         if self.options.workers is not None:

@@ -166,10 +166,21 @@ class JobResult:
             return False
         return Counter(o.path for o in self.outcomes) == Counter(self.inputs)
 
+    #: ``load_cached(paths) -> {path: result}``: loads the results of cached outcomes that were not
+    #: loaded yet (a caller that did not need them, e.g. an up-to-date re-run), on first access
+    load_cached: Any = field(default=None, repr=False, compare=False)
+
     @property
     def results(self) -> list:
-        """The results of the processed files, in input order."""
-        return [o.result for o in self.outcomes if o.status == Status.PROCESSED]
+        """The results of the processed files, in input order (cached ones not loaded yet are loaded
+        now with :attr:`load_cached`; one that cannot be loaded any more is left out)."""
+        missing = [o for o in self.outcomes
+                   if o.status == Status.PROCESSED and o.result is None and o.reason == CACHED]
+        if missing and self.load_cached is not None:
+            found = self.load_cached([o.path for o in missing])
+            for o in missing:
+                o.result = found.get(o.path)
+        return [o.result for o in self.outcomes if o.status == Status.PROCESSED and o.result is not None]
 
     @property
     def failed(self) -> list[FileOutcome]:
