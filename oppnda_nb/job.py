@@ -37,8 +37,8 @@ from .system import MB
 
 log = logging.getLogger("oppnda_nb.job")
 
-#: learned memory models are kept per parser version (a new parser invalidates them)
-_STORE_KEY = f"oppnda_nb-{__version__}"
+#: learned memory models are kept per parser version and model shape (a new one invalidates them)
+_STORE_KEY = f"oppnda_nb-{__version__}-chunked"
 #: the in-process path: key:value files up to this size each, this much in all
 IN_PROCESS_FILE_BYTES = 256 * 1024
 IN_PROCESS_TOTAL_BYTES = 32 * MB
@@ -84,7 +84,7 @@ def install_priors(manager: ResourceManager) -> MemoryModel:
     """Give the manager's memory model the measured per-type priors (once) and the learned store."""
     model = manager.model
     if not model.priors:
-        model.priors = {t: TypeModel(g, o) for t, (g, o) in reports.memory_priors().items()}
+        model.priors = {t: TypeModel(g, o, "prior", *chunk) for t, (g, o, *chunk) in reports.memory_priors().items()}
     return model
 
 

@@ -1,12 +1,15 @@
 """The one memory model: how much memory a worker needs for one file, and the run's peak.
 
 Per report type t (or any other kind label the caller uses) a worker's peak while it works on a
-file of ``size`` bytes is modelled as the spec's formula with per-type parameters::
+file of ``size`` bytes is modelled as the spec's formula with per-type parameters, plus the chunk
+allowance of a streamed type::
 
-    E_t(size) = γ_t · size + M_overhead_t          (bytes, the whole worker)
+    E_t(size) = γ_t · size + M_overhead_t + min(ρ_t · size, C_t)      (bytes, the whole worker)
 
-``M_overhead_t`` holds the interpreter, the imports and, for streamed types, the bounded chunk
-allowance; ``γ_t`` what still grows with the file. Priors are measured on real ONE output (the
+``M_overhead_t`` holds the interpreter and the imports; ``C_t`` is what parsing one block costs
+(reached once the file is about one block long: it grows as ``ρ_t · size`` below that, so a small
+file is not charged a whole block); ``γ_t`` what still grows with the file (running aggregates,
+distinct IDs). Without ``ρ_t`` the model is the spec's line. Priors are measured on real ONE output (the
 report registry gives them); the spec's ``gamma``/``overhead_mb``, when the user sets them, override
 every type. Measured peaks update a type's model during a run (:meth:`MemoryModel.observe`):
 conservatively, the learned line stays above every peak seen.
@@ -38,20 +41,27 @@ MAX_OBSERVATIONS = 64
 
 @dataclass(frozen=True)
 class TypeModel:
-    """γ and M_overhead (MB) of one report type; ``source`` says where they come from."""
+    """γ, M_overhead (MB) and the chunk allowance C (MB, reached at ρ MB per MB of file) of one
+    report type; ``source`` says where they come from."""
 
     gamma: float
     overhead_mb: float
     source: str = "prior"  # "prior" | "user" | "learned"
-    chunk_mb: float = 0.0  # the part of M_overhead that is the streaming chunk allowance
+    chunk_mb: float = 0.0  # C: what parsing one block costs a streamed type (0: not streamed)
+    ramp: float | None = None  # ρ: C is reached at size·ρ (None: C counts whatever the size)
+
+    def chunk_bytes(self, size: float) -> float:
+        """min(ρ · size, C) in bytes: the block allowance a file of ``size`` bytes needs."""
+        cap = self.chunk_mb * MB
+        return cap if self.ramp is None else min(self.ramp * float(size), cap)
 
     def estimate(self, size: float) -> float:
-        """γ · size + M_overhead, in bytes."""
-        return self.gamma * float(size) + self.overhead_mb * MB
+        """γ · size + M_overhead + min(ρ · size, C), in bytes."""
+        return self.gamma * float(size) + self.overhead_mb * MB + self.chunk_bytes(size)
 
     def lean_estimate(self, size: float) -> float:
         """The estimate when streamed in lean mode (a quarter of the chunk allowance)."""
-        return self.estimate(size) - 0.75 * self.chunk_mb * MB
+        return self.estimate(size) - 0.75 * self.chunk_bytes(size)
 
 
 def envelope(points: Sequence[tuple[float, float]], prior: TypeModel) -> TypeModel:
@@ -64,7 +74,8 @@ def envelope(points: Sequence[tuple[float, float]], prior: TypeModel) -> TypeMod
     """
     if not points:
         return prior
-    pts = sorted((float(s), float(p) * (1 + LEARN_MARGIN)) for s, p in points)
+    # the chunk allowance keeps the prior's shape: the line is fitted to what is left above it
+    pts = sorted((float(s), float(p) * (1 + LEARN_MARGIN) - prior.chunk_bytes(s)) for s, p in points)
     s0, p0 = pts[0]
     gamma = prior.gamma
     if pts[-1][0] > 0 and pts[-1][0] - s0 >= 0.5 * pts[-1][0] and pts[-1][0] >= 1 * MB:
@@ -72,8 +83,9 @@ def envelope(points: Sequence[tuple[float, float]], prior: TypeModel) -> TypeMod
         if slopes:
             gamma = max(0.0, max(slopes))
     overhead = max(p - gamma * s for s, p in pts)
-    floor = min(prior.overhead_mb * MB, min(p for _, p in points))  # a worker never costs less than its baseline
-    return TypeModel(gamma, max(floor, overhead) / MB, "learned", prior.chunk_mb)
+    # a worker never costs less than its baseline
+    floor = min(prior.overhead_mb * MB, min(p - prior.chunk_bytes(s) for s, p in points))
+    return TypeModel(gamma, max(floor, overhead) / MB, "learned", prior.chunk_mb, prior.ramp)
 
 
 class MemoryModel:
@@ -136,12 +148,17 @@ class MemoryModel:
 
 #: multiprocessing's resource tracker (a small interpreter), part of every pool's own memory
 TRACKER_BYTES = 12 * MB
+#: the forkserver: it imports what a worker imports, and shares those pages with the workers it
+#: forks (PSS splits them); measured 26-30 MB PSS next to one or two workers (benchmarks/bench_worker_memory.py)
+FORKSERVER_BYTES = 30 * MB
 
 
 def helpers_allowance(estimates: Iterable[float]) -> float:
-    """Memory of the pool's helper processes before they can be measured: the forkserver imports
-    what a worker imports (so it costs about the smallest worker estimate) plus the resource tracker."""
-    return min((float(e) for e in estimates), default=0.0) + TRACKER_BYTES
+    """Memory of the pool's helper processes before they can be measured: the forkserver (no more
+    than an idle worker, at most the smallest worker estimate) plus the resource tracker; 0 when
+    there is no file to run."""
+    smallest = min((float(e) for e in estimates), default=None)
+    return 0.0 if smallest is None else min(smallest, FORKSERVER_BYTES) + TRACKER_BYTES
 
 
 def plan_peak(kernel_bytes: float, estimates: Iterable[float], workers: int,
@@ -203,7 +220,8 @@ def load_learned(model: MemoryModel, key: str, path: Path | None = None) -> int:
         data = json.loads(path.read_text(encoding="utf-8"))
         entries = data.get(key, {}) if isinstance(data, dict) else {}
         learned = {str(t): TypeModel(float(m["gamma"]), float(m["overhead_mb"]), "learned",
-                                     float(m.get("chunk_mb", 0.0)))
+                                     float(m.get("chunk_mb", 0.0)),
+                                     None if m.get("ramp") is None else float(m["ramp"]))
                    for t, m in entries.items()}
     except FileNotFoundError:
         return 0

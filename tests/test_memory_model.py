@@ -16,7 +16,30 @@ from oppnda_nb.system import MB
 def test_type_model_is_the_spec_formula():
     m = TypeModel(gamma=2.5, overhead_mb=40)
     assert m.estimate(10 * MB) == 2.5 * 10 * MB + 40 * MB
-    assert TypeModel(1.0, 100, chunk_mb=40).lean_estimate(0) == pytest.approx(70 * MB)
+    assert TypeModel(1.0, 100, chunk_mb=40).estimate(0) == pytest.approx(140 * MB)  # C whatever the size
+    assert TypeModel(1.0, 100, chunk_mb=40).lean_estimate(0) == pytest.approx(110 * MB)
+
+
+def test_the_chunk_allowance_ramps_up_to_one_block():
+    m = TypeModel(gamma=0.1, overhead_mb=30, chunk_mb=40, ramp=10.0)
+    assert m.estimate(1 * MB) == pytest.approx(0.1 * MB + 30 * MB + 10 * MB)  # a small file: ρ · size
+    assert m.estimate(4 * MB) == pytest.approx(0.4 * MB + 30 * MB + 40 * MB)  # one block: C
+    assert m.estimate(600 * MB) == pytest.approx(60 * MB + 30 * MB + 40 * MB)  # then only γ grows
+    assert m.lean_estimate(600 * MB) == pytest.approx(60 * MB + 30 * MB + 10 * MB)
+    assert m.lean_estimate(1 * MB) == pytest.approx(m.estimate(1 * MB) - 7.5 * MB)
+
+
+@pytest.mark.parametrize("points", [
+    [(1 * MB, 45 * MB)],
+    [(1 * MB, 41 * MB), (50 * MB, 80 * MB), (100 * MB, 90 * MB)],
+    [(0.1 * MB, 31 * MB), (3 * MB, 75 * MB), (90 * MB, 70 * MB)],
+])
+def test_envelope_keeps_the_chunk_shape_and_stays_above_every_peak(points):
+    prior = TypeModel(0.1, 30, chunk_mb=40, ramp=10.0)
+    m = envelope(points, prior)
+    assert (m.chunk_mb, m.ramp) == (40, 10.0)
+    for size, peak in points:
+        assert m.estimate(size) >= peak * (1 + LEARN_MARGIN) - 1
 
 
 def test_priors_user_override_and_default():
@@ -93,3 +116,11 @@ def test_manager_errors_are_the_project_family():
         ResourceManager(eta=1.5)
     with pytest.raises(SettingsError):
         ResourceManager(total_ram_mb=-1)
+
+
+def test_helpers_allowance_is_the_forkserver_and_the_tracker():
+    from oppnda_nb.memory_model import FORKSERVER_BYTES, TRACKER_BYTES, helpers_allowance
+
+    assert helpers_allowance([]) == 0.0  # nothing to run: no pool, no helpers
+    assert helpers_allowance([20 * MB, 90 * MB]) == pytest.approx(20 * MB + TRACKER_BYTES)
+    assert helpers_allowance([300 * MB, 90 * MB]) == pytest.approx(FORKSERVER_BYTES + TRACKER_BYTES)
