@@ -148,6 +148,9 @@ class MemoryModel:
 
 #: multiprocessing's resource tracker (a small interpreter), part of every pool's own memory
 TRACKER_BYTES = 12 * MB
+#: a pool worker's own memory before any file (PSS after its imports; benchmarks/bench_worker_memory.py
+#: measures 26-27 MB): the part of every estimate that a worker of another engine (Dask) has already
+WORKER_BASELINE_BYTES = 26 * MB
 #: the forkserver: it imports what a worker imports, and shares those pages with the workers it
 #: forks (PSS splits them); measured 26-30 MB PSS next to one or two workers (benchmarks/bench_worker_memory.py)
 FORKSERVER_BYTES = 30 * MB

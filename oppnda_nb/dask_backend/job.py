@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..background import Background
 from ..errors import OppndaError
-from ..memory_model import plan_peak
+from ..memory_model import WORKER_BASELINE_BYTES, plan_peak
 from ..pool import Event, EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
 from ..pool.admission import OVERSIZE_POLICIES
 from ..pool.records import CACHED, bounded
@@ -93,7 +93,7 @@ class DaskJob(Background):
         self.manager = manager if manager is not None else ResourceManager()
         self.files = [os.fspath(f) for f in files]
         self.skipped = [(os.fspath(p), str(r)) for p, r in skipped]
-        self.done = [(os.fspath(p), r) for p, r in done]
+        self.done = [(os.fspath(d[0]), d[1], d[2] if len(d) > 2 else None) for d in done]  # as pool.Job's
         self.work, self.work_args = work, tuple(work_args)
         self.estimate = estimate or (lambda path, size, lean: self.manager.estimator.estimate_file_memory(size))
         self.kind_of = kind_of or (lambda path: "file")
@@ -134,6 +134,7 @@ class DaskJob(Background):
         self.workers = len(self._usable())
         self.budget_mb = sum(w.capacity for w in self._usable()) / MB
         self.predicted_peak_mb = math.nan
+        self._idle_bytes = 0.0
         self._kernel_reader = shared_reader("auto")
 
     # -- setup -------------------------------------------------------------------------------
@@ -160,10 +161,10 @@ class DaskJob(Background):
         for j, (p, reason) in enumerate(self.skipped):
             self._outcomes[n + j] = FileOutcome(p, _size(p), Status.SKIPPED, reason, report_type=self._kind(p))
         n += len(self.skipped)
-        for j, (p, result) in enumerate(self.done):  # the caller's cache: processed, no task
-            self._outcomes[n + j] = FileOutcome(p, _size(p), Status.PROCESSED, CACHED, result=result,
-                                                report_type=self._kind(p))
-        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _ in self.done]
+        for j, (p, result, size) in enumerate(self.done):  # the caller's cache: processed, no task
+            self._outcomes[n + j] = FileOutcome(p, _size(p) if size is None else size, Status.PROCESSED, CACHED,
+                                                result=result, report_type=self._kind(p))
+        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _, _ in self.done]
         self._pending = sorted(self._tasks, key=lambda t: (-t.size, t.index))  # largest first (LPT)
         self._running: dict[str, list[_Task]] = {}  # key -> the task's files (several: a batch)
         self._futures: dict[str, Any] = {}
@@ -362,8 +363,9 @@ class DaskJob(Background):
                 t.estimate = self._call_estimate(t, False)
             slots = sum(w.nthreads for w in usable)
             kernel = self._kernel_bytes()
-            self.predicted_peak_mb = (kernel + plan_peak(0.0, [min(t.estimate, largest) for t in self._pending],
-                                                         slots, self.budget_mb * MB)) / MB
+            self._idle_bytes = self._workers_memory()
+            self.predicted_peak_mb = (kernel + self._prediction([min(t.estimate, largest) for t in self._pending],
+                                                                slots, self.budget_mb * MB)) / MB
             self._sampler = threading.Thread(target=self._sample_loop, name="oppnda-dask-monitor", daemon=True)
             self._sampler.start()
             self._maybe_progress(force=True)
@@ -563,6 +565,21 @@ class DaskJob(Background):
         self._done.set()
 
     # -- memory --------------------------------------------------------------------------------
+    def _workers_memory(self) -> float:
+        """Σ the Dask workers' memory now (the scheduler's metrics), before any task of this job."""
+        try:
+            info = self.client.scheduler_info(n_workers=-1)["workers"]
+        except Exception:
+            log.debug("could not read the Dask workers' memory", exc_info=True)
+            return 0.0
+        return float(sum((w.get("metrics") or {}).get("memory") or 0.0 for w in info.values()))
+
+    def _prediction(self, estimates: list[float], slots: int, budget: float) -> float:
+        """The workers' peak: their memory before the job (a Dask worker carries its own imports) plus
+        each running file's cost above a pool worker's baseline (which the estimates include)."""
+        extra = [max(0.0, e - WORKER_BASELINE_BYTES) for e in estimates]
+        return self._idle_bytes + plan_peak(0.0, extra, slots, budget)
+
     def _kernel_bytes(self) -> float:
         m = self._kernel_reader.read(os.getpid())
         return m.mem if m is not None else 0.0
@@ -614,7 +631,7 @@ class DaskJob(Background):
             "kernel_mb": kernel / MB,
             "workers_mb": total / MB,
             "budget_mb": budget / MB,
-            "predicted_peak_mb": (kernel + plan_peak(0.0, ests, slots, budget)) / MB,
+            "predicted_peak_mb": (kernel + self._prediction(ests, slots, budget)) / MB,
             "running": sum(len(v) for v in mine.values()),
             "helpers_mb": 0.0,
         }
