@@ -54,6 +54,8 @@ AVERAGING_FACTOR = 8
 WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 #: the event a Run sends its listeners when everything is written (after the pool's own events)
 RUN_DONE = "run_done"
+#: the event a Run sends when its phase changes after the pool's (data: "averaging" or "writing")
+PHASE = "phase"
 
 _current: "Run | None" = None
 _current_lock = threading.Lock()
@@ -475,9 +477,11 @@ class Run(Background):
         return averaged
 
     def _aggregate_and_write(self, job_result: JobResult, t0: float):
+        self._forward(Event(PHASE, "averaging"))
         averaged = self._averages(job_result)
         written: list[Path] = []
         if self.write:
+            self._forward(Event(PHASE, "writing"))
             written = list(averaged.write_oppnda(self.output_dir, protect=self.files))  # (a copy: CSVs are added)
             if self.csv:
                 written += averaged.to_csv(self.output_dir / "csv")

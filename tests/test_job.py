@@ -223,3 +223,16 @@ def test_tiny_key_value_work_runs_in_process_with_the_same_accounting(tmp_path):
     assert not pooled.job.workers == 0
     for name in ("MessageStatsReport_EpidemicRouter_10_buffer_average.txt",):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes()
+
+
+def test_a_run_names_its_phases_after_the_pool(tmp_path):
+    run = job.Run(_small_folder(tmp_path / "in"), output=tmp_path / "out", cache=False, workers=1)
+    kinds: list[str] = []
+    run.add_listener(lambda e: kinds.append(f"{e.kind}:{e.data}" if e.kind == job.PHASE else str(e.kind)))
+    run.run()
+    tail = [k for k in kinds if k in ("done", "phase:averaging", "phase:writing", job.RUN_DONE)]
+    assert tail == ["done", "phase:averaging", "phase:writing", job.RUN_DONE]
+    from oppnda_nb.cli import PhaseTracker
+
+    tracker = PhaseTracker()  # what the progress line and the panel follow
+    assert tracker(job.Event(job.PHASE, "writing")) and tracker.phase == "writing"
