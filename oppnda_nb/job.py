@@ -106,6 +106,7 @@ class Plan:
     kernel_bytes: float
     predicted_peak_bytes: float
     warnings: list[str] = field(default_factory=list)
+    after_pool_bytes: float = 0.0  # the part of the prediction after the pool: averaging the summaries
 
     @property
     def largest_bytes(self) -> int:
@@ -166,8 +167,9 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     held = (len(files) - curves) * RESULT_BYTES + curves * CURVE_RESULT_BYTES
     pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
                           helpers_bytes=0.0 if in_process else helpers_allowance(estimates))
-    peak = max(pool_peak, kernel + held + AVERAGING_FACTOR * curves * CURVE_RESULT_BYTES)
-    return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, peak, warnings)
+    after = kernel + held + AVERAGING_FACTOR * curves * CURVE_RESULT_BYTES
+    return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
+                warnings, after)
 
 
 def plan_folder(folder=None, manager: ResourceManager | None = None, *, config: Any = None,
@@ -344,7 +346,7 @@ class Run(Background):
         self.plan = plan(todo, self.manager, skipped=self.skipped, workers=1 if in_process else workers,
                          in_process=in_process)
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
-                       oversize=oversize, in_process=in_process)
+                       oversize=oversize, in_process=in_process, later_peak_bytes=self.plan.after_pool_bytes)
         if file_timeout is not None:
             options["file_timeout"] = file_timeout
         make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)

@@ -182,10 +182,12 @@ class ResourceManager:
         return self.memory_reader()[1]
 
     def base_bytes(self) -> float:
-        """M_base: this process's resident memory."""
+        """M_base: this process's memory, read as the pool's monitor reads it (PSS where the system
+        has it, else USS, else RSS), so the plan and the measured peak count the kernel alike."""
         if self._base_reader is not None:
             return float(self._base_reader())
-        return system.process_memory_bytes(method="rss")
+        m = system.shared_reader().read(os.getpid()) if system.psutil is not None else None
+        return m.mem if m is not None else system.process_memory_bytes(method="rss")
 
     def others_bytes(self, own_bytes: float | None = None, reading: tuple[float, float] | None = None) -> float:
         """M_others: memory used by everything but ``own_bytes`` (default M_base), never < 0."""

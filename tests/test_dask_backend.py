@@ -252,7 +252,9 @@ def test_sample_on_dask_matches_the_local_pool_and_uses_the_cache(inproc, tmp_pa
     assert _tree(tmp_path / "dask") == _tree(tmp_path / "local")
     kinds = {str(e.kind) for e in events}
     assert {"progress", "file_finished", "file_failed", "memory", "done", job.RUN_DONE} <= kinds
-    assert events[-2].kind == EventKind.DONE and events[-2].data is remote.job
+    pool_done = [e for e in events if e.kind == EventKind.DONE]
+    assert len(pool_done) == 1 and pool_done[0].data is remote.job
+    assert [str(e.kind) for e in events[events.index(pool_done[0]):]] == ["done", job.PHASE, job.PHASE, job.RUN_DONE]
     # a re-run takes every good file from the cache: processed "cached", no task
     again = job.Run(folder, output=tmp_path / "dask2", cache=tmp_path / "cache", scheduler=inproc).run()
     assert again.job.counts["cached"] == again.job.counts["processed"] == local.job.counts["processed"]

@@ -79,7 +79,7 @@ class DaskJob(Background):
                  kind_of: Callable[[str], str] | None = None, preload: Sequence[str] | None = None,
                  workers: int | None = None, start_method: str | None = None, sample_interval: float = 0.2,
                  oversize: str = "skip", file_timeout: float | None = None, max_retries: int = MAX_RETRIES,
-                 in_process: bool = False, client: Any = None):
+                 in_process: bool = False, later_peak_bytes: float = 0.0, client: Any = None):
         if client is None:
             raise OppndaError("DaskJob needs client=: a Dask Client, a scheduler address tcp://HOST:PORT, a cluster "
                               "or a number of local workers")
@@ -135,6 +135,7 @@ class DaskJob(Background):
         self.budget_mb = sum(w.capacity for w in self._usable()) / MB
         self.predicted_peak_mb = math.nan
         self._idle_bytes = 0.0
+        self._later_bytes = float(later_peak_bytes)  # as PoolOptions.later_peak_bytes
         self._kernel_reader = shared_reader("auto")
 
     # -- setup -------------------------------------------------------------------------------
@@ -364,8 +365,8 @@ class DaskJob(Background):
             slots = sum(w.nthreads for w in usable)
             kernel = self._kernel_bytes()
             self._idle_bytes = self._workers_memory()
-            self.predicted_peak_mb = (kernel + self._prediction([min(t.estimate, largest) for t in self._pending],
-                                                                slots, self.budget_mb * MB)) / MB
+            self.predicted_peak_mb = self._prediction(kernel, [min(t.estimate, largest) for t in self._pending],
+                                                      slots, self.budget_mb * MB) / MB
             self._sampler = threading.Thread(target=self._sample_loop, name="oppnda-dask-monitor", daemon=True)
             self._sampler.start()
             self._maybe_progress(force=True)
@@ -574,11 +575,12 @@ class DaskJob(Background):
             return 0.0
         return float(sum((w.get("metrics") or {}).get("memory") or 0.0 for w in info.values()))
 
-    def _prediction(self, estimates: list[float], slots: int, budget: float) -> float:
-        """The workers' peak: their memory before the job (a Dask worker carries its own imports) plus
-        each running file's cost above a pool worker's baseline (which the estimates include)."""
+    def _prediction(self, kernel: float, estimates: list[float], slots: int, budget: float) -> float:
+        """The peak: the kernel, the workers' memory before the job (a Dask worker carries its own
+        imports) plus each running file's cost above a pool worker's baseline (which the estimates
+        include); never below the caller's later phases (``later_peak_bytes``)."""
         extra = [max(0.0, e - WORKER_BASELINE_BYTES) for e in estimates]
-        return self._idle_bytes + plan_peak(0.0, extra, slots, budget)
+        return max(kernel + self._idle_bytes + plan_peak(0.0, extra, slots, budget), self._later_bytes)
 
     def _kernel_bytes(self) -> float:
         m = self._kernel_reader.read(os.getpid())
@@ -631,7 +633,7 @@ class DaskJob(Background):
             "kernel_mb": kernel / MB,
             "workers_mb": total / MB,
             "budget_mb": budget / MB,
-            "predicted_peak_mb": (kernel + self._prediction(ests, slots, budget)) / MB,
+            "predicted_peak_mb": self._prediction(kernel, ests, slots, budget) / MB,
             "running": sum(len(v) for v in mine.values()),
             "helpers_mb": 0.0,
         }

@@ -206,8 +206,9 @@ class Scheduler:
             helpers = 0.0  # no worker processes, no forkserver
         else:
             helpers = s.helpers if s is not None and s.helpers > 0 else helpers_allowance(ests)
-        self.predicted_peak_mb = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
-                                           idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers) / MB
+        pool_peak = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
+                              idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers)
+        self.predicted_peak_mb = max(pool_peak, self.options.later_peak_bytes) / MB
         top = sorted(ests, reverse=True)[:2]
         if len(top) == 2 and self.workers > 1 and kernel + top[0] + top[1] > budget:
             self._warn(f"the largest file(s) need most of the {budget / MB:.0f} MB budget: large files will run "
