@@ -4,7 +4,7 @@ Each configuration runs once in a fresh child process (``Run(folder, cache=False
 so no cache and no disk writes); this process samples the PSS of the child's whole process tree
 (kernel, pool workers, forkserver, Dask nannies and workers) every 50 ms from outside and prints
 wall seconds (child start to end, Dask cluster start-up included), the job's own seconds, MB/s over
-the input bytes, and the tree's peak PSS.
+the input bytes, the tree's peak PSS and the job's predicted peak.
 
     PYTHONPATH=$PWD python benchmarks/dask_vs_pool.py                       # the sample + the shared large run
     PYTHONPATH=$PWD python benchmarks/dask_vs_pool.py --workers 2 FOLDER...
@@ -47,7 +47,8 @@ def child(config: str, folder: str, workers: int) -> None:
     wall = time.perf_counter() - t0
     size = sum(o.size for o in result.outcomes)
     print(json.dumps({"wall_s": wall, "job_s": result.job.elapsed_s, "bytes": size, "files": len(result.outcomes),
-                      "counts": result.job.counts, "workers": result.job.workers}), flush=True)
+                      "counts": result.job.counts, "workers": result.job.workers,
+                      "predicted_mb": result.job.predicted_peak_mb}), flush=True)
 
 
 def tree_pss(proc: psutil.Process) -> float:
@@ -90,13 +91,14 @@ def main() -> None:
         child(args.child, args.folders[0], args.workers)
         return
     print(f"{'folder':<18} {'config':<6} {'files':>5} {'MB':>7} {'wall s':>7} {'job s':>7} {'MB/s':>7} "
-          f"{'peak PSS MB':>11}")
+          f"{'peak PSS MB':>11} {'predicted MB':>12}")
     for folder in args.folders:
         for config in ("pool", "dask"):
             d = measure(config, folder, args.workers)
             mb = d["bytes"] / MB
             print(f"{os.path.basename(folder):<18} {config:<6} {d['files']:>5} {mb:>7.1f} {d['wall_s']:>7.2f} "
-                  f"{d['job_s']:>7.2f} {mb / d['job_s']:>7.1f} {d['peak_pss_mb']:>11.0f}", flush=True)
+                  f"{d['job_s']:>7.2f} {mb / d['job_s']:>7.1f} {d['peak_pss_mb']:>11.0f} {d['predicted_mb']:>12.0f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -77,8 +77,10 @@ def default_output(folder: Path) -> Path:
     return folder / "averaged"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def kind_of(path: str) -> str:
-    """The report type of a file from its name (the memory model's key), "unknown" if not given."""
+    """The report type of a file from its name (the memory model's key), "unknown" if not given.
+    (Asked several times per file by the plan, the pool and the outputs: remembered.)"""
     return reports.report_type_from_name(path) or reports.UNKNOWN
 
 
@@ -306,7 +308,8 @@ class Run(Background):
         if folder is None and self.config.folder is None:
             folder = sample_folder()
         self.folder = self.config.resolve_folder(folder)
-        self.files, self.skipped = averaging.select_files(self.folder, self.config)
+        self._params: dict[str, dict[str, str]] = {}
+        self.files, self.skipped = averaging.select_files(self.folder, self.config, params=self._params)
         if not self.files:
             why = (f" ({len(self.skipped)} skipped, e.g. {os.path.basename(self.skipped[0][0])}: "
                    f"{self.skipped[0][1]})" if self.skipped else "")
@@ -343,8 +346,8 @@ class Run(Background):
         todo = [p for p in self.files if p not in self.cached] if self._memo is None else []
         local = scheduler is None or self._memo is not None
         in_process = local and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
-        self.plan = plan(todo, self.manager, skipped=self.skipped, workers=1 if in_process else workers,
-                         in_process=in_process)
+        self.plan = plan(todo, self.manager, skipped=self.skipped, sizes=[self._stat.get(p, (0,))[0] for p in todo],
+                         workers=1 if in_process else workers, in_process=in_process)
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
                        oversize=oversize, in_process=in_process, later_peak_bytes=self.plan.after_pool_bytes)
         if file_timeout is not None:
@@ -367,8 +370,8 @@ class Run(Background):
         """The names this run would write, from the file names alone (checked before any work)."""
         if self._memo is not None:
             return [g.output_name for g in self._memo.groups] + ["run.json", "csv"]
-        stubs = [averaging.FileSummary(path=p, params=self.config.pattern.parse(os.path.basename(p)) or {},
-                                       report_type=kind_of(p), scalars={"_": 0.0}) for p in self.files]
+        stubs = [averaging.FileSummary(path=p, params=self._params.get(p, {}), report_type=kind_of(p),
+                                       scalars={"_": 0.0}) for p in self.files]
         names = [g.output_name for g in averaging.aggregate(stubs, self.config).groups]
         return names + ["run.json", "csv"]
 

@@ -26,7 +26,8 @@ def _file_kind(entry: os.DirEntry) -> str:
     return "special file"
 
 
-def _select(folder: Path, config: AveragerConfig) -> tuple[list[str], list[tuple[str, str]]]:
+def _select(folder: Path, config: AveragerConfig,
+            params: dict[str, dict[str, str]] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
     """OppNDA's file selection over the folder listing (non-recursive, sorted by name)."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -66,16 +67,20 @@ def _select(folder: Path, config: AveragerConfig) -> tuple[list[str], list[tuple
         if config.report_types and not any((rt == "" or rt in name) for rt in config.report_types):
             skipped.append((path, "report type not in the config's report_types"))
             continue
-        params, reason = config.pattern.parse_with_reason(plain)
-        if params is None:
+        values, reason = config.pattern.parse_with_reason(plain)
+        if values is None:
             skipped.append((path, reason or "file name does not match the name pattern"))
             continue
         files.append(path)
+        if params is not None:
+            params[path] = values
     return files, skipped
 
 
-def select_files(folder: str | os.PathLike, config: Any = None) -> tuple[list[str], list[tuple[str, str]]]:
-    """(files to read, [(path, reason)] skipped) for a folder under OppNDA's selection rules."""
+def select_files(folder: str | os.PathLike, config: Any = None, *,
+                 params: dict[str, dict[str, str]] | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files to read, [(path, reason)] skipped) for a folder under OppNDA's selection rules.
+    ``params``: a dict that receives each selected file's parameters from its name (parsed anyway)."""
     cfg = load_config(config)
-    return _select(Path(folder), cfg)
+    return _select(Path(folder), cfg, params)
 
