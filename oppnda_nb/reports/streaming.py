@@ -9,6 +9,8 @@ block holds at least one whole snapshot).
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -16,10 +18,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .base import ReportError, Summary
+from . import fastpath as fp
+from .base import _NA_STRICT, ReportError, Summary
 from .folds import Column, Distinct
-from .parsers_events import _eventlog_raw
-from .tables import _Src
+from .parsers import _COLS
+from .parsers_events import _EVENT_FIELDS, _eventlog_raw
+from .tables import _check_header, _hash_header, _Src
 
 
 class NeedWholeFile(Exception):
@@ -72,6 +76,63 @@ def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
     return out if len(out) == rows else None
 
 
+def _header_body(src: _Src, names: list[str]) -> tuple[bytes, list[str]] | None:
+    """(data lines, leading '#' lines) of a block of a '#'-headed table, None if the header is unusual."""
+    n = fp.header_len(src.data)
+    header = _hash_header(src)
+    if src.data.count(b"\n", 0, n) != len(header):
+        return None
+    return src.data[n:], header
+
+
+def _yes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """Y/N tokens as booleans, None if another value occurs."""
+    y = fp.token_is(buf, s, e, b"Y")
+    if not (y | fp.token_is(buf, s, e, b"N")).all():
+        return None
+    return y
+
+
+def _ttl(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """A TTL column: numbers, ``n/a`` as NaN (as pd.to_numeric(errors="coerce") reads them), else None."""
+    na = fp.token_is(buf, s, e, b"n/a")
+    out = np.full(len(s), np.nan)
+    v = fp.decimals(buf, s[~na], e[~na])
+    if v is None:
+        return None
+    out[~na] = v
+    return out
+
+
+def _fast_delivered(src: _Src) -> dict | None:
+    """The columns _Delivered needs, read from the bytes (None: use the parser)."""
+    names = _COLS["DeliveredMessagesReport"]
+    hb = _header_body(src, names)
+    if hb is None:
+        return None
+    lay = fp.layout(hb[0], trailing_ok=True, na_words=False)
+    g = lay.grid(9) if lay is not None else None
+    if g is None:
+        return None
+    buf, col = lay.buf, {}
+    for i, name in ((0, "time"), (2, "size"), (3, "hopcount"), (4, "deliveryTime")):
+        col[name] = fp.decimals(buf, *lay.field(g, i))
+        if col[name] is None:
+            return None
+    col["ttl"] = _ttl(buf, *lay.field(g, 7))
+    if col["ttl"] is None or _yes(buf, *lay.field(g, 8)) is None:
+        return None
+    for i in (1, 5, 6, 9):                 # the parser reads these words as missing: a required field
+        s, e = lay.field(g, i)
+        if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+            return None
+    ps, pe = lay.field(g, 9)
+    arrows = np.flatnonzero((buf[:-1] == 45) & (buf[1:] == 62))
+    col["arrows"] = np.searchsorted(arrows, pe) - np.searchsorted(arrows, ps)
+    _check_header(src, hb[1], names)
+    return col
+
+
 class _Delivered:
     def __init__(self):
         self.n = 0
@@ -79,20 +140,28 @@ class _Delivered:
         self.ttl_sum, self.ttl_n, self.consistent = 0.0, 0, 0
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        self.n += len(f)
-        self.delay.add(f["deliveryTime"].to_numpy("float64"))
-        self.hop.add(f["hopcount"].to_numpy("float64"))
-        self.size.add(f["size"].to_numpy("float64"))
-        ttl = pd.to_numeric(f["remainingTtl"], errors="coerce").to_numpy("float64")
+        c = _fast_delivered(src)
+        if c is None:
+            f = parse(src)
+            c = {"deliveryTime": f["deliveryTime"].to_numpy("float64"), "hopcount": f["hopcount"].to_numpy("float64"),
+                 "size": f["size"].to_numpy("float64"),
+                 "ttl": pd.to_numeric(f["remainingTtl"], errors="coerce").to_numpy("float64")}
+            if len(f):
+                arrows = _arrows_per_line(src.data, len(f))
+                if arrows is None:  # lines and rows do not pair up: count per string (slower, same result)
+                    arrows = f["path"].astype(str).str.count("->").to_numpy()
+                c["arrows"] = arrows
+        n = len(c["size"])
+        self.n += n
+        self.delay.add(c["deliveryTime"])
+        self.hop.add(c["hopcount"])
+        self.size.add(c["size"])
+        ttl = c["ttl"]
         ok = ~np.isnan(ttl)
         self.ttl_sum += float(ttl[ok].sum())
         self.ttl_n += int(ok.sum())
-        if len(f):
-            arrows = _arrows_per_line(src.data, len(f))
-            if arrows is None:  # lines and rows do not pair up: count per string (slower, same result)
-                arrows = f["path"].astype(str).str.count("->").to_numpy()
-            self.consistent += int((arrows == f["hopcount"].to_numpy()).sum())
+        if n:
+            self.consistent += int((c["arrows"] == c["hopcount"]).sum())
 
     def finish(self) -> Summary:
         sc = {"delivered": float(self.n)}
@@ -104,22 +173,50 @@ class _Delivered:
         return Summary(sc)
 
 
+def _fast_created(src: _Src) -> dict | None:
+    """The columns _Created needs, read from the bytes (None: use the parser)."""
+    names = _COLS["CreatedMessagesReport"]
+    hb = _header_body(src, names)
+    if hb is None:
+        return None
+    lay = fp.layout(hb[0], trailing_ok=True, na_words=False)
+    g = lay.grid(6) if lay is not None else None
+    if g is None:
+        return None
+    buf = lay.buf
+    t, size = fp.decimals(buf, *lay.field(g, 0)), fp.decimals(buf, *lay.field(g, 2))
+    ttl, yes = _ttl(buf, *lay.field(g, 5)), _yes(buf, *lay.field(g, 6))
+    if t is None or size is None or ttl is None or yes is None:
+        return None
+    for i in (1, 3, 4):
+        s, e = lay.field(g, i)
+        if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+            return None
+    _check_header(src, hb[1], names)
+    return {"time": t, "size": size, "ttl": ttl, "responses": float(yes.sum())}
+
+
 class _Created:
     def __init__(self):
         self.n, self.size, self.responses = 0, Column(), 0.0
         self.tmin, self.tmax, self.ttl_sum, self.ttl_n = math.inf, -math.inf, 0.0, 0
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        self.n += len(f)
-        self.size.add(f["size"].to_numpy("float64"))
-        t = f["time"].to_numpy("float64")
+        c = _fast_created(src)
+        if c is None:
+            f = parse(src)
+            c = {"time": f["time"].to_numpy("float64"), "size": f["size"].to_numpy("float64"),
+                 "ttl": pd.to_numeric(f["TTL"], errors="coerce").to_numpy("float64"),
+                 "responses": float(f["isResponse"].sum())}
+        self.n += len(c["size"])
+        self.size.add(c["size"])
+        t = c["time"]
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        ttl = pd.to_numeric(f["TTL"], errors="coerce").to_numpy("float64")
+        ttl = c["ttl"]
         ok = ~np.isnan(ttl)
         self.ttl_sum += float(ttl[ok].sum())
         self.ttl_n += int(ok.sum())
-        self.responses += float(f["isResponse"].sum())
+        self.responses += c["responses"]
 
     def finish(self) -> Summary:
         sc = {"created": float(self.n)}
@@ -185,6 +282,52 @@ class _MessageReport:
 # Folds of the event reports
 
 
+_EVENT_NAMES = ["time", "action", "host1", "host2", "msg", "extra"]
+
+
+def _fast_eventlog(src: _Src) -> dict | None:
+    """Action, DE-reason and CONN-state counts and the largest time of a block (None: use the parser).
+
+    The C parser converts only time and action (the same call and options as the exact path, so
+    the same numbers); the field count of each line and the last field of DE and CONN lines are
+    read from the space positions.
+    """
+    lay = fp.layout(src.data, trailing_ok=False, na_words=False)
+    if lay is None or not len(lay) or lay.spaces.min() < 3:
+        return None
+    buf, sp = lay.buf, lay.sp
+    if fp.na_after_space(buf, sp):
+        return None
+    try:
+        frame = pd.read_csv(io.BytesIO(src.data), sep=" ", header=None, names=_EVENT_NAMES, usecols=["time", "action"],
+                            engine="c", index_col=False, keep_default_na=False,
+                            na_values={"time": list(_NA_STRICT), "action": list(_NA_STRICT)},
+                            quoting=csv.QUOTE_NONE, dtype={"time": "float64", "action": "category"},
+                            skip_blank_lines=True, comment=None)
+    except (ValueError, TypeError, pd.errors.ParserError):
+        return None
+    action = frame["action"].array
+    if len(frame) != len(lay) or (action.codes < 0).any():
+        return None
+    cats = [str(c) for c in action.categories]
+    if not set(cats) <= set(_EVENT_FIELDS):
+        return None
+    expected = np.array([_EVENT_FIELDS[c] - 1 for c in cats], dtype=np.int64)[action.codes]
+    if (expected != lay.spaces).any():
+        return None
+    counts = np.bincount(action.codes, minlength=len(cats))
+    last = sp[lay.first + lay.spaces - 1] + 1
+    out = {"n": len(frame), "act": {c: int(k) for c, k in zip(cats, counts)}, "de": {}, "conn": {},
+           "tmax": _nanmax(-math.inf, frame["time"].to_numpy("float64"))}
+    for a, words in (("DE", ("R", "D", "A")), ("CONN", ("up", "down"))):
+        if a in cats:
+            m = action.codes == cats.index(a)
+            into = out["de" if a == "DE" else "conn"]
+            for w in words:
+                into[w] = int(fp.token_is(buf, last[m], lay.ends[m], w.encode()).sum())
+    return out
+
+
 class _EventLog:
     _ACTIONS = ("C", "S", "DE", "A", "DR", "R")
 
@@ -199,7 +342,20 @@ class _EventLog:
         for k, v in s.value_counts().items():
             into[str(k)] = into.get(str(k), 0) + int(v)
 
+    @staticmethod
+    def _merge(into: dict, counts: dict) -> None:
+        for k, v in counts.items():
+            into[k] = into.get(k, 0) + v
+
     def add(self, src: _Src, parse) -> None:
+        c = _fast_eventlog(src)
+        if c is not None:
+            self.n += c["n"]
+            self._merge(self.act, c["act"])
+            self._merge(self.de, c["de"])
+            self._merge(self.conn, c["conn"])
+            self.tmax = max(self.tmax, c["tmax"])
+            return
         f = _eventlog_raw(src)     # validated as _p_eventlog does; fields not moved (not needed here)
         self.n += len(f)
         action = f["action"]
