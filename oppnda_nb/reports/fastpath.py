@@ -96,10 +96,11 @@ def na_after_space(buf: np.ndarray, sp: np.ndarray) -> bool:
 
 def _chars(buf: np.ndarray, s: np.ndarray, e: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, width) bytes of each token (0 beyond its end) and the in-token mask."""
-    idx = s[:, None] + np.arange(width)
-    inside = idx < e[:, None]
-    m = buf[np.minimum(idx, len(buf) - 1)]
-    m[~inside] = 0
+    if len(s) and int(s.max()) + width > len(buf):
+        buf = np.concatenate([buf, np.zeros(width, np.uint8)])
+    m = np.lib.stride_tricks.sliding_window_view(buf, width)[s]
+    inside = np.arange(width) < (e - s)[:, None]
+    m *= inside
     return m, inside
 
 
@@ -189,3 +190,31 @@ def header_len(data: bytes) -> int:
             break
         pos = end
     return pos
+
+
+def decimal_max(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> float | None:
+    """The largest of the unsigned decimal tokens ``buf[s:e]`` (digits and at most one dot), exactly
+    as float() reads it, or None if a token is anything else. Only the integer parts are converted
+    for all tokens; the tokens with the largest integer part are then read in full."""
+    length = e - s
+    if not len(s) or length.min() < 1 or length.max() > _MAX_WIDTH:
+        return None
+    width = int(length.max())
+    m, inside = _chars(buf, s, e, width)
+    d = m - np.uint8(48)
+    dig = (d <= 9) & inside
+    dot = m == 46
+    if not (dig | dot | ~inside).all():
+        return None
+    ndot = dot.sum(axis=1)
+    if ndot.max() > 1 or (length - ndot).min() < 1:
+        return None
+    ilen = np.where(ndot > 0, dot.argmax(axis=1), length)
+    top = int(ilen.max())
+    if top > _MAX_DIGITS:
+        return None
+    ival = np.zeros(len(s), np.int64)
+    for j in range(top):
+        ival = np.where(j < ilen, ival * 10 + d[:, j], ival)
+    cand = np.flatnonzero(ival == ival.max())
+    return max(float(bytes(buf[s[i]:e[i]])) for i in cand)

@@ -9,8 +9,6 @@ block holds at least one whole snapshot).
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -19,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import fastpath as fp
-from .base import _NA_STRICT, ReportError, Summary
+from .base import ReportError, Summary
 from .folds import Column, Distinct
 from .parsers import _COLS
 from .parsers_events import _EVENT_FIELDS, _eventlog_raw
@@ -282,15 +280,11 @@ class _MessageReport:
 # Folds of the event reports
 
 
-_EVENT_NAMES = ["time", "action", "host1", "host2", "msg", "extra"]
-
-
 def _fast_eventlog(src: _Src) -> dict | None:
     """Action, DE-reason and CONN-state counts and the largest time of a block (None: use the parser).
 
-    The C parser converts only time and action (the same call and options as the exact path, so
-    the same numbers); the field count of each line and the last field of DE and CONN lines are
-    read from the space positions.
+    Read from the space positions: the action and field count of each line, the last field of DE
+    and CONN lines, and the largest time (fastpath.decimal_max).
     """
     lay = fp.layout(src.data, trailing_ok=False, na_words=False)
     if lay is None or not len(lay) or lay.spaces.min() < 3:
@@ -298,30 +292,26 @@ def _fast_eventlog(src: _Src) -> dict | None:
     buf, sp = lay.buf, lay.sp
     if fp.na_after_space(buf, sp):
         return None
-    try:
-        frame = pd.read_csv(io.BytesIO(src.data), sep=" ", header=None, names=_EVENT_NAMES, usecols=["time", "action"],
-                            engine="c", index_col=False, keep_default_na=False,
-                            na_values={"time": list(_NA_STRICT), "action": list(_NA_STRICT)},
-                            quoting=csv.QUOTE_NONE, dtype={"time": "float64", "action": "category"},
-                            skip_blank_lines=True, comment=None)
-    except (ValueError, TypeError, pd.errors.ParserError):
+    first = sp[lay.first]
+    a0, a1 = first + 1, sp[lay.first + 1]
+    counts, known = {}, np.zeros(len(lay), bool)
+    for a, n in _EVENT_FIELDS.items():
+        m = fp.token_is(buf, a0, a1, a.encode())
+        if m.any():
+            if (lay.spaces[m] != n - 1).any():
+                return None                 # a field count the parser reports
+            counts[a] = m
+            known |= m
+    if not known.all():
         return None
-    action = frame["action"].array
-    if len(frame) != len(lay) or (action.codes < 0).any():
+    tmax = fp.decimal_max(buf, lay.starts, first)
+    if tmax is None:
         return None
-    cats = [str(c) for c in action.categories]
-    if not set(cats) <= set(_EVENT_FIELDS):
-        return None
-    expected = np.array([_EVENT_FIELDS[c] - 1 for c in cats], dtype=np.int64)[action.codes]
-    if (expected != lay.spaces).any():
-        return None
-    counts = np.bincount(action.codes, minlength=len(cats))
     last = sp[lay.first + lay.spaces - 1] + 1
-    out = {"n": len(frame), "act": {c: int(k) for c, k in zip(cats, counts)}, "de": {}, "conn": {},
-           "tmax": _nanmax(-math.inf, frame["time"].to_numpy("float64"))}
+    out = {"n": len(lay), "act": {a: int(m.sum()) for a, m in counts.items()}, "de": {}, "conn": {}, "tmax": tmax}
     for a, words in (("DE", ("R", "D", "A")), ("CONN", ("up", "down"))):
-        if a in cats:
-            m = action.codes == cats.index(a)
+        if a in counts:
+            m = counts[a]
             into = out["de" if a == "DE" else "conn"]
             for w in words:
                 into[w] = int(fp.token_is(buf, last[m], lay.ends[m], w.encode()).sum())
@@ -464,10 +454,11 @@ class _Ns2:
 
 class _Location:
     def __init__(self):
-        self.t, self.hosts = Distinct(), Distinct()
+        self.t = Distinct()
+        self.ids: dict[str, int] = {}                    # host name -> id (the hosts seen so far)
         self.x, self.y = Column(), Column()
         self.tmin, self.tmax = math.inf, -math.inf
-        self.last = pd.DataFrame({"x": pd.Series(dtype="float64"), "y": pd.Series(dtype="float64")})
+        self.last = np.empty((0, 2))                     # per host id: its last (x, y), NaN if none yet
         self.step_sum, self.step_n = 0.0, 0
 
     def add(self, src: _Src, parse) -> None:
@@ -478,31 +469,32 @@ class _Location:
         if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
         self.t.add(t)
-        host = f["host"].astype(str)
-        self.hosts.add(host.to_numpy())
-        self.x.add(f["x"].to_numpy("float64"))
-        self.y.add(f["y"].to_numpy("float64"))
+        host = f["host"].array
+        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in host.categories], dtype=np.int64)
+        h = cat_id[host.codes]
+        x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+        self.x.add(x)
+        self.y.add(y)
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        g = pd.DataFrame({"host": host.to_numpy(), "t": t, "x": f["x"].to_numpy("float64"),
-                          "y": f["y"].to_numpy("float64")}).sort_values(["host", "t"], kind="stable")
-        h = g["host"].to_numpy()
-        x, y = g["x"].to_numpy(), g["y"].to_numpy()
+        order = np.lexsort((t, h))                       # by host, then time; stable like the whole-frame sort
+        h, x, y = h[order], x[order], y[order]
         same = h[1:] == h[:-1]
         step = np.hypot(np.diff(x), np.diff(y))[same]
         first = np.concatenate([[True], ~same])
+        if len(self.last) < len(self.ids):
+            self.last = np.vstack([self.last, np.full((len(self.ids) - len(self.last), 2), np.nan)])
         fh = h[first]
-        prev = self.last.reindex(fh)
-        ok = prev["x"].notna().to_numpy()
-        cross = np.hypot(x[first][ok] - prev["x"].to_numpy()[ok], y[first][ok] - prev["y"].to_numpy()[ok])
+        prev = self.last[fh]
+        ok = ~np.isnan(prev[:, 0])
+        cross = np.hypot(x[first][ok] - prev[ok, 0], y[first][ok] - prev[ok, 1])
         self.step_sum += float(step.sum()) + float(cross.sum())
         self.step_n += len(step) + len(cross)
         lastm = np.concatenate([~same, [True]])
-        upd = pd.DataFrame({"x": x[lastm], "y": y[lastm]}, index=h[lastm])
-        self.last = pd.concat([self.last[~self.last.index.isin(upd.index)], upd])
+        self.last[h[lastm]] = np.stack([x[lastm], y[lastm]], axis=1)
 
     def finish(self) -> Summary:
         n = self.x.n
-        sc = {"snapshots": float(len(self.t)), "hosts": float(len(self.hosts)),
+        sc = {"snapshots": float(len(self.t)), "hosts": float(len(self.ids)),
               "first_t": self.tmin if n else math.nan, "last_t": self.tmax if n else math.nan,
               "step_mean": self.step_sum / self.step_n if self.step_n else math.nan}
         sc.update(self.x.stats("x"))
@@ -521,7 +513,8 @@ class _CopyCount:
         if not len(f):
             return
         self.per_t.append(f.groupby("t", sort=True)["copies"].agg(["size", "sum"]))
-        self.msgs.add(f["msg"].astype(str).to_numpy())
+        msg = f["msg"].array
+        self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
         c = f["copies"].to_numpy("float64")
         self.n += len(c)
         self.total += float(c.sum())
