@@ -72,7 +72,7 @@ def layout(body: bytes, *, trailing_ok: bool, na_words: bool = True) -> Layout |
     spaces = np.empty_like(first)
     spaces[:-1] = np.diff(first)
     spaces[-1] = len(sp) - first[-1]
-    if na_words and (na_after_space(buf, sp) or _na_at(buf, starts).any()):
+    if na_words and (_na_after_space(buf, sp) or _na_at(buf, starts).any()):
         return None
     return Layout(buf, starts, ends, sp, first, spaces)
 
@@ -89,7 +89,7 @@ def _na_at(buf: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out & end
 
 
-def na_after_space(buf: np.ndarray, sp: np.ndarray) -> bool:
+def _na_after_space(buf: np.ndarray, sp: np.ndarray) -> bool:
     """Whether a token after a blank (any field but a line's first) is ``nan``, ``NaN`` or ``n/a``."""
     return bool(len(sp)) and bool(_na_at(buf, sp + 1).any())
 
@@ -136,39 +136,6 @@ def decimals(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None
     if long.any():                      # more digits than a double holds exactly: the full conversion
         out[long] = np.ascontiguousarray(m[long]).view(f"S{width}").ravel().astype(np.float64)
     return out
-
-
-def integers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
-    """Int64 values of tokens made only of digits (at most 15), or None."""
-    length = e - s
-    if len(s) and (length.min() < 1 or length.max() > _MAX_DIGITS):
-        return None
-    if not len(s):
-        return np.empty(0, np.int64)
-    m, inside = _chars(buf, s, e, int(length.max()))
-    d = m - np.uint8(48)
-    if not ((d <= 9) | ~inside).all():
-        return None
-    out = np.zeros(len(s), np.int64)
-    for j in range(m.shape[1]):
-        out = np.where(inside[:, j], out * 10 + d[:, j], out)
-    return out
-
-
-def pack(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
-    """Tokens of at most 8 bytes as uint64 keys (equal keys <=> equal tokens), or None."""
-    if not len(s):
-        return np.empty(0, np.uint64)
-    length = e - s
-    if length.min() < 1 or length.max() > 8:
-        return None
-    m, _ = _chars(buf, s, e, 8)
-    return np.ascontiguousarray(m).view(np.uint64).ravel()
-
-
-def unpack(keys: np.ndarray) -> list[bytes]:
-    """The tokens of :func:`pack` keys."""
-    return np.ascontiguousarray(keys, dtype=np.uint64).view("S8").tolist()
 
 
 def token_is(buf: np.ndarray, s: np.ndarray, e: np.ndarray, word: bytes) -> np.ndarray:

@@ -286,12 +286,10 @@ def _fast_eventlog(src: _Src) -> dict | None:
     Read from the space positions: the action and field count of each line, the last field of DE
     and CONN lines, and the largest time (fastpath.decimal_max).
     """
-    lay = fp.layout(src.data, trailing_ok=False, na_words=False)
+    lay = fp.layout(src.data, trailing_ok=False)
     if lay is None or not len(lay) or lay.spaces.min() < 3:
         return None
     buf, sp = lay.buf, lay.sp
-    if fp.na_after_space(buf, sp):
-        return None
     first = sp[lay.first]
     a0, a1 = first + 1, sp[lay.first + 1]
     counts, known = {}, np.zeros(len(lay), bool)
@@ -623,18 +621,6 @@ COPY_COUNT = StreamSpec(_CopyCount, snapshots=True)
 MESSAGE_LOCATION = StreamSpec(_MessageLocation, snapshots=True)
 
 
-def _header_len(data: bytes) -> int:
-    """Bytes of the leading ``#`` lines (as tables._leading_lines counts them)."""
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end + 1
-        if not data[pos:end].lstrip().startswith(b"#"):
-            break
-        pos = end
-    return pos
-
-
 def fold_blocks(path: str, report_type: str, stream: StreamSpec, parse, blocks, separator: str,
                 warns: list[str]) -> Summary:
     """Fold the ``(block, first line)`` pairs of ``blocks`` (textio.iter_blocks) into a Summary."""
@@ -662,7 +648,7 @@ def fold_blocks(path: str, report_type: str, stream: StreamSpec, parse, blocks, 
     for block, line0 in blocks:
         if head_acc is not None:                 # still collecting the leading '#' lines
             head_acc += block
-            n = _header_len(head_acc)
+            n = fp.header_len(head_acc)
             if n == len(head_acc):
                 continue
             header, block, head_acc, line0 = head_acc[:n], head_acc, None, 1
