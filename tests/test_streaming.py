@@ -259,3 +259,79 @@ def test_streamed_equals_whole_real(path: Path):
     w = whole(path)
     for chunk in (4096, 100_000):
         assert_same(w, summarize_path(path, chunk_bytes=chunk))
+
+
+# The fast paths (numpy on the bytes, only the fields a fold needs) and their fallback to the parser.
+from oppnda_nb.reports import fastpath, streaming  # noqa: E402
+from oppnda_nb.reports.tables import _Src  # noqa: E402
+
+FAST = {"EventLogReport": streaming._fast_eventlog, "DeliveredMessagesReport": streaming._fast_delivered,
+        "CreatedMessagesReport": streaming._fast_created}
+
+
+@pytest.mark.parametrize("rt", sorted(FAST))
+def test_fast_path_takes_clean_blocks(rt: str):
+    data = _synthetic(rt, np.random.default_rng(2)).encode()
+    assert FAST[rt](_Src("x", data, rt, ":", [])) is not None
+
+
+def _odd(rt: str, how: str) -> bytes:
+    lines = _synthetic(rt, np.random.default_rng(9)).encode().splitlines(keepends=True)
+    k = len(lines) // 2
+    if how == "blank":
+        lines.insert(k, b"\n")
+    elif how == "crlf":
+        lines = [ln.replace(b"\n", b"\r\n") for ln in lines]
+    elif how == "truncated":
+        lines[-1] = lines[-1][:-4]
+    elif how == "tab":
+        lines[k] = lines[k].replace(b" ", b"\t", 1)
+    elif how == "double":
+        lines[k] = lines[k].replace(b" ", b"  ", 1)
+    elif how == "long_time":
+        first = lines[k].split(b" ", 1)
+        lines[k] = first[0] + b"0000000000013 " + first[1]
+    elif how == "bad_number":
+        first = lines[k].split(b" ", 1)
+        lines[k] = b"1x5 " + first[1]
+    elif how == "nan_field":
+        parts = lines[k].split(b" ")
+        parts[2] = b"nan"
+        lines[k] = b" ".join(parts)
+    elif how == "nan_time":
+        lines[k] = b"NaN " + lines[k].split(b" ", 1)[1]
+    return b"".join(lines)
+
+
+@pytest.mark.parametrize("rt", sorted(FAST))
+@pytest.mark.parametrize("how", ["blank", "crlf", "truncated", "tab", "double", "long_time", "bad_number",
+                                 "nan_field", "nan_time"])
+def test_fast_path_odd_input_equals_whole(tmp_path: Path, rt: str, how: str):
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_bytes(_odd(rt, how))
+    try:
+        w = whole(p)
+    except ReportError:
+        for chunk in (64, 1 << 20):
+            with pytest.raises(ReportError):
+                summarize_path(p, chunk_bytes=chunk)
+        return
+    for chunk in (64, 1 << 20):
+        assert_same(w, summarize_path(p, chunk_bytes=chunk))
+
+
+def test_decimals_are_exact():
+    toks = [b"0.1", b"12", b"-3.25", b"1189.4000000000137", b"-1189.200000000014", b"123456789012345678", b".5",
+            b"5.", b"0043200.1000", b"9007199254740993"]
+    data = b" ".join(toks) + b"\n"
+    buf = np.frombuffer(data, np.uint8)
+    s = np.cumsum([0] + [len(t) + 1 for t in toks[:-1]])
+    e = s + np.array([len(t) for t in toks])
+    assert fastpath.decimals(buf, s, e).tolist() == [float(t) for t in toks]
+    pos = [i for i, t in enumerate(toks) if not t.startswith(b"-") and len(t.split(b".")[0]) <= 15]  # unsigned, short integer part
+    assert fastpath.decimal_max(buf, s[pos], e[pos]) == max(float(toks[i]) for i in pos)
+    assert fastpath.decimal_max(buf, s[[0, 5]], e[[0, 5]]) is None                         # 18-digit integer part
+    for bad in (b"1e5", b"1.2.3", b"+1", b"-", b".", b"1_0", b"inf"):
+        b2 = np.frombuffer(bad + b"\n", np.uint8)
+        assert fastpath.decimals(b2, np.array([0]), np.array([len(bad)])) is None
+        assert fastpath.decimal_max(b2, np.array([0]), np.array([len(bad)])) is None

@@ -35,14 +35,15 @@ def _p_simple(names, numeric=None, ints=()):
     return parse
 
 
-def _p_hash_table(names, numeric, ints=(), yes_no=()):
-    """Parser for tables with one ``#`` header line giving ONE's column names."""
+def _p_hash_table(names, numeric, ints=(), yes_no=(), cats=()):
+    """Parser for tables with one ``#`` header line giving ONE's column names (``cats``: repeated
+    strings such as host names, read as categories)."""
     def parse(src: _Src) -> pd.DataFrame:
         header = _hash_header(src)
         if len(header) == 1 and header[0].startswith("# no messages delivered") and src.report_type == "MessageDelayReport":
             return _no_delay(src, header[0], names)
         _check_header(src, header, list(names))
-        frame = _csv(src, names, skip=len(header), numeric=numeric)
+        frame = _csv(src, names, skip=len(header), numeric=numeric, dtype={c: "category" for c in cats} or None)
         _int_cols(frame, ints)
         for c in yes_no:
             frame[c] = _yes_no(src, frame[c], c)
@@ -64,13 +65,14 @@ def _no_delay(src: _Src, line: str, names) -> pd.DataFrame:
 
 def _p_created(src: _Src) -> pd.DataFrame:
     return _p_hash_table(_COLS["CreatedMessagesReport"], numeric=("time", "size"),
-                         ints=("size", "TTL"), yes_no=("isResponse",))(src)
+                         ints=("size", "TTL"), yes_no=("isResponse",), cats=("fromHost", "toHost"))(src)
 
 
 def _p_delivered(src: _Src) -> pd.DataFrame:
     return _p_hash_table(_COLS["DeliveredMessagesReport"],
                          numeric=("time", "size", "hopcount", "deliveryTime"),
-                         ints=("size", "hopcount", "remainingTtl"), yes_no=("isResponse",))(src)
+                         ints=("size", "hopcount", "remainingTtl"), yes_no=("isResponse",),
+                         cats=("fromHost", "toHost"))(src)
 
 
 def _p_distance_delay(src: _Src) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .base import _f
 from .tables import (_blocks, _check_values, _compact, _csv, _ffill_index, _int_cols, _is_numeric, _leading_lines,
-                     _move_codes, _first_bad, _Src)
+                     _move_codes, _first_bad, _small_int, _Src)
 
 
 def _p_connectivity_one(src: _Src) -> pd.DataFrame:
@@ -17,6 +17,7 @@ def _p_connectivity_one(src: _Src) -> pd.DataFrame:
                  numeric=("time", "host1", "host2"), dtype={"conn": "category", "state": "category"})
     _check_values(src, frame["conn"], {"CONN"}, "second field")
     _check_values(src, frame["state"], {"up", "down"}, "state")
+    _int_cols(frame, ("host1", "host2"))
     return frame.drop(columns="conn")
 
 
@@ -151,7 +152,7 @@ def _p_copy_count(src: _Src) -> pd.DataFrame:
                        "(expected 'msgId copies')")
     msg = frame["msg"].array
     out = pd.DataFrame({"t": t[rows], "msg": _compact(msg.codes.astype(np.int64)[rows], msg.categories),
-                        "copies": copies.astype("int64")})
+                        "copies": _small_int(copies.astype("int64"))})
     src.meta["snapshots"] = int(is_block.sum())
     return out
 
@@ -190,7 +191,7 @@ def _p_message_location(src: _Src) -> pd.DataFrame:
     holder = seen - seen[_ffill_index(is_block)] - 1     # holder line index within its snapshot
     rows = np.flatnonzero(is_msg)
     coord_rows = at_coord[rows]
-    out = pd.DataFrame({"t": t[rows], "holder": holder[rows].astype("int32"),
+    out = pd.DataFrame({"t": t[rows], "holder": _small_int(holder[rows]),
                         "x": cat_x[safe[coord_rows]], "y": cat_y[safe[coord_rows]],
                         "msg": _compact(codes[rows], tok.categories)})
     src.meta["snapshots"] = int(is_block.sum())
@@ -218,7 +219,7 @@ def _p_ns2(src: _Src) -> pd.DataFrame:
         num[c] = pd.to_numeric(mv[c], errors="coerce")
         if num[c].isna().any():
             raise src.fail("not a well-formed MovementNs2Report: a setdest line has a non-numeric field")
-    out = pd.DataFrame({"time": mv["a"].to_numpy("float64"), "node": num["b"].to_numpy().astype("int64"),
+    out = pd.DataFrame({"time": mv["a"].to_numpy("float64"), "node": _small_int(num["b"].to_numpy().astype("int64")),
                         "x": num["d"].to_numpy("float64"), "y": num["e"].to_numpy("float64"),
                         "speed": num["f"].to_numpy("float64")})
     init = frame[is_init]

@@ -16,10 +16,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from . import fastpath as fp
 from .base import ReportError, Summary
 from .folds import Column, Distinct
-from .parsers_events import _eventlog_raw
-from .tables import _Src
+from .parsers import _COLS
+from .parsers_events import _EVENT_FIELDS, _eventlog_raw
+from .tables import _check_header, _hash_header, _Src
 
 
 class NeedWholeFile(Exception):
@@ -72,6 +74,63 @@ def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
     return out if len(out) == rows else None
 
 
+def _header_body(src: _Src, names: list[str]) -> tuple[bytes, list[str]] | None:
+    """(data lines, leading '#' lines) of a block of a '#'-headed table, None if the header is unusual."""
+    n = fp.header_len(src.data)
+    header = _hash_header(src)
+    if src.data.count(b"\n", 0, n) != len(header):
+        return None
+    return src.data[n:], header
+
+
+def _yes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """Y/N tokens as booleans, None if another value occurs."""
+    y = fp.token_is(buf, s, e, b"Y")
+    if not (y | fp.token_is(buf, s, e, b"N")).all():
+        return None
+    return y
+
+
+def _ttl(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """A TTL column: numbers, ``n/a`` as NaN (as pd.to_numeric(errors="coerce") reads them), else None."""
+    na = fp.token_is(buf, s, e, b"n/a")
+    out = np.full(len(s), np.nan)
+    v = fp.decimals(buf, s[~na], e[~na])
+    if v is None:
+        return None
+    out[~na] = v
+    return out
+
+
+def _fast_delivered(src: _Src) -> dict | None:
+    """The columns _Delivered needs, read from the bytes (None: use the parser)."""
+    names = _COLS["DeliveredMessagesReport"]
+    hb = _header_body(src, names)
+    if hb is None:
+        return None
+    lay = fp.layout(hb[0], trailing_ok=True, na_words=False)
+    g = lay.grid(9) if lay is not None else None
+    if g is None:
+        return None
+    buf, col = lay.buf, {}
+    for i, name in ((0, "time"), (2, "size"), (3, "hopcount"), (4, "deliveryTime")):
+        col[name] = fp.decimals(buf, *lay.field(g, i))
+        if col[name] is None:
+            return None
+    col["ttl"] = _ttl(buf, *lay.field(g, 7))
+    if col["ttl"] is None or _yes(buf, *lay.field(g, 8)) is None:
+        return None
+    for i in (1, 5, 6, 9):                 # the parser reads these words as missing: a required field
+        s, e = lay.field(g, i)
+        if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+            return None
+    ps, pe = lay.field(g, 9)
+    arrows = np.flatnonzero((buf[:-1] == 45) & (buf[1:] == 62))
+    col["arrows"] = np.searchsorted(arrows, pe) - np.searchsorted(arrows, ps)
+    _check_header(src, hb[1], names)
+    return col
+
+
 class _Delivered:
     def __init__(self):
         self.n = 0
@@ -79,20 +138,28 @@ class _Delivered:
         self.ttl_sum, self.ttl_n, self.consistent = 0.0, 0, 0
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        self.n += len(f)
-        self.delay.add(f["deliveryTime"].to_numpy("float64"))
-        self.hop.add(f["hopcount"].to_numpy("float64"))
-        self.size.add(f["size"].to_numpy("float64"))
-        ttl = pd.to_numeric(f["remainingTtl"], errors="coerce").to_numpy("float64")
+        c = _fast_delivered(src)
+        if c is None:
+            f = parse(src)
+            c = {"deliveryTime": f["deliveryTime"].to_numpy("float64"), "hopcount": f["hopcount"].to_numpy("float64"),
+                 "size": f["size"].to_numpy("float64"),
+                 "ttl": pd.to_numeric(f["remainingTtl"], errors="coerce").to_numpy("float64")}
+            if len(f):
+                arrows = _arrows_per_line(src.data, len(f))
+                if arrows is None:  # lines and rows do not pair up: count per string (slower, same result)
+                    arrows = f["path"].astype(str).str.count("->").to_numpy()
+                c["arrows"] = arrows
+        n = len(c["size"])
+        self.n += n
+        self.delay.add(c["deliveryTime"])
+        self.hop.add(c["hopcount"])
+        self.size.add(c["size"])
+        ttl = c["ttl"]
         ok = ~np.isnan(ttl)
         self.ttl_sum += float(ttl[ok].sum())
         self.ttl_n += int(ok.sum())
-        if len(f):
-            arrows = _arrows_per_line(src.data, len(f))
-            if arrows is None:  # lines and rows do not pair up: count per string (slower, same result)
-                arrows = f["path"].astype(str).str.count("->").to_numpy()
-            self.consistent += int((arrows == f["hopcount"].to_numpy()).sum())
+        if n:
+            self.consistent += int((c["arrows"] == c["hopcount"]).sum())
 
     def finish(self) -> Summary:
         sc = {"delivered": float(self.n)}
@@ -104,22 +171,50 @@ class _Delivered:
         return Summary(sc)
 
 
+def _fast_created(src: _Src) -> dict | None:
+    """The columns _Created needs, read from the bytes (None: use the parser)."""
+    names = _COLS["CreatedMessagesReport"]
+    hb = _header_body(src, names)
+    if hb is None:
+        return None
+    lay = fp.layout(hb[0], trailing_ok=True, na_words=False)
+    g = lay.grid(6) if lay is not None else None
+    if g is None:
+        return None
+    buf = lay.buf
+    t, size = fp.decimals(buf, *lay.field(g, 0)), fp.decimals(buf, *lay.field(g, 2))
+    ttl, yes = _ttl(buf, *lay.field(g, 5)), _yes(buf, *lay.field(g, 6))
+    if t is None or size is None or ttl is None or yes is None:
+        return None
+    for i in (1, 3, 4):
+        s, e = lay.field(g, i)
+        if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+            return None
+    _check_header(src, hb[1], names)
+    return {"time": t, "size": size, "ttl": ttl, "responses": float(yes.sum())}
+
+
 class _Created:
     def __init__(self):
         self.n, self.size, self.responses = 0, Column(), 0.0
         self.tmin, self.tmax, self.ttl_sum, self.ttl_n = math.inf, -math.inf, 0.0, 0
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        self.n += len(f)
-        self.size.add(f["size"].to_numpy("float64"))
-        t = f["time"].to_numpy("float64")
+        c = _fast_created(src)
+        if c is None:
+            f = parse(src)
+            c = {"time": f["time"].to_numpy("float64"), "size": f["size"].to_numpy("float64"),
+                 "ttl": pd.to_numeric(f["TTL"], errors="coerce").to_numpy("float64"),
+                 "responses": float(f["isResponse"].sum())}
+        self.n += len(c["size"])
+        self.size.add(c["size"])
+        t = c["time"]
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        ttl = pd.to_numeric(f["TTL"], errors="coerce").to_numpy("float64")
+        ttl = c["ttl"]
         ok = ~np.isnan(ttl)
         self.ttl_sum += float(ttl[ok].sum())
         self.ttl_n += int(ok.sum())
-        self.responses += float(f["isResponse"].sum())
+        self.responses += c["responses"]
 
     def finish(self) -> Summary:
         sc = {"created": float(self.n)}
@@ -185,6 +280,42 @@ class _MessageReport:
 # Folds of the event reports
 
 
+def _fast_eventlog(src: _Src) -> dict | None:
+    """Action, DE-reason and CONN-state counts and the largest time of a block (None: use the parser).
+
+    Read from the space positions: the action and field count of each line, the last field of DE
+    and CONN lines, and the largest time (fastpath.decimal_max).
+    """
+    lay = fp.layout(src.data, trailing_ok=False)
+    if lay is None or not len(lay) or lay.spaces.min() < 3:
+        return None
+    buf, sp = lay.buf, lay.sp
+    first = sp[lay.first]
+    a0, a1 = first + 1, sp[lay.first + 1]
+    counts, known = {}, np.zeros(len(lay), bool)
+    for a, n in _EVENT_FIELDS.items():
+        m = fp.token_is(buf, a0, a1, a.encode())
+        if m.any():
+            if (lay.spaces[m] != n - 1).any():
+                return None                 # a field count the parser reports
+            counts[a] = m
+            known |= m
+    if not known.all():
+        return None
+    tmax = fp.decimal_max(buf, lay.starts, first)
+    if tmax is None:
+        return None
+    last = sp[lay.first + lay.spaces - 1] + 1
+    out = {"n": len(lay), "act": {a: int(m.sum()) for a, m in counts.items()}, "de": {}, "conn": {}, "tmax": tmax}
+    for a, words in (("DE", ("R", "D", "A")), ("CONN", ("up", "down"))):
+        if a in counts:
+            m = counts[a]
+            into = out["de" if a == "DE" else "conn"]
+            for w in words:
+                into[w] = int(fp.token_is(buf, last[m], lay.ends[m], w.encode()).sum())
+    return out
+
+
 class _EventLog:
     _ACTIONS = ("C", "S", "DE", "A", "DR", "R")
 
@@ -199,7 +330,20 @@ class _EventLog:
         for k, v in s.value_counts().items():
             into[str(k)] = into.get(str(k), 0) + int(v)
 
+    @staticmethod
+    def _merge(into: dict, counts: dict) -> None:
+        for k, v in counts.items():
+            into[k] = into.get(k, 0) + v
+
     def add(self, src: _Src, parse) -> None:
+        c = _fast_eventlog(src)
+        if c is not None:
+            self.n += c["n"]
+            self._merge(self.act, c["act"])
+            self._merge(self.de, c["de"])
+            self._merge(self.conn, c["conn"])
+            self.tmax = max(self.tmax, c["tmax"])
+            return
         f = _eventlog_raw(src)     # validated as _p_eventlog does; fields not moved (not needed here)
         self.n += len(f)
         action = f["action"]
@@ -308,10 +452,11 @@ class _Ns2:
 
 class _Location:
     def __init__(self):
-        self.t, self.hosts = Distinct(), Distinct()
+        self.t = Distinct()
+        self.ids: dict[str, int] = {}                    # host name -> id (the hosts seen so far)
         self.x, self.y = Column(), Column()
         self.tmin, self.tmax = math.inf, -math.inf
-        self.last = pd.DataFrame({"x": pd.Series(dtype="float64"), "y": pd.Series(dtype="float64")})
+        self.last = np.empty((0, 2))                     # per host id: its last (x, y), NaN if none yet
         self.step_sum, self.step_n = 0.0, 0
 
     def add(self, src: _Src, parse) -> None:
@@ -322,31 +467,32 @@ class _Location:
         if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
         self.t.add(t)
-        host = f["host"].astype(str)
-        self.hosts.add(host.to_numpy())
-        self.x.add(f["x"].to_numpy("float64"))
-        self.y.add(f["y"].to_numpy("float64"))
+        host = f["host"].array
+        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in host.categories], dtype=np.int64)
+        h = cat_id[host.codes]
+        x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+        self.x.add(x)
+        self.y.add(y)
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        g = pd.DataFrame({"host": host.to_numpy(), "t": t, "x": f["x"].to_numpy("float64"),
-                          "y": f["y"].to_numpy("float64")}).sort_values(["host", "t"], kind="stable")
-        h = g["host"].to_numpy()
-        x, y = g["x"].to_numpy(), g["y"].to_numpy()
+        order = np.lexsort((t, h))                       # by host, then time; stable like the whole-frame sort
+        h, x, y = h[order], x[order], y[order]
         same = h[1:] == h[:-1]
         step = np.hypot(np.diff(x), np.diff(y))[same]
         first = np.concatenate([[True], ~same])
+        if len(self.last) < len(self.ids):
+            self.last = np.vstack([self.last, np.full((len(self.ids) - len(self.last), 2), np.nan)])
         fh = h[first]
-        prev = self.last.reindex(fh)
-        ok = prev["x"].notna().to_numpy()
-        cross = np.hypot(x[first][ok] - prev["x"].to_numpy()[ok], y[first][ok] - prev["y"].to_numpy()[ok])
+        prev = self.last[fh]
+        ok = ~np.isnan(prev[:, 0])
+        cross = np.hypot(x[first][ok] - prev[ok, 0], y[first][ok] - prev[ok, 1])
         self.step_sum += float(step.sum()) + float(cross.sum())
         self.step_n += len(step) + len(cross)
         lastm = np.concatenate([~same, [True]])
-        upd = pd.DataFrame({"x": x[lastm], "y": y[lastm]}, index=h[lastm])
-        self.last = pd.concat([self.last[~self.last.index.isin(upd.index)], upd])
+        self.last[h[lastm]] = np.stack([x[lastm], y[lastm]], axis=1)
 
     def finish(self) -> Summary:
         n = self.x.n
-        sc = {"snapshots": float(len(self.t)), "hosts": float(len(self.hosts)),
+        sc = {"snapshots": float(len(self.t)), "hosts": float(len(self.ids)),
               "first_t": self.tmin if n else math.nan, "last_t": self.tmax if n else math.nan,
               "step_mean": self.step_sum / self.step_n if self.step_n else math.nan}
         sc.update(self.x.stats("x"))
@@ -365,7 +511,8 @@ class _CopyCount:
         if not len(f):
             return
         self.per_t.append(f.groupby("t", sort=True)["copies"].agg(["size", "sum"]))
-        self.msgs.add(f["msg"].astype(str).to_numpy())
+        msg = f["msg"].array
+        self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
         c = f["copies"].to_numpy("float64")
         self.n += len(c)
         self.total += float(c.sum())
@@ -474,18 +621,6 @@ COPY_COUNT = StreamSpec(_CopyCount, snapshots=True)
 MESSAGE_LOCATION = StreamSpec(_MessageLocation, snapshots=True)
 
 
-def _header_len(data: bytes) -> int:
-    """Bytes of the leading ``#`` lines (as tables._leading_lines counts them)."""
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end + 1
-        if not data[pos:end].lstrip().startswith(b"#"):
-            break
-        pos = end
-    return pos
-
-
 def fold_blocks(path: str, report_type: str, stream: StreamSpec, parse, blocks, separator: str,
                 warns: list[str]) -> Summary:
     """Fold the ``(block, first line)`` pairs of ``blocks`` (textio.iter_blocks) into a Summary."""
@@ -513,7 +648,7 @@ def fold_blocks(path: str, report_type: str, stream: StreamSpec, parse, blocks, 
     for block, line0 in blocks:
         if head_acc is not None:                 # still collecting the leading '#' lines
             head_acc += block
-            n = _header_len(head_acc)
+            n = fp.header_len(head_acc)
             if n == len(head_acc):
                 continue
             header, block, head_acc, line0 = head_acc[:n], head_acc, None, 1

@@ -315,7 +315,7 @@ def _s_location(r: Report) -> Summary:
 
 def _s_copy_count(r: Report) -> Summary:
     f = r.frame
-    per_t = f.groupby("t", sort=True)["copies"].agg(["mean", "size", "sum"])
+    per_t = f.groupby("t", sort=True)["copies"].agg(["mean", "size", "sum"])   # sums in int64 (pandas' groupby)
     sc = {"snapshots": float(len(per_t)), "messages": float(f["msg"].nunique()),
           "copies_mean": _f(f["copies"].mean()) if len(f) else math.nan,
           "copies_max": _f(f["copies"].max()) if len(f) else math.nan,

@@ -147,12 +147,27 @@ def _hash_header(src: _Src) -> list[str]:
 
 
 def _int_cols(frame: pd.DataFrame, cols) -> None:
-    """Make integral float columns int64 when they have no NaN (keeps NaN columns float)."""
+    """Make integral float columns integers when they have no NaN (keeps NaN columns float), in the
+    smallest integer type that holds every value (read_report's frames stay compact)."""
     for c in cols:
         s = frame[c]
         v = s.to_numpy()
         if s.dtype.kind == "f" and np.isfinite(v).all() and np.all(np.mod(v, 1) == 0):
-            frame[c] = s.astype("int64")
+            s = s.astype("int64")
+        if s.dtype.kind == "i":
+            frame[c] = _small_int(s.to_numpy())
+
+
+def _small_int(v: np.ndarray) -> np.ndarray:
+    """Integers ``v`` in the smallest signed type that holds them all exactly."""
+    if not len(v):
+        return v.astype(np.int64)
+    lo, hi = int(v.min()), int(v.max())
+    for dt in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            return v.astype(dt)
+    return v.astype(np.int64)
 
 
 
