@@ -75,6 +75,22 @@ def without_main() -> Iterator[None]:
         _local.no_main = False
 
 
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread inside the block: a process forked or spawned here inherits the
+    mask, so a Ctrl-C that reaches it before it ignores SIGINT (:func:`worker.worker_main`) waits
+    instead of killing it; the worker unblocks once it ignores the signal. (The forkserver forks
+    in its own process, which ignores SIGINT itself.)"""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no POSIX signal masks (and no SIGINT race)
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _forkserver_pid() -> int | None:
     return getattr(getattr(mp_forkserver, "_forkserver", None), "_forkserver_pid", None)
 

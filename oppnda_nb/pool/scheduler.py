@@ -21,7 +21,7 @@ from ..resource_manager import DynamicSemaphore
 from ..system import MB
 from . import admission as adm
 from .monitor import MemoryMonitor
-from .processes import Helpers, signal_name, terminate, without_main
+from .processes import Helpers, sigint_blocked, signal_name, terminate, without_main
 from .records import Event, EventKind, FileOutcome, JobResult, Status, bounded as bounded_msg
 from .worker import worker_main
 
@@ -105,7 +105,7 @@ class Scheduler:
         proc = self._ctx.Process(target=worker_main, name="oppnda-worker", daemon=True,
                                  args=(child_conn, self.work, self.work_args, method, self.options.warmup,
                                        current, started))
-        with self._fork_lock, without_main():
+        with self._fork_lock, without_main(), sigint_blocked():
             proc.start()
         child_conn.close()
         if self._monitor is not None:

@@ -179,6 +179,8 @@ def worker_main(conn, work: Callable, work_args: tuple, method: str, warmup: str
     Ignores SIGINT (the parent handles Ctrl-C). Exits on None, on EOF, or when its parent is gone.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by the parent while it forked us (processes.sigint_blocked)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     ppid = os.getppid()
     if warmup is not None:  # pay for lazy imports now, so the baseline includes them
         try:
