@@ -34,7 +34,7 @@ from .system import MB
 
 log = logging.getLogger("oppnda_nb.panel")
 
-__all__ = ["Panel", "RunView", "FigureRun", "FigureTracker", "figures_html", "outcomes_html", "preview_html"]
+__all__ = ["Panel", "RunView", "plot_wait", "FigureRun", "FigureTracker", "figures_html", "outcomes_html", "preview_html"]
 
 #: Shortest time between the starts of two redraws of the live memory plot. A redraw also waits 4x
 #: the drawing's CPU time (averaged over the last frames) after the last one started, so drawing takes
@@ -46,6 +46,17 @@ _CPU_SMOOTHING = 0.3
 TICK_INTERVAL = 0.125
 
 _NOWRAP = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+
+
+def plot_wait(frame_cpu: float, interval: float = PLOT_INTERVAL) -> float:
+    """Seconds from the start of one live-plot frame to the next: ``interval``, or longer so that drawing
+    (``frame_cpu`` s of CPU a frame) takes at most a quarter of a core; at most a second.
+
+    Drawing costs the kernel CPU the workers could use. Its CPU time, not its wall time, is what counts:
+    while workers keep every core busy a frame takes several times its CPU time to finish, and a guard on
+    wall time would drop the plot to one frame a second.
+    """
+    return min(1.0, max(interval, 4.0 * frame_cpu))
 
 
 def _label_html(text: str, colour: str | None = None) -> str:
@@ -178,11 +189,8 @@ class RunView:
                     if self.live is None:
                         self.live = plots.LiveMemoryPlot(self.title)
                     self._set_png(self.live.png(memory, predicted_peak_mb=planned))
-                # drawing costs the kernel CPU the workers could use: a quarter of a core at most. Its CPU
-                # time, not wall time: while workers keep every core busy a frame takes several times its
-                # CPU time to finish, and the plot would drop to one frame a second
                 frame_cpu += _CPU_SMOOTHING * ((time.thread_time() - cpu) - frame_cpu)
-                next_plot = start + min(1.0, max(self.plot_interval, 4.0 * frame_cpu))
+                next_plot = start + plot_wait(frame_cpu, self.plot_interval)
         self._finish(self.tracker.result)
 
     def _set_png(self, png: bytes) -> None:

@@ -223,7 +223,14 @@ def _memory_state(memory: pd.DataFrame | None, predicted_peak_mb: float | None =
         ylim_top = max(ylim_top, budget * 1.1)
     budget_line = data["budget_mb"].to_numpy(dtype=float) if budget is not None else None
     return _MemoryState(t, layers, labels, colours, top, peak, peak_line, budget, budget_line, budget_on_scale,
-                        (min(0.0, float(t[0])), max(float(t[-1]), 1e-9)), ylim_top)
+                        (min(0.0, float(t[0])), max(float(t[-1]), 1e-9)), _round_up(ylim_top))
+
+
+def _round_up(value: float) -> float:
+    """``value`` rounded up to two significant digits (1,327 -> 1,400): the y range stays put while the
+    budget moves by a few MB from sample to sample, so a live plot draws its y axis again only now and then."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return math.ceil(value / step - 1e-9) * step
 
 
 def _memory_layout(width: float, height: float, title: str | None):
