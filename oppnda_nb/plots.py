@@ -3,13 +3,14 @@
 Everything here draws on a ``matplotlib.figure.Figure`` with an Agg canvas (never pyplot's
 global state), so it is safe to call from a background thread while a job runs; the panel and
 the magic turn the figure into PNG bytes with :func:`figure_to_png` and put them into an
-``ipywidgets.Image`` or an ``IPython.display.Image``.
+``ipywidgets.Image`` or an ``IPython.display.Image``. A live view redraws the memory plot several times a
+second with :class:`LiveMemoryPlot` (one figure, only what changed drawn again: the same pixels as
+:func:`memory_figure` at a third to a quarter of the CPU).
 """
 from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import math
 import re
 from dataclasses import dataclass
@@ -21,8 +22,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-log = logging.getLogger("oppnda_nb.plots")
 
 __all__ = [
     "LiveMemoryPlot",
@@ -494,7 +493,7 @@ class LiveMemoryPlot:
     - the x axis, the stacked areas, the lines and the spines are drawn every frame.
 
     ``png(memory)`` gives the frame as PNG bytes; :attr:`figure` is the figure it draws on. Counters:
-    ``frames``, ``background_draws``, ``legend_draws`` (whole legend), ``bar_draws`` (whole bar).
+    ``frames``, ``background_draws``, ``legend_draws`` (the whole legend), ``bar_draws`` (the bar with its text).
     """
 
     def __init__(self, title: str | None = None, *, width: float = 7.5, height: float = 3.6):
