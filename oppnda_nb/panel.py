@@ -30,18 +30,33 @@ from . import figures, job, options, plots, pool
 from .cli import PhaseTracker, format_duration, progress_line
 from .errors import OppndaError
 from .resource_manager import ResourceConfig, ResourceManager
+from .system import MB
 
 log = logging.getLogger("oppnda_nb.panel")
 
-__all__ = ["Panel", "RunView", "FigureRun", "FigureTracker", "figures_html", "outcomes_html", "preview_html"]
+__all__ = ["Panel", "RunView", "plot_wait", "FigureRun", "FigureTracker", "figures_html", "outcomes_html", "preview_html"]
 
-#: Shortest time between two redraws of the live memory plot (a redraw also waits 3x its own
-#: drawing time, so drawing takes at most a quarter of a core; and comes at least once a second).
+#: Shortest time between the starts of two redraws of the live memory plot. A redraw also waits 4x
+#: the drawing's CPU time (averaged over the last frames) after the last one started, so drawing takes
+#: at most a quarter of a core; and it comes at least once a second.
 PLOT_INTERVAL = 0.25
+#: Weight of the newest frame in the average drawing CPU time the CPU guard uses.
+_CPU_SMOOTHING = 0.3
 #: Seconds between two progress-label updates (a widget message goes out only when the text changes).
 TICK_INTERVAL = 0.125
 
 _NOWRAP = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+
+
+def plot_wait(frame_cpu: float, interval: float = PLOT_INTERVAL) -> float:
+    """Seconds from the start of one live-plot frame to the next: ``interval``, or longer so that drawing
+    (``frame_cpu`` s of CPU a frame) takes at most a quarter of a core; at most a second.
+
+    Drawing costs the kernel CPU the workers could use. Its CPU time, not its wall time, is what counts:
+    while workers keep every core busy a frame takes several times its CPU time to finish, and a guard on
+    wall time would drop the plot to one frame a second.
+    """
+    return min(1.0, max(interval, 4.0 * frame_cpu))
 
 
 def _label_html(text: str, colour: str | None = None) -> str:
@@ -111,6 +126,7 @@ class RunView:
         self.result: Any = None
         self.status = "idle"  # idle | running | finished | cancelled | failed
         self.frames_drawn = 0
+        self.live: plots.LiveMemoryPlot | None = None  # made by the ticker at its first frame
         self.tracker = PhaseTracker()
         self._on_done: list[Callable[[Any], None]] = []
         self._done = threading.Event()
@@ -146,10 +162,16 @@ class RunView:
         if self.tracker(event) and event.kind in ("done", "phase", "run_done"):
             self._wake.set()
 
+    def _planned_peak_mb(self, source: Any) -> float | None:
+        """The run's planned peak (``Plan.predicted_peak_bytes``, averaging included) in MB, if it has a plan."""
+        peak = getattr(getattr(source, "plan", None), "predicted_peak_bytes", None)
+        return peak / MB if isinstance(peak, (int, float)) and peak > 0 else None
+
     def _tick_loop(self) -> None:
-        last_plot, interval, rows = 0.0, self.plot_interval, -1
+        next_plot, frame_cpu, rows = 0.0, 0.0, -1
+        planned = self._planned_peak_mb(self.run)
         while self.tracker.phase != "done":
-            self._wake.wait(self.tick_interval)
+            self._wake.wait(max(0.0, min(self.tick_interval, next_plot - time.monotonic())))
             self._wake.clear()
             if self.tracker.phase == "done":
                 break
@@ -158,18 +180,17 @@ class RunView:
                 self.bar.max = max(1, progress.files_total)
                 self.bar.value = min(self.bar.max, progress.files_done)
             self.label.value = _label_html(self.tracker.line())
-            now = time.monotonic()
-            if now - last_plot >= interval:
+            start = time.monotonic()
+            if start >= next_plot:
                 cpu = time.thread_time()
                 memory = self.run.memory_frame()
                 if len(memory) != rows and len(memory):
                     rows = len(memory)
-                    self._set_png(plots.memory_png(memory, title=self.title))
-                # drawing costs the kernel CPU the workers could use: about a quarter of a core at most.
-                # Its CPU time, not wall time: while workers keep every core busy a frame takes several
-                # times its CPU time to finish, and the plot would drop to one frame a second
-                last_plot = time.monotonic()
-                interval = min(1.0, max(self.plot_interval, 3.0 * (time.thread_time() - cpu)))
+                    if self.live is None:
+                        self.live = plots.LiveMemoryPlot(self.title)
+                    self._set_png(self.live.png(memory, predicted_peak_mb=planned))
+                frame_cpu += _CPU_SMOOTHING * ((time.thread_time() - cpu) - frame_cpu)
+                next_plot = start + plot_wait(frame_cpu, self.plot_interval)
         self._finish(self.tracker.result)
 
     def _set_png(self, png: bytes) -> None:
@@ -201,7 +222,8 @@ class RunView:
             text = (f"{result.status} · {counts['processed']:,} processed, {counts['failed']:,} failed, "
                     f"{counts['skipped']:,} skipped, {counts['cancelled']:,} cancelled · {result.output_dir}")
             self.label.value = _label_html(text, None if ok else "#c62828")
-            self._set_png(plots.memory_png(result.memory, title=f"{self.title} ({result.status})"))
+            self._set_png(plots.memory_png(result.memory, title=f"{self.title} ({result.status})",
+                                           predicted_peak_mb=self._planned_peak_mb(result)))
         finally:
             for cb in list(self._on_done):  # before the waiters wake: they see the final tabs
                 try:

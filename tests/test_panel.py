@@ -6,14 +6,16 @@ import os
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import SAMPLE, many_folder
 
-from oppnda_nb import figures, job, options, panel as panel_mod
+from oppnda_nb import figures, job, options, panel as panel_mod, plots, pool
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.resource_manager import ResourceManager
+from oppnda_nb.system import MB
 
 
 def test_the_recommendation_is_job_plan_of_the_folder(tiny_folder):
@@ -201,3 +203,73 @@ def test_stop_stops_the_figures_and_the_bundled_example_is_the_default(tmp_path,
     result = p.wait_figures(120)
     assert result.status == "cancelled" and p.view.bar.bar_style == "danger"
     assert "cancelled" in p.figures_list.value
+
+
+class FakeRun:
+    """What RunView reads of a run: files, a plan, listeners and a growing memory frame."""
+
+    def __init__(self, frames, planned_peak_bytes: float):
+        self.files = [f"f{i}" for i in range(10)]
+        self.plan = SimpleNamespace(predicted_peak_bytes=planned_peak_bytes)
+        self.frames = frames
+        self.calls = 0
+        self.listeners: list = []
+
+    def add_listener(self, callback) -> None:
+        self.listeners.append(callback)
+
+    def memory_frame(self):
+        self.calls += 1
+        return self.frames[min(self.calls, len(self.frames)) - 1]
+
+    def emit(self, kind: str, data) -> None:
+        for cb in self.listeners:
+            cb(pool.Event(kind, data))
+
+
+def fake_frames(n: int = 40) -> list:
+    import numpy as np
+    import pandas as pd
+
+    t = np.arange(n) * 0.2
+    df = pd.DataFrame({"t": t, "kernel_mb": 150.0 + t, "budget_mb": 16_000.0 + np.arange(n) % 5,
+                       "predicted_peak_mb": 260.0, "helpers_mb": 20.0, "worker_11": 80.0, "worker_12": 95.0})
+    return [df.iloc[:k] for k in range(1, n + 1)]
+
+
+def test_live_view_draws_the_plans_predicted_peak_and_the_final_static_plot():
+    """The live frames and the final picture show the run's planned peak (Plan.predicted_peak_bytes), not the
+    pool's own prediction; live frames are the LiveMemoryPlot's, the final one is memory_png."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    frames = fake_frames()
+    run = FakeRun(frames, planned_peak_bytes=1015 * MB)
+    view = panel_mod.RunView(title="memory: fake", plot_interval=0.01, tick_interval=0.01)
+    view.attach(run)
+    deadline = time.monotonic() + 60
+    while run.calls < len(frames) + 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert view.live is not None and view.live.frames >= 2
+    texts = [t.get_text() for t in view.live.ax.get_legend().get_texts()]
+    assert "predicted peak (1,015 MB)" in texts and not any("260 MB" in t for t in texts)
+    static = plots.memory_png(frames[-1], title="memory: fake", predicted_peak_mb=1015.0)
+
+    def decoded(png: bytes):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    assert (decoded(view.png) == decoded(static)).all()  # the last live frame is the static picture
+    counts = {"total": 10, "processed": 10, "failed": 0, "skipped": 0, "cancelled": 0}
+    result = SimpleNamespace(status="finished", exit_code=job.EXIT_OK, error=None, job=SimpleNamespace(counts=counts),
+                             output_dir="out", memory=frames[-1], plan=run.plan, summary=lambda: "finished")
+    run.emit("run_done", result)
+    assert view.wait(30) and view.bar.bar_style == "success"
+    assert view.png == plots.memory_png(frames[-1], title="memory: fake (finished)", predicted_peak_mb=1015.0)
+
+
+def test_plot_wait_keeps_drawing_under_a_quarter_of_a_core():
+    assert panel_mod.plot_wait(0.03) == panel_mod.PLOT_INTERVAL  # a cheap frame: every PLOT_INTERVAL
+    assert panel_mod.plot_wait(0.1) == pytest.approx(0.4)  # 0.1 s of CPU in 0.4 s: a quarter of a core
+    assert panel_mod.plot_wait(0.6) == 1.0  # at least once a second

@@ -1,6 +1,7 @@
 """plots.py: the memory plot and the metric plot, drawn off-screen to PNG bytes."""
 from __future__ import annotations
 
+import io
 import sys
 import threading
 
@@ -125,6 +126,84 @@ def test_no_pyplot_and_threads_can_draw_together():
         th.join()
     assert not errors and len(out) == 4 and all(p.startswith(PNG_MAGIC) for p in out)
     assert "matplotlib.pyplot" not in sys.modules
+
+
+def decoded(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def live_sequence() -> list:
+    """Frames as a view sees them during a run: growing, workers appearing (their columns only once
+    sampled), the budget moving every sample, the peak rising, a far budget, many workers, no samples."""
+    base = memory_frame(n=300, workers=3, seed=1)
+    base["budget_mb"] = 1200.0 + 7.0 * np.sin(np.arange(300))  # the budget moves with the system's memory
+    base.loc[150:, "worker_4001"] += np.linspace(0.0, 400.0, 150)  # the peak rises: the y range changes
+    frames = []
+    for n in (1, 2, 5, 12, 30, 31, 32, 60, 61, 120, 121, 122, 200, 260, 299, 300):
+        frames.append(base.iloc[:n].dropna(axis=1, how="all"))
+    frames.append(None)
+    frames.append(memory_frame(n=80, workers=3, budget=18_000.0, seed=2))  # off scale
+    frames.append(memory_frame(n=90, workers=3, budget=18_000.0, seed=2))
+    frames.append(memory_frame(n=90, workers=12, seed=3))
+    frames.append(memory_frame(n=95, workers=12, seed=3).assign(helpers_mb=30.0))
+    frames.append(memory_frame(n=95, workers=12, seed=3).assign(helpers_mb=30.0, budget_mb=np.nan))
+    frames.append(memory_frame(n=99, workers=12, seed=3).assign(helpers_mb=31.0))
+    return frames
+
+
+@pytest.mark.parametrize("planned", [None, 900.0])
+def test_live_plot_draws_the_same_pixels_as_memory_figure(planned):
+    """Every frame of the live plot (drawn in layers on one figure) is the static picture, pixel for pixel."""
+    live = plots.LiveMemoryPlot("memory of the run")
+    figure = live.figure
+    for i, frame in enumerate(live_sequence()):
+        fast = live.png(frame, predicted_peak_mb=planned)
+        static = plots.memory_png(frame, title="memory of the run", predicted_peak_mb=planned)
+        assert fast.startswith(PNG_MAGIC)
+        a, b = decoded(fast), decoded(static)
+        assert a.shape == b.shape
+        differ = np.any(a != b, axis=2)
+        assert not differ.any(), f"frame {i}: {int(differ.sum())} pixels differ, e.g. at {np.argwhere(differ)[:3]}"
+    assert live.figure is figure  # one figure for the whole run
+    assert live.frames == len(live_sequence()) - 1  # the empty frame is the static "no samples yet"
+
+
+def test_live_plot_draws_only_what_changed():
+    """With the y range, the entries of the legend and the bar's text unchanged, only the data, the x axis and
+    the changed legend labels are drawn again: background, whole legend and the bar's text once for the run."""
+    base = memory_frame(n=200, workers=2, budget=16_000.0)
+    base["budget_mb"] += np.arange(200) % 7  # the budget (so its legend label) moves every sample
+    live = plots.LiveMemoryPlot()
+    for n in range(100, 201, 10):
+        live.png(base.iloc[:n], predicted_peak_mb=900.0)
+    assert live.frames == 11
+    assert (live.background_draws, live.legend_draws, live.bar_draws) == (1, 1, 1)
+    texts = [t.get_text() for t in live.ax.get_legend().get_texts()]
+    assert texts[-1].startswith(f"η budget ({base['budget_mb'].iloc[-1]:,.0f} MB,")  # the last frame's label
+    assert "predicted peak (900 MB)" in texts
+
+
+def test_y_range_is_rounded_up_to_two_digits():
+    """The budget moving by a few MB keeps the y range (the live plot then keeps its y axis)."""
+    tops = {plots.memory_figure(memory_frame(budget=b)).axes[0].get_ylim()[1] for b in (1200.0, 1203.0, 1207.0)}
+    assert tops == {1400.0}
+    assert [plots._round_up(v) for v in (1327.0, 118.0, 1.18, 1400.0, 95.2)] == pytest.approx([1400, 120, 1.2, 1400, 96])
+
+
+def test_predicted_peak_is_the_plan_when_given():
+    df = memory_frame(peak=650.0, budget=5000.0)
+    fig = plots.memory_figure(df, predicted_peak_mb=1234.0)
+    assert "predicted peak (1,234 MB)" in legend_texts(fig)
+    line = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("predicted peak")][0]
+    assert set(np.asarray(line.get_ydata(), dtype=float)) == {1234.0}
+    marks = [ln for ln in fig.axes[1].get_lines() if ln.get_color() == plots._PEAK_COLOUR]
+    assert [float(m.get_ydata()[0]) for m in marks] == [1234.0]
+    # a frame that carries the plan's value in a planned_peak_mb column is drawn with it
+    assert "predicted peak (777 MB)" in legend_texts(plots.memory_figure(df.assign(planned_peak_mb=777.0)))
+    # without either: the pool's own prediction (its largest)
+    assert "predicted peak (650 MB)" in legend_texts(plots.memory_figure(df))
 
 
 def wide_table() -> pd.DataFrame:
