@@ -18,6 +18,7 @@ import functools
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,14 +43,18 @@ _STORE_KEY = f"oppnda_nb-{__version__}-chunked"
 #: the in-process path: key:value files up to this size each, this much in all
 IN_PROCESS_FILE_BYTES = 256 * 1024
 IN_PROCESS_TOTAL_BYTES = 32 * MB
-#: kernel memory per file summary held until averaging (a key:value summary is ~2-3 KB; one with a
-#: curve, a histogram or a time series, ~30 KB pickled, more as DataFrames)
+#: kernel memory per file summary held until averaging: a summary of numbers is under 1 KB pickled;
+#: one with a curve (histogram, time series, snapshot) grows with its file: 0.9-1.1x the file's size
+#: pickled on the shared corpora (a 0.6 MB MessageDeliveryReport -> 0.7 MB), up to 2x as DataFrames
 RESULT_BYTES = 4 * 1024
-CURVE_RESULT_BYTES = 64 * 1024
+CURVE_HELD_FACTOR = 2.0
 CURVE_KINDS = frozenset({"histogram", "timeseries", "snapshot"})
-#: averaging the curves of N files works on about this many times N curve summaries (measured on
-#: the shared sweep: 486 curve files, kernel +210 MB while averaging)
-AVERAGING_FACTOR = 8
+#: averaging the curves (union of bins, common grids, averaged frames) needs up to this many times the
+#: held curves on top (measured: sweep +31 MB for 15 MB of summaries; the sample 12x: +20 MB for 32 MB)
+AVERAGING_FACTOR = 2.0
+#: what importing pandas adds to the kernel (PSS, measured +45 MB), if it has not imported it yet: a
+#: run imports it to read the summaries and to average
+PANDAS_BYTES = 48 * MB
 #: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
 WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 #: the event a Run sends its listeners when everything is written (after the pool's own events)
@@ -163,13 +168,13 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
         p_opt = max(1, int(workers))
     kernel = manager.base_bytes()
     budget = manager.budget_bytes(kernel)
-    # the kernel keeps every file's summary until it averages; then averaging the curves works on
-    # about AVERAGING_FACTOR times their size (union of bins, common grids, tables, CSV)
-    curves = sum(1 for k in kinds if reports.KIND_OF.get(k) in CURVE_KINDS)
-    held = (len(files) - curves) * RESULT_BYTES + curves * CURVE_RESULT_BYTES
+    # the kernel keeps every file's summary until it averages (and imports pandas for them, if it has
+    # not yet); then averaging the curves needs up to AVERAGING_FACTOR times their size on top
+    curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds, sizes) if reports.KIND_OF.get(k) in CURVE_KINDS)
+    held = len(files) * RESULT_BYTES + curves + (PANDAS_BYTES if files and "pandas" not in sys.modules else 0.0)
     pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
                           helpers_bytes=0.0 if in_process else helpers_allowance(estimates))
-    after = kernel + held + AVERAGING_FACTOR * curves * CURVE_RESULT_BYTES
+    after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
                 warnings, after)
 

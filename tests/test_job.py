@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -96,6 +97,8 @@ def test_nothing_matched_is_a_usage_error_that_creates_nothing(tmp_path):
 
 
 def test_plan_is_the_memory_model(tmp_path):
+    import pandas  # noqa: F401  (as in a notebook: the kernel has it already, so the plan adds nothing for it)
+
     folder = _small_folder(tmp_path / "in")
     rm = ResourceManager(total_ram_mb=4000)
     p = job.plan_folder(folder, rm)
@@ -104,6 +107,22 @@ def test_plan_is_the_memory_model(tmp_path):
     assert p.predicted_peak_bytes == pytest.approx(
         plan_peak(p.kernel_bytes + len(p.files) * job.RESULT_BYTES, p.estimates, p.workers, p.budget_bytes,
                   idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates)))
+
+
+def test_plan_holds_the_curves_and_averages_them(monkeypatch):
+    import pandas  # noqa: F401
+
+    rm = ResourceManager(total_ram_mb=4000)
+    files = ["/x/TEST_A_1_60_2M_BufferOccupancyReport.txt", "/x/TEST_A_1_60_2M_MessageStatsReport.txt"]
+    p = job.plan(files, rm, sizes=[1 * MB, 1000], workers=1, in_process=True)
+    curves = job.CURVE_HELD_FACTOR * 1 * MB
+    held = 2 * job.RESULT_BYTES + curves
+    assert p.after_pool_bytes == pytest.approx(p.kernel_bytes + held + job.AVERAGING_FACTOR * curves)
+    assert p.predicted_peak_bytes == pytest.approx(max(
+        p.after_pool_bytes, plan_peak(p.kernel_bytes + held, p.estimates, 1, p.budget_bytes)))
+    monkeypatch.delitem(sys.modules, "pandas")  # a kernel that has not imported pandas yet will
+    fresh = job.plan(files, rm, sizes=[1 * MB, 1000], workers=1, in_process=True)
+    assert fresh.after_pool_bytes - p.after_pool_bytes == pytest.approx(job.PANDAS_BYTES, rel=0.05)
     assert "recommended workers" in p.text()
 
 
