@@ -93,7 +93,8 @@ def install_priors(manager: ResourceManager) -> MemoryModel:
     """Give the manager's memory model the measured per-type priors (once) and the learned store."""
     model = manager.model
     if not model.priors:
-        model.priors = {t: TypeModel(g, o, "prior", *chunk) for t, (g, o, *chunk) in reports.memory_priors().items()}
+        model.priors = {t: TypeModel(g, o, "prior", chunk, ramp)
+                        for t, (g, o, chunk, ramp) in reports.memory_priors().items()}
     return model
 
 

@@ -208,8 +208,9 @@ def test_registry_is_the_one_table():
     assert set(pri) == set(REGISTRY) | {"generic"}
     for name, spec in REGISTRY.items():
         assert spec.name == name and spec.kind == KIND_OF[name]
-        gamma, over = pri[name]
+        gamma, over, chunk, ramp = pri[name]
         assert gamma == spec.gamma > 0 and over == spec.overhead_mb > 0
+        assert (chunk, ramp) == (spec.chunk_mb, spec.ramp) and (ramp is None or ramp > 0)
 
 
 def test_keyvalue_cut_and_non_numbers(tmp_path: Path):

@@ -128,8 +128,9 @@ def _clean(s: Summary, keyvalue: bool, ignore=()) -> Summary:
     return s
 
 
-# Files below this size are summarised from the whole frame unless chunk_bytes is given.
-SMALL_FILE = 4 * MB
+# Files below this size are summarised from the whole frame unless chunk_bytes is given (a whole
+# frame costs up to ~45x the file's size for some types: above 1 MB streaming one block costs less).
+SMALL_FILE = 1 * MB
 CHUNK_BYTES = 4 * MB          # block size of the streamed summaries
 LEAN_CHUNK_BYTES = 512 * 1024       # block size in lean mode (the pool's retry after a worker passed its estimate)
 
@@ -141,7 +142,7 @@ def summarize_path(path: str | os.PathLike, report_type: str | None = None, *, s
 
     Table-shaped types with a streaming fold (``REGISTRY[t].stream``) are read in blocks of
     ``chunk_bytes`` (default 4 MB; 512 kB when ``lean``) so memory does not grow with the file;
-    files under 4 MB (without ``chunk_bytes``) and the other types use the whole frame; key:value
+    files under SMALL_FILE (1 MB, without ``chunk_bytes``) and the other types use the whole frame; key:value
     reports use the fast parser (no DataFrame). Raises only :class:`ReportError`.
     """
     try:

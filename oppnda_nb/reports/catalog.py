@@ -26,44 +26,55 @@ KIND_OF: dict[str, str] = {
 KNOWN_REPORT_TYPES: tuple[str, ...] = tuple(sorted(KIND_OF))
 _BY_LOWER = {name.lower(): name for name in KIND_OF}
 
-# (gamma, overhead_mb) measured with benchmarks/bench_worker_memory.py (forkserver worker, PSS sampled
-# every 25 ms from outside; baseline after imports ~27 MB): peak = overhead_mb + gamma * size(MB)
-# is at or above each measured peak. Types not measured yet get the whole-frame prior (16, 30).
-PRIORS: dict[str, tuple[float, float]] = {
-    "DeliveredMessagesReport": (0.08, 40.0),    # 600 MB: peak 77.7 MB; 0.5 MB: 35.4 MB
-    "EventLogReport": (0.05, 70.0),             # 84 MB: 69.9 MB
-    "LocationSnapshotReport": (1.6, 60.0),      # 12.3 MB: 78.2 MB
-    "MessageCopyCountReport": (2.0, 60.0),      # 13.9 MB: 86.9 MB
-    "MessageLocationReport": (0.95, 40.0),      # 22.2 MB: 59.7 MB
-    "MovementNs2Report": (1.05, 40.0),          # 21.4 MB: 61.8 MB
-    "ConnectivityONEReport": (9.0, 45.0),       # 1.4 MB: 57.3 MB
-    "CreatedMessagesReport": (9.0, 30.0),       # 0.5 MB: 34.4 MB
-    "DistanceDelayReport": (4.0, 30.0),         # 0.4 MB: 31.5 MB
-    "MessageReport": (1.0, 28.0),               # 0.2 MB: 27.1 MB
-    "MessageDeliveryReport": (1.0, 28.0),       # 0.6 MB: 26.7 MB
-    "MessageStatsReport": (1.0, 28.0),          # 411 B: 27.1 MB
-    "PingAppReporter": (1.0, 28.0),
+# Worker memory per type, measured with benchmarks/bench_worker_memory.py (forkserver worker, PSS
+# sampled every 25 ms from outside; baseline after imports 26.5 MB) on the large run, its heads cut
+# at 1, 4 and 16 MB, the small corpora and a generated 600 MB DeliveredMessagesReport. A worker's
+# peak for a file of s MB is modelled (memory_model.TypeModel) as
+#     overhead_mb + gamma * s + min(ramp * s, chunk_mb)
+# overhead: the baseline plus what a worker may keep before it retires (8 MB); chunk_mb: what one
+# 4 MB block costs to parse (reached at ~1-4 MB: files under 1 MB are parsed whole, which costs up to
+# ~ramp MB per MB); gamma: what still grows with the file (running aggregates, medians' values).
+# Each prior is at or above every measured peak (comment: size -> measured peak, PSS).
+#: (gamma, overhead_mb, chunk_mb, ramp)
+PRIORS: dict[str, tuple[float, float, float, float | None]] = {
+    "EventLogReport": (0.02, 35.0, 32.0, 7.0),           # 1 -> 33.8, 4 -> 53.3, 16 -> 64.5, 84 -> 64.3
+    "LocationSnapshotReport": (2.0, 35.0, 20.0, 9.0),    # 1 -> 35.8, 4 -> 57.2, 12.3 -> 73.7
+    "MessageCopyCountReport": (1.0, 35.0, 40.0, 12.0),   # 1 -> 38.0, 4 -> 73.8, 13.9 -> 80.9
+    "MessageLocationReport": (0.3, 35.0, 25.0, 26.0),    # 1 (whole) -> 52.2, 4 -> 40.9, 22.2 -> 61.4
+    "MovementNs2Report": (0.3, 35.0, 25.0, 10.0),        # 1 -> 37.1, 4 -> 51.6, 21.4 -> 62.4
+    "DeliveredMessagesReport": (0.012, 35.0, 35.0, 25.0),  # 0.5 -> 36.6, 600 -> 72.8
+    "CreatedMessagesReport": (0.012, 35.0, 35.0, 15.0),  # 0.5 -> 32.2
+    "ConnectivityONEReport": (1.0, 35.0, 40.0, 28.0),    # 0.7 -> 45.7, 1.4 (whole) -> 55.8
+    "ConnectivityDtnsim2Report": (1.0, 35.0, 40.0, 28.0),  # 0.7 -> 39.2
+    "DistanceDelayReport": (0.1, 35.0, 35.0, 28.0),      # 0.4 -> 36.4
+    "MessageReport": (0.1, 35.0, 35.0, 35.0),            # 0.2 -> 36.2
+    "MessageStatsReport": (1.0, 35.0, 0.0, None),        # 411 B -> 30.2 (key:value, no DataFrame)
+    "PingAppReporter": (1.0, 35.0, 0.0, None),
 }
-WHOLE_FRAME_PRIOR: tuple[float, float] = (16.0, 30.0)
+#: a type parsed as one whole frame (histograms, time series, ...): up to ~16x its size (0.6 MB
+#: MessageDeliveryReport -> 33.6, 0.4 MB TotalContactTimeReport -> 30.3)
+WHOLE_FRAME_PRIOR: tuple[float, float, float, float | None] = (16.0, 35.0, 0.0, None)
 #: a type the registry does not know (parsed generically): a conservative prior
-GENERIC_PRIOR: tuple[float, float] = (16.0, 30.0)
+GENERIC_PRIOR: tuple[float, float, float, float | None] = (16.0, 35.0, 0.0, None)
 
 
-#: a worker's own memory before any file (~29 MB PSS) plus what it may keep between files before
-#: it retires (8 MB), with a margin: no type's prior overhead is below this
-MIN_OVERHEAD_MB = 40.0
+#: a worker's own memory before any file (26.5 MB PSS) plus what it may keep between files before
+#: it retires (8 MB): no type's prior overhead is below this
+MIN_OVERHEAD_MB = 35.0
 
 
-def prior_of(name: str) -> tuple[float, float]:
-    """(gamma, overhead_mb) of a known report type (overhead at least MIN_OVERHEAD_MB)."""
-    gamma, overhead = PRIORS.get(name, WHOLE_FRAME_PRIOR)
-    return gamma, max(overhead, MIN_OVERHEAD_MB)
+def prior_of(name: str) -> tuple[float, float, float, float | None]:
+    """(gamma, overhead_mb, chunk_mb, ramp) of a known report type (overhead at least MIN_OVERHEAD_MB)."""
+    gamma, overhead, chunk, ramp = PRIORS.get(name, WHOLE_FRAME_PRIOR)
+    return gamma, max(overhead, MIN_OVERHEAD_MB), chunk, ramp
 
 
-def memory_priors() -> dict[str, tuple[float, float]]:
-    """Per report type ``(gamma, overhead_mb)`` for :func:`summarize_path` in a worker, plus ``"generic"``."""
+def memory_priors() -> dict[str, tuple[float, float, float, float | None]]:
+    """Per report type ``(gamma, overhead_mb, chunk_mb, ramp)`` for :func:`summarize_path` in a worker,
+    plus ``"generic"`` (see memory_model.TypeModel)."""
     out = {name: prior_of(name) for name in KIND_OF}
-    out["generic"] = (GENERIC_PRIOR[0], max(GENERIC_PRIOR[1], MIN_OVERHEAD_MB))
+    g, o, c, r = GENERIC_PRIOR
+    out["generic"] = (g, max(o, MIN_OVERHEAD_MB), c, r)
     return out
 
 

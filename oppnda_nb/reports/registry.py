@@ -24,9 +24,8 @@ from .tables import _Src
 class ReportSpec:
     """One ONE report type: how to parse it, summarise it (whole frame or streamed) and its memory prior.
 
-    ``gamma``: worker peak above its baseline per byte of file for :func:`summarize_path`;
-    ``overhead_mb``: worker baseline (interpreter + pandas) plus the fixed chunk allowance, in MB.
-    The estimate of a worker's peak for a file of ``size`` bytes is ``gamma * size + overhead_mb * MB`` (size in bytes).
+    ``gamma``, ``overhead_mb``, ``chunk_mb``, ``ramp``: the memory prior of a worker running
+    :func:`summarize_path` on it (catalog.PRIORS; the formula is memory_model.TypeModel's).
     """
 
     name: str
@@ -35,12 +34,13 @@ class ReportSpec:
     summary: Callable[[Report], Summary]
     stream: st.StreamSpec | None = None
     gamma: float = 16.0
-    overhead_mb: float = 30.0
+    overhead_mb: float = 35.0
+    chunk_mb: float = 0.0
+    ramp: float | None = None
 
 
 def _spec(name, kind, parse, summary, stream=None) -> ReportSpec:
-    gamma, overhead = prior_of(name)
-    return ReportSpec(name, kind, parse, summary, stream, gamma, overhead)
+    return ReportSpec(name, kind, parse, summary, stream, *prior_of(name))
 
 
 _DELAY = _COLS["MessageDelayReport"]
