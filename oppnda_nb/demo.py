@@ -26,7 +26,8 @@ def write_outputs(result, output_dir: str | Path) -> list[Path]:
     written = [out / "memory.csv", out / "files.csv", out / "memory.png"]
     result.memory.to_csv(written[0], index=False)
     result.outcomes_frame().to_csv(written[1], index=False)
-    written[2].write_bytes(plots.memory_png(result.memory, title="Memory during the run"))
+    written[2].write_bytes(plots.memory_png(result.memory, title="Memory during the run",
+                                            predicted_peak_mb=plots.planned_peak_mb(result)))
     if result.averaged is None:
         return written
     for metric, x, by in ANALYSIS_PLOTS:

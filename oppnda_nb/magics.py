@@ -306,7 +306,8 @@ class OppndaMagics(Magics):
     def _memory_png(result) -> bytes:
         from . import plots
 
-        return plots.memory_png(result.memory, title=f"memory of the run ({result.status})")
+        return plots.memory_png(result.memory, title=f"memory of the run ({result.status})",
+                                predicted_peak_mb=plots.planned_peak_mb(result))
 
     @staticmethod
     def _save_png(result, filename: str, png: bytes) -> Path:

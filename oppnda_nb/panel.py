@@ -30,7 +30,6 @@ from . import figures, job, options, plots, pool
 from .cli import PhaseTracker, format_duration, progress_line
 from .errors import OppndaError
 from .resource_manager import ResourceConfig, ResourceManager
-from .system import MB
 
 log = logging.getLogger("oppnda_nb.panel")
 
@@ -162,14 +161,9 @@ class RunView:
         if self.tracker(event) and event.kind in ("done", "phase", "run_done"):
             self._wake.set()
 
-    def _planned_peak_mb(self, source: Any) -> float | None:
-        """The run's planned peak (``Plan.predicted_peak_bytes``, averaging included) in MB, if it has a plan."""
-        peak = getattr(getattr(source, "plan", None), "predicted_peak_bytes", None)
-        return peak / MB if isinstance(peak, (int, float)) and peak > 0 else None
-
     def _tick_loop(self) -> None:
         next_plot, frame_cpu, rows = 0.0, 0.0, -1
-        planned = self._planned_peak_mb(self.run)
+        planned = plots.planned_peak_mb(self.run)
         while self.tracker.phase != "done":
             self._wake.wait(max(0.0, min(self.tick_interval, next_plot - time.monotonic())))
             self._wake.clear()
@@ -223,7 +217,7 @@ class RunView:
                     f"{counts['skipped']:,} skipped, {counts['cancelled']:,} cancelled · {result.output_dir}")
             self.label.value = _label_html(text, None if ok else "#c62828")
             self._set_png(plots.memory_png(result.memory, title=f"{self.title} ({result.status})",
-                                           predicted_peak_mb=self._planned_peak_mb(result)))
+                                           predicted_peak_mb=plots.planned_peak_mb(result)))
         finally:
             for cb in list(self._on_done):  # before the waiters wake: they see the final tabs
                 try:

@@ -23,12 +23,15 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .system import MB
+
 __all__ = [
     "LiveMemoryPlot",
     "memory_figure",
     "metric_figure",
     "figure_to_png",
     "memory_png",
+    "planned_peak_mb",
     "downsample_memory",
     "metric_columns",
     "MAX_POINTS",
@@ -788,6 +791,13 @@ def metric_figure(table: pd.DataFrame, metric: str, *, x: str, by: str | None = 
                   borderaxespad=0.0, ncol=ncol, title=by)
     fig.tight_layout()
     return fig
+
+
+def planned_peak_mb(source: Any) -> float | None:
+    """The planned peak of a run or its result (``.plan.predicted_peak_bytes``, averaging included)
+    in MB, or None when it has no plan (e.g. a figures run)."""
+    peak = getattr(getattr(source, "plan", None), "predicted_peak_bytes", None)
+    return peak / MB if isinstance(peak, (int, float)) and peak > 0 else None
 
 
 def figure_to_png(fig: Figure, *, dpi: int | None = None) -> bytes:
