@@ -43,12 +43,14 @@ _STORE_KEY = f"oppnda_nb-{__version__}-chunked"
 #: the in-process path: key:value files up to this size each, this much in all
 IN_PROCESS_FILE_BYTES = 256 * 1024
 IN_PROCESS_TOTAL_BYTES = 32 * MB
-#: kernel memory per file summary held until averaging: a summary of numbers is under 1 KB pickled;
-#: one with a curve (histogram, time series, snapshot) grows with its file: 0.9-1.1x the file's size
-#: pickled on the shared corpora (a 0.6 MB MessageDeliveryReport -> 0.7 MB), up to 2x as DataFrames
+#: kernel memory per file summary held until averaging: a summary of numbers is under 1 KB pickled, a
+#: snapshot report's (one point per snapshot) under 30 KB; a histogram's or a time series' grows with
+#: its file: 0.9-1.1x the file's size pickled on the shared corpora (a 0.6 MB MessageDeliveryReport ->
+#: 0.7 MB), up to 2x as DataFrames
 RESULT_BYTES = 4 * 1024
+SNAPSHOT_RESULT_BYTES = 64 * 1024
 CURVE_HELD_FACTOR = 2.0
-CURVE_KINDS = frozenset({"histogram", "timeseries", "snapshot"})
+CURVE_KINDS = frozenset({"histogram", "timeseries"})
 #: averaging the curves (union of bins, common grids, averaged frames) needs up to this many times the
 #: held curves on top (measured: sweep +31 MB for 15 MB of summaries; the sample 12x: +20 MB for 32 MB)
 AVERAGING_FACTOR = 2.0
@@ -171,7 +173,9 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     budget = manager.budget_bytes(kernel)
     # the kernel keeps every file's summary until it averages (and imports pandas for them, if it has
     # not yet); then averaging the curves needs up to AVERAGING_FACTOR times their size on top
-    curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds, sizes) if reports.KIND_OF.get(k) in CURVE_KINDS)
+    kinds_of = [reports.KIND_OF.get(k) for k in kinds]
+    curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, sizes) if k in CURVE_KINDS)
+    curves += sum(SNAPSHOT_RESULT_BYTES for k in kinds_of if k == "snapshot")
     held = len(files) * RESULT_BYTES + curves + (PANDAS_BYTES if files and "pandas" not in sys.modules else 0.0)
     pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
                           helpers_bytes=0.0 if in_process else helpers_allowance(estimates))

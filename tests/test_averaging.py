@@ -322,6 +322,12 @@ def test_default_config_on_sample(tmp_path):
     assert not [c for c in per_type.columns if per_type[c].isna().all()]   # only this type's metrics
     assert per_type["delivery_prob_n"].dtype.kind == "i"                   # counts are integers
     assert "00000000" not in (tmp_path / "csv" / "long.csv").read_text()  # no float noise
+    # curves: one file per strategy and report type, only that type's columns, the same rows as .curves
+    curves = pd.read_csv(tmp_path / "csv" / "curves_average_BufferOccupancyReport.csv")
+    whole = res.curves["average"]
+    whole = whole[whole["report_type"] == "BufferOccupancyReport"].dropna(axis=1, how="all").reset_index(drop=True)
+    assert list(curves.columns) == list(whole.columns) and len(curves) == len(whole) > 0
+    assert np.allclose(curves.select_dtypes("number"), whole[curves.select_dtypes("number").columns], equal_nan=True)
 
 
 def test_identical_runs_have_zero_spread():

@@ -264,25 +264,45 @@ class AverageResult:
         cols = ["strategy", "report_type", *params, "n_files", "metric", "mean", "std", "n", "ci95", "ci_low", "ci_high"]
         return pd.DataFrame(rows, columns=cols)
 
+    @staticmethod
+    def _curve_rows(g: GroupResult, rows: slice = slice(None)) -> pd.DataFrame:
+        """One group's averaged curve (``rows`` of it) with its group_by values, report_type and
+        curve_kind in front."""
+        c = g.curve.iloc[rows].copy()
+        for i, (f, v) in enumerate(g.key.items()):
+            c.insert(i, f, _coerce_key(v))
+        if "report_type" not in c.columns:
+            c.insert(len(g.key), "report_type", g.report_type)
+        c.insert(len(g.key) + 1, "curve_kind", g.curve_kind)
+        return c
+
     @property
     def curves(self) -> dict[str, pd.DataFrame]:
         """Averaged curves per strategy (long): group_by fields, report_type, curve_kind, x, <col>_mean/std/n/ci95."""
         out: dict[str, pd.DataFrame] = {}
         for strat in self.config.strategies:
-            parts = []
-            for g in self.groups:
-                if g.strategy != strat.name or g.curve is None:
-                    continue
-                c = g.curve.copy()
-                for i, (f, v) in enumerate(g.key.items()):
-                    c.insert(i, f, _coerce_key(v))
-                if "report_type" not in c.columns:
-                    c.insert(len(g.key), "report_type", g.report_type)
-                c.insert(len(g.key) + 1, "curve_kind", g.curve_kind)
-                parts.append(c)
+            parts = [self._curve_rows(g) for g in self.groups if g.strategy == strat.name and g.curve is not None]
             if parts:
                 out[strat.name] = pd.concat(parts, ignore_index=True)
         return out
+
+    def _write_curves(self, out: Path) -> list[Path]:
+        """``curves_<strategy>_<report type>.csv``, written group by group (one group's curve in memory
+        at a time; each type's own columns, so no empty cells)."""
+        paths = []
+        units: dict[tuple[str, str], list[GroupResult]] = {}
+        for g in self.groups:
+            if g.curve is not None:
+                units.setdefault((g.strategy, g.report_type), []).append(g)
+        for (strategy, rt), groups in units.items():
+            columns = list(dict.fromkeys(c for g in groups for c in self._curve_rows(g, slice(0)).columns))
+            target = writers.inside(out, writers.safe_output_name(f"curves_{strategy}_{rt}.csv"))
+            with writers.atomic_file(target) as fh:
+                fh.write(",".join(columns) + "\n")
+                for g in groups:  # (numbers as Python writes them: fast, exact)
+                    self._curve_rows(g).reindex(columns=columns).to_csv(fh, index=False, header=False)
+            paths.append(target)
+        return paths
 
     # ---- outputs
     def write_oppnda(self, output_dir: str | os.PathLike | None = None, *, include_summaries: bool = False,
@@ -323,7 +343,7 @@ class AverageResult:
 
     def to_csv(self, output_dir: str | os.PathLike) -> list[Path]:
         """CSV export: ``<strategy>_<report type>.csv`` (wide, that type's metrics only), ``long.csv``,
-        ``curves_<strategy>.csv``, ``skipped.csv``, ``errors.csv``. Numbers with 15 significant digits
+        ``curves_<strategy>_<report type>.csv``, ``skipped.csv``, ``errors.csv``. Numbers with 15 significant digits
         (``19995.1``, not the float noise ``19995.100000000002``)."""
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -339,8 +359,7 @@ class AverageResult:
             for rt in (sorted(t["report_type"].unique()) if len(t) else []):
                 put(f"{name}_{rt}.csv", _of_type(t, rt))
         put("long.csv", self.long)
-        for name, c in self.curves.items():  # (large: numbers as Python writes them, which is fast)
-            put(f"curves_{name}.csv", c, None)
+        paths += self._write_curves(out)
         put("skipped.csv", pd.DataFrame([(writers.printable(f), r) for f, r in self.skipped], columns=["file", "reason"]))
         put("errors.csv", pd.DataFrame([(writers.printable(f), r) for f, r in self.errors], columns=["file", "reason"]))
         return paths
