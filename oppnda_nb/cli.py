@@ -287,8 +287,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK if not cal.failed else EXIT_INCOMPLETE
 
 
+#: ``cache prune`` drops summaries stored longer ago than this
+PRUNE_DAYS = 90
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
-    """Show or clear the per-file summary cache."""
+    """Show, prune or clear the per-file summary cache."""
     from . import cache
 
     path = Path(args.cache_dir) / cache.FILENAME if args.cache_dir else cache.default_path()
@@ -299,8 +303,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"no cache at {path}")
         return EXIT_OK
-    stats = cache.SummaryCache(path, version="").stats()
-    print(f"{path}: {stats['entries']:,} file summaries, {stats['bytes'] / 2**20:.1f} MB")
+    store = cache.SummaryCache(path, version="")
+    if args.action == "prune":  # summaries of files that are gone, and those older than PRUNE_DAYS
+        dropped = store.prune(older_than_days=PRUNE_DAYS)
+        print(f"dropped {dropped:,} summaries of deleted files or older than {PRUNE_DAYS} days")
+    stats = store.stats()
+    print(f"{path}: {stats['entries']:,} file summaries, {stats['runs']} whole runs, {stats['bytes'] / 2**20:.1f} MB")
     return EXIT_OK
 
 
@@ -346,8 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("demo", cmd_demo, "the main job on the bundled sample: averaged reports, tables, memory and analysis plots",
             "Run the bundled sample of real ONE reports through the pool and write every output (averaged "
             "reports, CSV tables, memory.csv/png, analysis plots) into one folder (default ./oppnda-demo).")
-    p = command("cache", cmd_cache, "show or clear the per-file summary cache (re-runs parse only what changed)")
-    p.add_argument("action", nargs="?", choices=("show", "clear"), default="show", help="show (default) or clear")
+    p = command("cache", cmd_cache, "show, prune or clear the per-file summary cache (re-runs parse only what changed)")
+    p.add_argument("action", nargs="?", choices=("show", "prune", "clear"), default="show",
+                   help=f"show (default); prune: drop the summaries of deleted files and those older than "
+                        f"{PRUNE_DAYS} days; clear: delete the cache")
     p = command("plots", cmd_plots, "OppNDA's analysis figures (line, 3D surface, violin, heatmap, pairplot, CSV)",
                 "Draw every figure an OppNDA analysis_config.json asks for, each as a job of the memory-aware "
                 "pool. Without CONFIG: the bundled example config (run `average` on the sample first).")

@@ -185,6 +185,14 @@ def test_cache_and_plots_commands(tmp_path):
     assert r.returncode == 0, r.stderr
     r = cli("cache", "--cache-dir", env_cache)
     assert r.returncode == 0 and "240 file summaries" in r.stdout
+    victim = tmp_path / "gone" / "TEST_EpidemicRouter_1_60_2M_MessageStatsReport.txt"
+    victim.parent.mkdir()
+    victim.write_text("delivery_prob: 0.5\n")
+    os.utime(victim, (time.time() - 60, time.time() - 60))
+    cli("average", "--folder", victim.parent, "--output", tmp_path / "o2", "--cache-dir", env_cache, "-q")
+    victim.unlink()
+    r = cli("cache", "prune", "--cache-dir", env_cache)
+    assert r.returncode == 0 and "dropped 1 summaries" in r.stdout, r.stdout + r.stderr
     r = cli("cache", "clear", "--cache-dir", env_cache)
     assert r.returncode == 0 and "removed" in r.stdout and not (env_cache / "summaries.sqlite").exists()
     r = subprocess.run([sys.executable, "-m", "oppnda_nb", "plots", "--format", "png"], cwd=tmp_path,
