@@ -422,3 +422,15 @@ def test_group_by_an_unknown_parameter_is_a_user_error():
 def test_config_values_of_the_wrong_type_name_the_key(key, value):
     with pytest.raises(OppndaError, match=repr(key)):
         AveragerConfig.from_dict({key: value})
+
+
+def test_importing_a_submodule_never_hides_a_lazy_function():
+    import importlib
+    import pkgutil
+
+    from oppnda_nb import averaging
+
+    for sub in pkgutil.iter_modules(averaging.__path__):
+        importlib.import_module(f"oppnda_nb.averaging.{sub.name}")  # sets the submodule on the package
+    assert callable(averaging.aggregate) and callable(averaging.select_files)
+    assert not {s.name for s in pkgutil.iter_modules(averaging.__path__)} & set(averaging.__all__)

@@ -2,7 +2,8 @@
 
 Rooms: ``config`` (OppNDA's JSON, strategies), ``select`` (which files are inputs),
 ``summarize`` (the per-file work the job schedules: one report read once -> FileSummary),
-``aggregate`` (group per strategy -> mean / sample std / n / t-based 95% CI per metric -> tables),
+``groups`` (``aggregate``: group per strategy -> mean / sample std / n / t-based 95% CI per metric ->
+tables; the module is not named after the function, so importing it never hides the function),
 ``writers`` (atomic, only inside the output folder). The pipeline that runs them is ``oppnda_nb.job``.
 
 OppNDA semantics kept exactly (so OppNDA configs and their outputs carry over unchanged):
@@ -35,10 +36,10 @@ from __future__ import annotations
 from ..lazy import module_getattr
 
 # Imported on first use (PEP 562): selecting and planning need only ``config`` and ``select``;
-# the statistics (``aggregate``, pandas) load when a run averages.
+# the statistics (``groups``, pandas) load when a run averages.
 _LAZY = {
-    "GRID_POINTS": "aggregate", "AverageResult": "aggregate", "GroupResult": "aggregate", "aggregate": "aggregate",
-    "average_curves": "aggregate",
+    "GRID_POINTS": "groups", "AverageResult": "groups", "GroupResult": "groups", "aggregate": "groups",
+    "average_curves": "groups",
     "AveragerConfig": "config", "Strategy": "config", "default_strategies": "config", "load_config": "config",
     "prepare_config": "config", "sample_folder": "config", "strategies_from": "config",
     "select_files": "select",
