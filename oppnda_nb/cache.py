@@ -42,7 +42,7 @@ RACY_NS = 2_000_000_000
 #: pickle protocol of stored values (fixed so every supported Python reads them)
 PROTOCOL = 4
 #: whole-run results kept (the newest ones; see :meth:`SummaryCache.put_run`)
-RUNS_KEPT = 32
+RUNS_KEPT = 16
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

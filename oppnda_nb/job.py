@@ -59,6 +59,9 @@ AVERAGING_FACTOR = 2.0
 PANDAS_BYTES = 48 * MB
 #: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
 WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
+#: the largest averages an unchanged re-run reuses (kept in the summary cache; above this they are
+#: computed again from the cached per-file summaries: the shared sweep's are 29 MB pickled)
+REUSE_MAX_BYTES = 8 * MB
 #: the event a Run sends its listeners when everything is written (after the pool's own events)
 RUN_DONE = "run_done"
 #: the event a Run sends when its phase changes after the pool's (data: "averaging" or "writing")
@@ -503,13 +506,17 @@ class Run(Background):
         averaged.seconds = time.perf_counter() - t0
         return averaged, written
 
-    def _reusable(self, job_result: JobResult) -> bool:
+    def _reusable(self, job_result: JobResult, averaged) -> bool:
         """May a later run with the same input reuse these averages? Only a complete run whose
-        every file is old enough to be cached (see cache.RACY_NS)."""
+        every file is old enough to be cached (see cache.RACY_NS), and whose averages are small
+        enough to keep (:data:`REUSE_MAX_BYTES`: big averaged curves are cheaper to recompute from
+        the cached summaries than to pickle and store again)."""
         counts = job_result.counts
         limit = self._read_started_ns - RACY_NS
+        curves = sum(int(g.curve.memory_usage(index=True).sum()) for g in averaged.groups if g.curve is not None)
         return (self._run_key is not None and str(job_result.status) == "finished" and not counts["failed"]
-                and not counts["cancelled"] and all(m <= limit for _, m in self._stat.values()))
+                and not counts["cancelled"] and all(m <= limit for _, m in self._stat.values())
+                and curves + 2048 * len(averaged.groups) <= REUSE_MAX_BYTES)
 
     def _main(self) -> None:
         t0 = time.perf_counter()
@@ -527,7 +534,7 @@ class Run(Background):
                 log.exception("averaging failed")
                 error = f"{type(exc).__name__}: {exc}"
             self._phase_monitor.stop()
-            if all_stored and error is None and self._memo is None and self._reusable(job_result):
+            if all_stored and error is None and self._memo is None and self._reusable(job_result, averaged):
                 self.cache.put_run(self._run_key, averaged)
             self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame(),
                                     self.plan, reused=self._memo is not None)

@@ -255,3 +255,12 @@ def test_a_run_names_its_phases_after_the_pool(tmp_path):
 
     tracker = PhaseTracker()  # what the progress line and the panel follow
     assert tracker(job.Event(job.PHASE, "writing")) and tracker.phase == "writing"
+
+
+def test_big_averages_are_not_kept_for_reuse(tmp_path, monkeypatch):
+    folder = _small_folder(tmp_path / "in")
+    _aged(folder)
+    monkeypatch.setattr(job, "REUSE_MAX_BYTES", 1)
+    job.Run(folder, output=tmp_path / "o1", cache=tmp_path / "c", workers=1).run()
+    again = job.Run(folder, output=tmp_path / "o2", cache=tmp_path / "c", workers=1)
+    assert again._memo is None and len(again.cached) == len(again.files)  # the summaries are, though
