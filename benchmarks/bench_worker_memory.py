@@ -93,14 +93,21 @@ def main(argv=None) -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--read", action="store_true", help="read_report (whole tidy frame) instead of summarize_path")
     g.add_argument("--lean", action="store_true", help="summarize_path(lean=True)")
+    ap.add_argument("--alone", action="store_true",
+                    help="do not import pandas here (by default this process imports it as a run's kernel does, "
+                         "so the libraries' pages are shared as in a pool: PSS splits them among the processes)")
     args = ap.parse_args(argv)
+    if not args.alone:
+        import pandas  # noqa: F401  (the kernel of a run has it: it reads the summaries and averages)
+        import oppnda_nb.reports.registry  # noqa: F401
     files = args.files or _default()
     mode = "read" if args.read else "lean" if args.lean else "summary"
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["pandas", "numpy", "oppnda_nb.reports"])
-    print(f"# mode={mode} start={method} sampling every 25 ms; MB = 2**20; PSS (RSS above baseline in [])")
+    print(f"# mode={mode} start={method} sampling every 25 ms; MB = 2**20; PSS (RSS above baseline in []); "
+          f"{'alone' if args.alone else 'next to a kernel with pandas, as in a pool'}")
     print(f"{'type':34s} {'size':>8s} {'base':>7s} {'peak':>7s} {'above':>7s} {'[rss]':>7s} {'gamma':>6s} "
           f"{'s':>6s} {'MB/s':>7s}")
     for f in files:

@@ -54,9 +54,11 @@ CURVE_KINDS = frozenset({"histogram", "timeseries"})
 #: averaging the curves (union of bins, common grids, averaged frames) needs up to this many times the
 #: held curves on top (measured: sweep +31 MB for 15 MB of summaries; the sample 12x: +20 MB for 32 MB)
 AVERAGING_FACTOR = 2.0
-#: what importing pandas adds to the kernel (PSS, measured +45 MB), if it has not imported it yet: a
-#: run imports it to read the summaries and to average
+#: what importing pandas adds to the kernel, if it has not imported it yet (a run imports it to read
+#: the summaries and to average): PSS +45 MB measured alone; next to a pool, whose processes map the
+#: same libraries (PSS splits shared pages among them), +32 MB
 PANDAS_BYTES = 48 * MB
+PANDAS_NEXT_TO_POOL_BYTES = 36 * MB
 #: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
 WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 #: the largest averages an unchanged re-run reuses (kept in the summary cache; above this they are
@@ -179,7 +181,8 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     kinds_of = [reports.KIND_OF.get(k) for k in kinds]
     curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, sizes) if k in CURVE_KINDS)
     curves += sum(SNAPSHOT_RESULT_BYTES for k in kinds_of if k == "snapshot")
-    held = len(files) * RESULT_BYTES + curves + (PANDAS_BYTES if files and "pandas" not in sys.modules else 0.0)
+    pandas = 0.0 if not files or "pandas" in sys.modules else PANDAS_BYTES if in_process else PANDAS_NEXT_TO_POOL_BYTES
+    held = len(files) * RESULT_BYTES + curves + pandas
     pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
                           helpers_bytes=0.0 if in_process else helpers_allowance(estimates))
     after = kernel + held + AVERAGING_FACTOR * curves

@@ -122,7 +122,9 @@ def test_plan_holds_the_curves_and_averages_them(monkeypatch):
         p.after_pool_bytes, plan_peak(p.kernel_bytes + held, p.estimates, 1, p.budget_bytes)))
     monkeypatch.delitem(sys.modules, "pandas")  # a kernel that has not imported pandas yet will
     fresh = job.plan(files, rm, sizes=[1 * MB, 1000], workers=1, in_process=True)
-    assert fresh.after_pool_bytes - p.after_pool_bytes == pytest.approx(job.PANDAS_BYTES, rel=0.05)
+    assert fresh.after_pool_bytes - p.after_pool_bytes == pytest.approx(job.PANDAS_BYTES, rel=0.05)  # (alone)
+    pooled = job.plan(files, rm, sizes=[1 * MB, 1000], workers=2)
+    assert pooled.after_pool_bytes - p.after_pool_bytes == pytest.approx(job.PANDAS_NEXT_TO_POOL_BYTES, rel=0.05)
     assert "recommended workers" in p.text()
 
 

@@ -44,8 +44,8 @@ PRIORS: dict[str, tuple[float, float, float, float | None]] = {
     "MovementNs2Report": (0.3, 35.0, 25.0, 10.0),        # 1 -> 37.1, 4 -> 51.6, 21.4 -> 62.4
     "DeliveredMessagesReport": (0.012, 35.0, 35.0, 25.0),  # 0.5 -> 36.6, 600 -> 72.8
     "CreatedMessagesReport": (0.012, 35.0, 35.0, 15.0),  # 0.5 -> 32.2
-    "ConnectivityONEReport": (1.0, 35.0, 40.0, 28.0),    # 0.7 -> 45.7, 1.4 (whole) -> 55.8
-    "ConnectivityDtnsim2Report": (1.0, 35.0, 40.0, 28.0),  # 0.7 -> 39.2
+    "ConnectivityONEReport": (1.0, 35.0, 40.0, 28.0),    # 0.7 -> 45.7, 1.4 -> 71.2
+    "ConnectivityDtnsim2Report": (1.0, 35.0, 40.0, 23.0),  # 0.7 -> 42.5
     "DistanceDelayReport": (0.1, 35.0, 35.0, 28.0),      # 0.4 -> 36.4
     "MessageReport": (0.1, 35.0, 35.0, 35.0),            # 0.2 -> 36.2
     "MessageStatsReport": (1.0, 35.0, 0.0, None),        # 411 B -> 30.2 (key:value, no DataFrame)
