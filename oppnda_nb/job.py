@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 from . import __version__, averaging, dask_backend, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
-from .memory_model import MemoryModel, TypeModel, helpers_allowance, plan_peak
+from .memory_model import MemoryModel, TypeModel, helpers_allowance, plan_peak, worker_adjustment
 from .averaging.writers import OutputFolder
 from .background import Background
 from .cache import FILENAME, RACY_NS, SummaryCache, run_key, stat_keys, version_key
@@ -159,7 +159,7 @@ def in_process_pays(files: Sequence[str], stat: dict[str, tuple[int, int]]) -> b
 
 def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tuple[str, str]] = (),
          sizes: Sequence[int] | None = None, kinds: Sequence[str] | None = None,
-         workers: int | None = None, in_process: bool = False) -> Plan:
+         workers: int | None = None, in_process: bool = False, start_method: str | None = None) -> Plan:
     """P_opt and the predicted peak of the spec, with the one memory model's per-file estimates.
 
     ``sizes``/``kinds`` may be given when already known (the panel keeps a folder's scan and
@@ -183,8 +183,10 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     curves += sum(SNAPSHOT_RESULT_BYTES for k in kinds_of if k == "snapshot")
     pandas = 0.0 if not files or "pandas" in sys.modules else PANDAS_BYTES if in_process else PANDAS_NEXT_TO_POOL_BYTES
     held = len(files) * RESULT_BYTES + curves + pandas
+    method = start_method or pool.default_start_method()
     pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
-                          helpers_bytes=0.0 if in_process else helpers_allowance(estimates))
+                          helpers_bytes=0.0 if in_process else helpers_allowance(estimates, method),
+                          per_worker_bytes=0.0 if in_process else worker_adjustment(method))
     after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
                 warnings, after)
@@ -363,7 +365,7 @@ class Run(Background):
         local = scheduler is None or self._memo is not None
         in_process = local and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
         self.plan = plan(todo, self.manager, skipped=self.skipped, sizes=[self._stat.get(p, (0,))[0] for p in todo],
-                         workers=1 if in_process else workers, in_process=in_process)
+                         workers=1 if in_process else workers, in_process=in_process, start_method=start_method)
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
                        oversize=oversize, in_process=in_process, later_peak_bytes=self.plan.after_pool_bytes)
         if file_timeout is not None:

@@ -151,34 +151,49 @@ TRACKER_BYTES = 12 * MB
 #: a pool worker's own memory before any file (PSS after its imports; benchmarks/bench_worker_memory.py
 #: measures 26-27 MB): the part of every estimate that a worker of another engine (Dask) has already
 WORKER_BASELINE_BYTES = 26 * MB
-#: the forkserver: it imports what a worker imports, and shares those pages with the workers it
-#: forks (PSS splits them); measured 26-30 MB PSS next to one or two workers (benchmarks/bench_worker_memory.py)
-FORKSERVER_BYTES = 30 * MB
+#: Workers started from the forkserver share its pages (the imports): PSS counts them once for the
+#: whole pool. Measured at baseline (2 cores, Linux): forkserver + 1 worker 64.5 MB, + 2 workers 69.4 MB,
+#: so the forkserver with its shared pages is ~60 MB and each worker adds its private part, ~5 MB;
+#: an estimate (measured as one worker next to the forkserver) holds ~21 MB of shared pages.
+FORKSERVER_BYTES = 60 * MB
+SHARED_WITH_FORKSERVER_BYTES = 20 * MB
+#: a spawned worker imports everything itself (no shared pages): 55 MB PSS idle, 28 MB more than a
+#: forkserver worker, which the estimates are measured as (spawn is the default on macOS and Windows)
+SPAWN_EXTRA_BYTES = 28 * MB
 
 
-def helpers_allowance(estimates: Iterable[float]) -> float:
-    """Memory of the pool's helper processes before they can be measured: the forkserver (no more
-    than an idle worker, at most the smallest worker estimate) plus the resource tracker; 0 when
-    there is no file to run."""
-    smallest = min((float(e) for e in estimates), default=None)
-    return 0.0 if smallest is None else min(smallest, FORKSERVER_BYTES) + TRACKER_BYTES
+def helpers_allowance(estimates: Iterable[float], start_method: str = "forkserver") -> float:
+    """Memory of the pool's helper processes before they can be measured: the resource tracker, and
+    the forkserver with the pages its workers share; 0 when there is no file to run."""
+    if not any(True for _ in estimates):
+        return 0.0
+    return TRACKER_BYTES + (FORKSERVER_BYTES if start_method == "forkserver" else 0.0)
+
+
+def worker_adjustment(start_method: str = "forkserver") -> float:
+    """What one running worker costs beyond (or below) its estimate under ``start_method``: the
+    shared pages a forkserver worker's estimate holds are in :func:`helpers_allowance` already
+    (minus), a spawned worker carries its own imports (plus), a forked one shares the kernel's (0)."""
+    return {"forkserver": -SHARED_WITH_FORKSERVER_BYTES, "spawn": SPAWN_EXTRA_BYTES}.get(start_method, 0.0)
 
 
 def plan_peak(kernel_bytes: float, estimates: Iterable[float], workers: int,
-              budget_bytes: float = math.inf, idle_bytes: float = 0.0, helpers_bytes: float = 0.0) -> float:
+              budget_bytes: float = math.inf, idle_bytes: float = 0.0, helpers_bytes: float = 0.0,
+              per_worker_bytes: float = 0.0) -> float:
     """M(t) of the spec with per-file estimates: kernel + helpers + Σ of the largest files that run together.
 
     The ``workers`` largest estimates are added while they fit ``budget_bytes`` (the pool never
     starts one that does not fit next to others; the first always runs); workers left without a
     file count ``idle_bytes`` each; ``helpers_bytes`` is the pool's helper processes (forkserver,
-    resource tracker). This is the run's predicted peak, in bytes.
+    resource tracker); ``per_worker_bytes`` is added to each running estimate
+    (:func:`worker_adjustment`). This is the run's predicted peak, in bytes.
     """
     ests = sorted((float(e) for e in estimates), reverse=True)
     total, k = float(kernel_bytes) + float(helpers_bytes), 0
     for e in ests[: max(1, int(workers))]:
         if k > 0 and total + e > budget_bytes:
             break
-        total += e
+        total += max(0.0, e + float(per_worker_bytes))
         k += 1
     idle = max(0, min(int(workers), len(ests)) - k)
     return total + idle * float(idle_bytes)

@@ -14,7 +14,8 @@ import pytest
 from oppnda_nb import ResourceManager, job
 from oppnda_nb.averaging import sample_folder
 from oppnda_nb.errors import OppndaError
-from oppnda_nb.memory_model import helpers_allowance, plan_peak
+from oppnda_nb.memory_model import helpers_allowance, plan_peak, worker_adjustment
+from oppnda_nb.pool import default_start_method as pool_default_start_method
 from oppnda_nb.system import MB
 
 
@@ -102,11 +103,13 @@ def test_plan_is_the_memory_model(tmp_path):
     folder = _small_folder(tmp_path / "in")
     rm = ResourceManager(total_ram_mb=4000)
     p = job.plan_folder(folder, rm)
+    method = pool_default_start_method()
     assert p.estimates == [rm.model.estimate(k, s) for k, s in zip(p.kinds, p.sizes)]
     # (key:value files only: no curves to average, so the pool phase is the peak)
     assert p.predicted_peak_bytes == pytest.approx(
         plan_peak(p.kernel_bytes + len(p.files) * job.RESULT_BYTES, p.estimates, p.workers, p.budget_bytes,
-                  idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates)))
+                  idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates, method),
+                  per_worker_bytes=worker_adjustment(method)))
 
 
 def test_plan_holds_the_curves_and_averages_them(monkeypatch):

@@ -118,9 +118,17 @@ def test_manager_errors_are_the_project_family():
         ResourceManager(total_ram_mb=-1)
 
 
-def test_helpers_allowance_is_the_forkserver_and_the_tracker():
-    from oppnda_nb.memory_model import FORKSERVER_BYTES, TRACKER_BYTES, helpers_allowance
+def test_helpers_and_workers_by_start_method():
+    from oppnda_nb.memory_model import (FORKSERVER_BYTES, SHARED_WITH_FORKSERVER_BYTES, SPAWN_EXTRA_BYTES,
+                                        TRACKER_BYTES, helpers_allowance, worker_adjustment)
 
     assert helpers_allowance([]) == 0.0  # nothing to run: no pool, no helpers
-    assert helpers_allowance([20 * MB, 90 * MB]) == pytest.approx(20 * MB + TRACKER_BYTES)
-    assert helpers_allowance([300 * MB, 90 * MB]) == pytest.approx(FORKSERVER_BYTES + TRACKER_BYTES)
+    assert helpers_allowance([20 * MB], "forkserver") == TRACKER_BYTES + FORKSERVER_BYTES
+    assert helpers_allowance([20 * MB], "spawn") == helpers_allowance([20 * MB], "fork") == TRACKER_BYTES
+    assert worker_adjustment("forkserver") == -SHARED_WITH_FORKSERVER_BYTES
+    assert worker_adjustment("spawn") == SPAWN_EXTRA_BYTES and worker_adjustment("fork") == 0.0
+    # two forkserver workers: the shared pages once (in the forkserver), each worker's private part
+    ests = [50 * MB, 40 * MB]
+    peak = plan_peak(100 * MB, ests, 2, helpers_bytes=helpers_allowance(ests),
+                     per_worker_bytes=worker_adjustment("forkserver"))
+    assert peak == pytest.approx(100 * MB + TRACKER_BYTES + FORKSERVER_BYTES + 90 * MB - 2 * SHARED_WITH_FORKSERVER_BYTES)

@@ -369,8 +369,8 @@ class Job(Scheduler):
             running = [w for w in self._pool if w.task is not None]
             ests = [w.estimate for w in running]
             ests += heapq.nlargest(max(0, self._target - len(ests)), (t.estimate for t in self._pending))
-            predicted = plan_peak(s.kernel + s.helpers, ests, self._target, budget,
-                                  idle_bytes=self.manager.overhead_mb * MB)
+            predicted = max(plan_peak(s.kernel + s.helpers, ests, self._target, budget,
+                                      idle_bytes=self.manager.overhead_mb * MB), self.options.later_peak_bytes)
         return budget, predicted, len(running)
 
     def _admission_state(self) -> tuple[float, float, float, dict[int, float]]:

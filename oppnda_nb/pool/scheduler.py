@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..memory_model import helpers_allowance, plan_peak
+from ..memory_model import helpers_allowance, plan_peak, worker_adjustment
 from ..resource_manager import DynamicSemaphore
 from ..system import MB
 from . import admission as adm
@@ -202,12 +202,15 @@ class Scheduler:
         ests = [self._call_estimate(t, False) for t in self._pending]
         for t, e in zip(self._pending, ests):
             t.estimate = e
+        method = self._ctx.get_start_method()
         if self.options.in_process:
-            helpers = 0.0  # no worker processes, no forkserver
+            helpers, adjust = 0.0, 0.0  # no worker processes, no forkserver
+        elif s is not None and s.helpers > 0:  # measured: each estimate carries its share of the pages
+            helpers, adjust = s.helpers, 0.0
         else:
-            helpers = s.helpers if s is not None and s.helpers > 0 else helpers_allowance(ests)
+            helpers, adjust = helpers_allowance(ests, method), worker_adjustment(method)
         pool_peak = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
-                              idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers)
+                              idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers, per_worker_bytes=adjust)
         self.predicted_peak_mb = max(pool_peak, self.options.later_peak_bytes) / MB
         top = sorted(ests, reverse=True)[:2]
         if len(top) == 2 and self.workers > 1 and kernel + top[0] + top[1] > budget:
