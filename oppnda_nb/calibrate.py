@@ -16,7 +16,7 @@ from typing import Any
 
 from . import averaging, memory_model, pool
 from .errors import OppndaError
-from .job import _STORE_KEY, WORKER_MODULES, install_priors, kind_of
+from .job import _STORE_KEY, WORKER_MODULES, install_priors, kind_of, observed_peak
 from .resource_manager import ResourceManager
 from .system import MB
 
@@ -102,10 +102,11 @@ def calibrate(folder=None, manager: ResourceManager | None = None, *, config: An
     result = job.run()
     cal = Calibration()
     for o in result.outcomes:
-        if str(o.status) != "processed" or o.peak_mb is None or not math.isfinite(o.peak_mb):
+        peak = observed_peak(o) if str(o.status) == "processed" else None
+        if peak is None:
             cal.failed.append((o.path, o.reason or str(o.status)))
             continue
-        m = model.observe(o.report_type, o.size, o.peak_mb * MB)
+        m = model.observe(o.report_type, o.size, peak)
         cal.points.append(TypePoint(o.report_type, o.path, o.size / MB, o.peak_mb, before[o.path] / MB,
                                     m.estimate(o.size) / MB, m.gamma, m.overhead_mb))
     if save:

@@ -28,7 +28,8 @@ from typing import Any, Callable, Sequence
 from . import __version__, averaging, dask_backend, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
-from .memory_model import MemoryModel, TypeModel, helpers_allowance, plan_peak, worker_adjustment
+from .memory_model import (WORKER_REFERENCE_BYTES, MemoryModel, TypeModel, helpers_allowance, plan_peak,
+                           worker_adjustment)
 from .averaging.writers import OutputFolder
 from .background import Background
 from .cache import FILENAME, RACY_NS, SummaryCache, run_key, stat_keys, version_key
@@ -94,6 +95,18 @@ def kind_of(path: str) -> str:
     """The report type of a file from its name (the memory model's key), "unknown" if not given.
     (Asked several times per file by the plan, the pool and the outputs: remembered.)"""
     return reports.report_type_from_name(path) or reports.UNKNOWN
+
+
+def observed_peak(outcome) -> float | None:
+    """What a finished file teaches the memory model, in bytes: a reference worker
+    (:data:`memory_model.WORKER_REFERENCE_BYTES`) plus the file's own rise above its worker's
+    baseline, so it does not depend on the start method or on how many workers share pages; the
+    worker's whole peak when no baseline was measured; None when nothing was measured."""
+    if outcome.peak_delta_mb is not None and math.isfinite(outcome.peak_delta_mb):
+        return WORKER_REFERENCE_BYTES + max(0.0, outcome.peak_delta_mb) * MB
+    if outcome.peak_mb is not None and math.isfinite(outcome.peak_mb):
+        return outcome.peak_mb * MB
+    return None
 
 
 def install_priors(manager: ResourceManager) -> MemoryModel:
@@ -405,9 +418,9 @@ class Run(Background):
 
     def _on_event(self, event: Event) -> None:
         if self.learn and event.kind == EventKind.FILE_FINISHED:
-            o = event.data
-            if o.peak_mb is not None and math.isfinite(o.peak_mb):
-                self.manager.model.observe(o.report_type, o.size, o.peak_mb * MB)
+            peak = observed_peak(event.data)
+            if peak is not None:
+                self.manager.model.observe(event.data.report_type, event.data.size, peak)
         self._forward(event)
 
     def _forward(self, event: Event) -> None:

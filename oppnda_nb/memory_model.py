@@ -151,6 +151,11 @@ TRACKER_BYTES = 12 * MB
 #: a pool worker's own memory before any file (PSS after its imports; benchmarks/bench_worker_memory.py
 #: measures 26-27 MB): the part of every estimate that a worker of another engine (Dask) has already
 WORKER_BASELINE_BYTES = 26 * MB
+#: a worker before a file as the estimates count it: the baseline plus what it may keep from earlier
+#: files before it retires (8 MB). Measured peaks are learned as this plus the file's own rise above
+#: the worker's baseline, so what is learned does not depend on how many workers share pages or on
+#: the start method (a spawned worker's baseline is 28 MB higher).
+WORKER_REFERENCE_BYTES = 35 * MB
 #: Workers started from the forkserver share its pages (the imports): PSS counts them once for the
 #: whole pool. Measured at baseline (2 cores, Linux): forkserver + 1 worker 64.5 MB, + 2 workers 69.4 MB,
 #: so the forkserver with its shared pages is ~60 MB and each worker adds its private part, ~5 MB;

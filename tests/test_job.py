@@ -269,3 +269,14 @@ def test_big_averages_are_not_kept_for_reuse(tmp_path, monkeypatch):
     job.Run(folder, output=tmp_path / "o1", cache=tmp_path / "c", workers=1).run()
     again = job.Run(folder, output=tmp_path / "o2", cache=tmp_path / "c", workers=1)
     assert again._memo is None and len(again.cached) == len(again.files)  # the summaries are, though
+
+
+def test_what_a_finished_file_teaches_the_model():
+    from oppnda_nb.memory_model import WORKER_REFERENCE_BYTES
+    from oppnda_nb.pool import FileOutcome
+
+    spawned = FileOutcome("f", 10, "processed", peak_mb=90.0, baseline_mb=55.0, peak_delta_mb=35.0)
+    forked = FileOutcome("f", 10, "processed", peak_mb=61.5, baseline_mb=26.5, peak_delta_mb=35.0)
+    assert job.observed_peak(spawned) == job.observed_peak(forked) == WORKER_REFERENCE_BYTES + 35 * MB
+    assert job.observed_peak(FileOutcome("f", 10, "processed", peak_mb=70.0)) == 70 * MB
+    assert job.observed_peak(FileOutcome("f", 10, "failed")) is None

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 
+from ..memory_model import WORKER_REFERENCE_BYTES
+from ..system import MB
+
 #: report type -> kind (how its frame is shaped)
 KIND_OF: dict[str, str] = {
     "MessageStatsReport": "keyvalue", "PingAppReporter": "keyvalue",
@@ -60,7 +63,7 @@ GENERIC_PRIOR: tuple[float, float, float, float | None] = (16.0, 35.0, 0.0, None
 
 #: a worker's own memory before any file (26.5 MB PSS) plus what it may keep between files before
 #: it retires (8 MB): no type's prior overhead is below this
-MIN_OVERHEAD_MB = 35.0
+MIN_OVERHEAD_MB = WORKER_REFERENCE_BYTES / MB
 
 
 def prior_of(name: str) -> tuple[float, float, float, float | None]:
