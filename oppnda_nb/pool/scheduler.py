@@ -104,7 +104,7 @@ class Scheduler:
         started = self._ctx.RawValue("d", 0.0)
         proc = self._ctx.Process(target=worker_main, name="oppnda-worker", daemon=True,
                                  args=(child_conn, self.work, self.work_args, method, self.options.warmup,
-                                       current, started))
+                                       current, started, self.preload))
         with self._fork_lock, without_main(), sigint_blocked():
             proc.start()
         child_conn.close()

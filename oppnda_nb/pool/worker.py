@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import importlib
 import logging
 import os
 import signal
 import time
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..system import MB, ProcessMemoryReader
 from .records import bounded
@@ -171,10 +172,12 @@ RETIRE_GROWTH = 8 * MB
 
 
 def worker_main(conn, work: Callable, work_args: tuple, method: str, warmup: str | None = None,
-                current: Any = None, started: Any = None) -> None:
+                current: Any = None, started: Any = None, preload: Sequence[str] = ()) -> None:
     """Loop of one worker (see the module docstring). ``current`` (a shared integer) holds the
     task id of the member it runs, -1 between batches; ``started`` (a shared float) the
-    ``time.monotonic()`` when that member started.
+    ``time.monotonic()`` when that member started. ``preload``: modules imported before anything is
+    measured (the forkserver imported them already; a spawned worker imports them here, so its first
+    file's rise above the baseline is the file's, not the imports').
 
     Ignores SIGINT (the parent handles Ctrl-C). Exits on None, on EOF, or when its parent is gone.
     """
@@ -182,6 +185,11 @@ def worker_main(conn, work: Callable, work_args: tuple, method: str, warmup: str
     if hasattr(signal, "pthread_sigmask"):  # blocked by the parent while it forked us (processes.sigint_blocked)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     ppid = os.getppid()
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the work itself will say what is missing, as a file failure
+            log.debug("preloading %s failed", name, exc_info=True)
     if warmup is not None:  # pay for lazy imports now, so the baseline includes them
         try:
             work(warmup, *work_args)
