@@ -380,7 +380,8 @@ class Run(Background):
         self.plan = plan(todo, self.manager, skipped=self.skipped, sizes=[self._stat.get(p, (0,))[0] for p in todo],
                          workers=1 if in_process else workers, in_process=in_process, start_method=start_method)
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
-                       oversize=oversize, in_process=in_process, later_peak_bytes=self.plan.after_pool_bytes)
+                       oversize=oversize, in_process=in_process,
+                       planned_peak_bytes=self.plan.predicted_peak_bytes)
         if file_timeout is not None:
             options["file_timeout"] = file_timeout
         make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)

@@ -22,7 +22,7 @@ from ..pool.scheduler import accepts_lean
 from ..resource_manager import ResourceManager
 from .cluster import CONNECT_TIMEOUT, RESOURCE, _distributed, close_owned, connect
 from .tasks import run_file, run_files, worker_info
-from ..system import MB, shared_reader
+from ..system import MB, process_tree_bytes, shared_reader
 
 log = logging.getLogger("oppnda_nb.dask")
 
@@ -61,6 +61,12 @@ class _Worker:
     has_resource: bool
 
 
+#: what a Dask worker keeps between tasks (results not gathered yet, memory Python does not give
+#: back; unlike a pool worker it is not retired): measured +27 MB per worker over the bundled
+#: sample's 240 files, with the kernel's own growth (benchmarks/dask_vs_pool.py)
+DASK_WORKER_GROWTH_BYTES = 24 * MB
+
+
 class DaskJob(Background):
     """The pool's interface (start/stop/wait/listeners/progress/memory) over a Dask cluster.
 
@@ -79,7 +85,7 @@ class DaskJob(Background):
                  kind_of: Callable[[str], str] | None = None, preload: Sequence[str] | None = None,
                  workers: int | None = None, start_method: str | None = None, sample_interval: float = 0.2,
                  oversize: str = "skip", file_timeout: float | None = None, max_retries: int = MAX_RETRIES,
-                 in_process: bool = False, later_peak_bytes: float = 0.0, client: Any = None):
+                 in_process: bool = False, planned_peak_bytes: float = 0.0, client: Any = None):
         if client is None:
             raise OppndaError("DaskJob needs client=: a Dask Client, a scheduler address tcp://HOST:PORT, a cluster "
                               "or a number of local workers")
@@ -135,7 +141,7 @@ class DaskJob(Background):
         self.budget_mb = sum(w.capacity for w in self._usable()) / MB
         self.predicted_peak_mb = math.nan
         self._idle_bytes = 0.0
-        self._later_bytes = float(later_peak_bytes)  # as PoolOptions.later_peak_bytes
+        self._planned_bytes = float(planned_peak_bytes)  # as PoolOptions.planned_peak_bytes
         self._kernel_reader = shared_reader("auto")
 
     # -- setup -------------------------------------------------------------------------------
@@ -567,20 +573,25 @@ class DaskJob(Background):
 
     # -- memory --------------------------------------------------------------------------------
     def _workers_memory(self) -> float:
-        """Σ the Dask workers' memory now (the scheduler's metrics), before any task of this job."""
+        """The Dask workers' memory now, before any task of this job: the scheduler's metrics (workers
+        anywhere), or, for a cluster started here, every process under this one (workers and their
+        nannies, PSS) if that is more."""
         try:
             info = self.client.scheduler_info(n_workers=-1)["workers"]
+            reported = float(sum((w.get("metrics") or {}).get("memory") or 0.0 for w in info.values()))
         except Exception:
             log.debug("could not read the Dask workers' memory", exc_info=True)
-            return 0.0
-        return float(sum((w.get("metrics") or {}).get("memory") or 0.0 for w in info.values()))
+            reported = 0.0
+        local = process_tree_bytes(os.getpid()) - self._kernel_bytes()
+        return max(reported, local)
 
     def _prediction(self, kernel: float, estimates: list[float], slots: int, budget: float) -> float:
-        """The peak: the kernel, the workers' memory before the job (a Dask worker carries its own
-        imports) plus each running file's cost above a pool worker's baseline (which the estimates
-        include); never below the caller's later phases (``later_peak_bytes``)."""
-        extra = [max(0.0, e - WORKER_BASELINE_BYTES) for e in estimates]
-        return max(kernel + self._idle_bytes + plan_peak(0.0, extra, slots, budget), self._later_bytes)
+        """The peak: the kernel, the workers' memory before the job (a Dask
+        worker carries its own imports) plus each running file's cost above a pool worker's baseline
+        (which the estimates include) and what a Dask worker keeps between tasks; never below the
+        caller's plan (``planned_peak_bytes``)."""
+        extra = [max(0.0, e - WORKER_BASELINE_BYTES) + DASK_WORKER_GROWTH_BYTES for e in estimates]
+        return max(kernel + self._idle_bytes + plan_peak(0.0, extra, slots, budget), self._planned_bytes)
 
     def _kernel_bytes(self) -> float:
         m = self._kernel_reader.read(os.getpid())

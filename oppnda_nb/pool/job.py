@@ -370,7 +370,7 @@ class Job(Scheduler):
             ests = [w.estimate for w in running]
             ests += heapq.nlargest(max(0, self._target - len(ests)), (t.estimate for t in self._pending))
             predicted = max(plan_peak(s.kernel + s.helpers, ests, self._target, budget,
-                                      idle_bytes=self.manager.overhead_mb * MB), self.options.later_peak_bytes)
+                                      idle_bytes=self.manager.overhead_mb * MB), self.options.planned_peak_bytes)
         return budget, predicted, len(running)
 
     def _admission_state(self) -> tuple[float, float, float, dict[int, float]]:

@@ -28,8 +28,9 @@ class PoolOptions:
     estimate (and lean estimate) does not fit the budget alone. ``watchdog``: stop admitting while
     a worker is above its estimate by ``watchdog_margin`` (fraction) + ``watchdog_margin_mb``,
     and stop that worker (file retried alone, lean) when the pool passes the budget.
-    ``later_peak_bytes``: the caller's predicted peak of what it does after the pool (e.g.
-    averaging the results): the predicted peak the pool reports and plots is never below it.
+    ``planned_peak_bytes``: the caller's predicted peak of the whole run (its plan: what it holds
+    besides the pool and what it does after it, e.g. averaging the results): the predicted peak the
+    pool reports and plots is never below it, so a run shows one prediction.
     """
 
     start_method: str | None = None
@@ -50,7 +51,7 @@ class PoolOptions:
     watchdog: bool = True
     watchdog_margin: float = 0.25
     watchdog_margin_mb: float = 20.0
-    later_peak_bytes: float = 0.0
+    planned_peak_bytes: float = 0.0
     #: run the work in the calling process, one file after another (no worker processes): for
     #: files so small that starting workers costs more than it saves. Same admission (a file that
     #: does not fit next to the kernel is not run), events, stop and accounting.
