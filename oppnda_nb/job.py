@@ -45,11 +45,13 @@ _STORE_KEY = f"oppnda_nb-{__version__}-chunked"
 IN_PROCESS_FILE_BYTES = 256 * 1024
 IN_PROCESS_TOTAL_BYTES = 32 * MB
 #: kernel memory per file summary held until averaging: a summary of numbers is under 1 KB pickled, a
-#: snapshot report's (one point per snapshot) under 30 KB; a histogram's or a time series' grows with
-#: its file: 0.9-1.1x the file's size pickled on the shared corpora (a 0.6 MB MessageDeliveryReport ->
-#: 0.7 MB), up to 2x as DataFrames
+#: snapshot report's (one point per snapshot) under 30 KB; a histogram's or a time series' is a
+#: DataFrame (~24 KB even when tiny: the kernel grew 35 MB holding the 1,584 curve summaries of the
+#: sample 12x) that grows with its file: 0.9-1.1x the file's size pickled on the shared corpora
+#: (a 0.6 MB MessageDeliveryReport -> 0.7 MB), up to 2x in memory
 RESULT_BYTES = 4 * 1024
 SNAPSHOT_RESULT_BYTES = 64 * 1024
+CURVE_BASE_BYTES = 24 * 1024
 CURVE_HELD_FACTOR = 2.0
 CURVE_KINDS = frozenset({"histogram", "timeseries"})
 #: averaging the curves (union of bins, common grids, averaged frames) needs up to this many times the
@@ -192,7 +194,7 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     # the kernel keeps every file's summary until it averages (and imports pandas for them, if it has
     # not yet); then averaging the curves needs up to AVERAGING_FACTOR times their size on top
     kinds_of = [reports.KIND_OF.get(k) for k in kinds]
-    curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, sizes) if k in CURVE_KINDS)
+    curves = sum(CURVE_BASE_BYTES + CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, sizes) if k in CURVE_KINDS)
     curves += sum(SNAPSHOT_RESULT_BYTES for k in kinds_of if k == "snapshot")
     pandas = 0.0 if not files or "pandas" in sys.modules else PANDAS_BYTES if in_process else PANDAS_NEXT_TO_POOL_BYTES
     held = len(files) * RESULT_BYTES + curves + pandas
