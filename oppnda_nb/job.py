@@ -194,10 +194,11 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     # the kernel keeps every file's summary until it averages (and imports pandas for them, if it has
     # not yet); then averaging the curves needs up to AVERAGING_FACTOR times their size on top
     kinds_of = [reports.KIND_OF.get(k) for k in kinds]
-    curves = sum(CURVE_BASE_BYTES + CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, sizes) if k in CURVE_KINDS)
-    curves += sum(SNAPSHOT_RESULT_BYTES for k in kinds_of if k == "snapshot")
+    curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, sizes) if k in CURVE_KINDS)
+    objects = sum(CURVE_BASE_BYTES if k in CURVE_KINDS else SNAPSHOT_RESULT_BYTES if k == "snapshot"
+                  else RESULT_BYTES for k in kinds_of)
     pandas = 0.0 if not files or "pandas" in sys.modules else PANDAS_BYTES if in_process else PANDAS_NEXT_TO_POOL_BYTES
-    held = len(files) * RESULT_BYTES + curves + pandas
+    held = objects + curves + pandas
     method = start_method or pool.default_start_method()
     pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
                           helpers_bytes=0.0 if in_process else helpers_allowance(estimates, method),

@@ -35,6 +35,8 @@ log = logging.getLogger("oppnda_nb.memory")
 
 #: the margin learned models keep above the largest peak seen (fraction of the peak)
 LEARN_MARGIN = 0.10
+#: a file this large has passed every chunk ramp: what it needs beyond its prior grows with the file
+LARGE_FILE_BYTES = 8 * MB
 #: observations kept per type (the newest; enough for a stable envelope)
 MAX_OBSERVATIONS = 64
 
@@ -69,19 +71,24 @@ def envelope(points: Sequence[tuple[float, float]], prior: TypeModel) -> TypeMod
 
     With sizes that differ enough to identify a slope, γ is the steepest slope from the smallest
     file to any larger one (never below 0) and M_overhead is raised until every point is under
-    the line; otherwise γ keeps the prior and only M_overhead moves. A learned model can fall
-    below a cautious prior (that is the point of learning) but never below what was measured.
+    the line. Otherwise, what a large file (:data:`LARGE_FILE_BYTES` or more) needs beyond the prior
+    is taken as growing with the file (γ rises, so small files keep their estimates); for small
+    files only M_overhead moves. A learned model can fall below a cautious prior (that is the
+    point of learning) but never below what was measured.
     """
     if not points:
         return prior
     # the chunk allowance keeps the prior's shape: the line is fitted to what is left above it
     pts = sorted((float(s), float(p) * (1 + LEARN_MARGIN) - prior.chunk_bytes(s)) for s, p in points)
     s0, p0 = pts[0]
-    gamma = prior.gamma
+    gamma, slope_known = prior.gamma, False
     if pts[-1][0] > 0 and pts[-1][0] - s0 >= 0.5 * pts[-1][0] and pts[-1][0] >= 1 * MB:
         slopes = [(p - p0) / (s - s0) for s, p in pts[1:] if s - s0 > 0.25 * pts[-1][0]]
         if slopes:
-            gamma = max(0.0, max(slopes))
+            gamma, slope_known = max(0.0, max(slopes)), True
+    large = [(s, p) for s, p in pts if s >= LARGE_FILE_BYTES]
+    if not slope_known and large:
+        gamma = max([gamma] + [(p - prior.overhead_mb * MB) / s for s, p in large])
     overhead = max(p - gamma * s for s, p in pts)
     # a worker never costs less than its baseline
     floor = min(prior.overhead_mb * MB, min(p - prior.chunk_bytes(s) for s, p in points))

@@ -118,8 +118,8 @@ def test_plan_holds_the_curves_and_averages_them(monkeypatch):
     rm = ResourceManager(total_ram_mb=4000)
     files = ["/x/TEST_A_1_60_2M_BufferOccupancyReport.txt", "/x/TEST_A_1_60_2M_MessageStatsReport.txt"]
     p = job.plan(files, rm, sizes=[1 * MB, 1000], workers=1, in_process=True)
-    curves = job.CURVE_BASE_BYTES + job.CURVE_HELD_FACTOR * 1 * MB
-    held = 2 * job.RESULT_BYTES + curves
+    curves = job.CURVE_HELD_FACTOR * 1 * MB
+    held = job.CURVE_BASE_BYTES + job.RESULT_BYTES + curves
     assert p.after_pool_bytes == pytest.approx(p.kernel_bytes + held + job.AVERAGING_FACTOR * curves)
     assert p.predicted_peak_bytes == pytest.approx(max(
         p.after_pool_bytes, plan_peak(p.kernel_bytes + held, p.estimates, 1, p.budget_bytes)))

@@ -132,3 +132,12 @@ def test_helpers_and_workers_by_start_method():
     peak = plan_peak(100 * MB, ests, 2, helpers_bytes=helpers_allowance(ests),
                      per_worker_bytes=worker_adjustment("forkserver"))
     assert peak == pytest.approx(100 * MB + TRACKER_BYTES + FORKSERVER_BYTES + 90 * MB - 2 * SHARED_WITH_FORKSERVER_BYTES)
+
+
+def test_one_large_file_above_its_prior_raises_gamma_not_the_small_files_estimates():
+    prior = TypeModel(0.02, 35, chunk_mb=32, ramp=7.0)
+    m = envelope([(84 * MB, 78 * MB)], prior)
+    assert m.estimate(84 * MB) >= 78 * MB * (1 + LEARN_MARGIN) - 1
+    assert m.estimate(1 * MB) == pytest.approx(prior.estimate(1 * MB), rel=0.01)  # a 1 MB file: as before
+    small = envelope([(1 * MB, 60 * MB)], prior)  # a small file above its prior: the overhead moves
+    assert small.gamma == prior.gamma and small.estimate(1 * MB) >= 60 * MB * (1 + LEARN_MARGIN) - 1

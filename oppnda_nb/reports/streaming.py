@@ -102,16 +102,32 @@ def _ttl(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def _fast_delivered(src: _Src) -> dict | None:
-    """The columns _Delivered needs, read from the bytes (None: use the parser)."""
-    names = _COLS["DeliveredMessagesReport"]
-    hb = _header_body(src, names)
+def _fast_grid(src: _Src, report_type: str, fields: int):
+    """(layout, grid, header lines) of a block of ``report_type`` whose data lines hold at least
+    ``fields`` plain space-separated fields, or None (then the fold uses the parser)."""
+    hb = _header_body(src, _COLS[report_type])
     if hb is None:
         return None
     lay = fp.layout(hb[0], trailing_ok=True, na_words=False)
-    g = lay.grid(9) if lay is not None else None
-    if g is None:
+    g = lay.grid(fields) if lay is not None else None
+    return None if g is None else (lay, g, hb[1])
+
+
+def _missing_words(lay, g, fields: tuple[int, ...]) -> bool:
+    """Does one of ``fields`` hold a word the parser reads as missing (a required field then)?"""
+    for i in fields:
+        s, e = lay.field(g, i)
+        if any(fp.token_is(lay.buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+            return True
+    return False
+
+
+def _fast_delivered(src: _Src) -> dict | None:
+    """The columns _Delivered needs, read from the bytes (None: use the parser)."""
+    lg = _fast_grid(src, "DeliveredMessagesReport", 9)
+    if lg is None:
         return None
+    lay, g, header = lg
     buf, col = lay.buf, {}
     for i, name in ((0, "time"), (2, "size"), (3, "hopcount"), (4, "deliveryTime")):
         col[name] = fp.decimals(buf, *lay.field(g, i))
@@ -120,14 +136,12 @@ def _fast_delivered(src: _Src) -> dict | None:
     col["ttl"] = _ttl(buf, *lay.field(g, 7))
     if col["ttl"] is None or _yes(buf, *lay.field(g, 8)) is None:
         return None
-    for i in (1, 5, 6, 9):                 # the parser reads these words as missing: a required field
-        s, e = lay.field(g, i)
-        if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
-            return None
+    if _missing_words(lay, g, (1, 5, 6, 9)):
+        return None
     ps, pe = lay.field(g, 9)
     arrows = np.flatnonzero((buf[:-1] == 45) & (buf[1:] == 62))
     col["arrows"] = np.searchsorted(arrows, pe) - np.searchsorted(arrows, ps)
-    _check_header(src, hb[1], names)
+    _check_header(src, header, _COLS["DeliveredMessagesReport"])
     return col
 
 
@@ -173,24 +187,18 @@ class _Delivered:
 
 def _fast_created(src: _Src) -> dict | None:
     """The columns _Created needs, read from the bytes (None: use the parser)."""
-    names = _COLS["CreatedMessagesReport"]
-    hb = _header_body(src, names)
-    if hb is None:
+    lg = _fast_grid(src, "CreatedMessagesReport", 6)
+    if lg is None:
         return None
-    lay = fp.layout(hb[0], trailing_ok=True, na_words=False)
-    g = lay.grid(6) if lay is not None else None
-    if g is None:
-        return None
+    lay, g, header = lg
     buf = lay.buf
     t, size = fp.decimals(buf, *lay.field(g, 0)), fp.decimals(buf, *lay.field(g, 2))
     ttl, yes = _ttl(buf, *lay.field(g, 5)), _yes(buf, *lay.field(g, 6))
     if t is None or size is None or ttl is None or yes is None:
         return None
-    for i in (1, 3, 4):
-        s, e = lay.field(g, i)
-        if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
-            return None
-    _check_header(src, hb[1], names)
+    if _missing_words(lay, g, (1, 3, 4)):
+        return None
+    _check_header(src, header, _COLS["CreatedMessagesReport"])
     return {"time": t, "size": size, "ttl": ttl, "responses": float(yes.sum())}
 
 
