@@ -174,11 +174,13 @@ def in_process_pays(files: Sequence[str], stat: dict[str, tuple[int, int]]) -> b
 
 def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tuple[str, str]] = (),
          sizes: Sequence[int] | None = None, kinds: Sequence[str] | None = None,
-         workers: int | None = None, in_process: bool = False, start_method: str | None = None) -> Plan:
+         workers: int | None = None, in_process: bool = False, start_method: str | None = None,
+         cached: Sequence[tuple[int, str]] = ()) -> Plan:
     """P_opt and the predicted peak of the spec, with the one memory model's per-file estimates.
 
     ``sizes``/``kinds`` may be given when already known (the panel keeps a folder's scan and
-    re-plans on every slider move without touching the disk).
+    re-plans on every slider move without touching the disk). ``cached``: (size, kind) of the files
+    whose summaries come from the cache (no work, but the kernel holds and averages them too).
     """
     model = install_priors(manager)
     files = list(files)
@@ -193,11 +195,13 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     budget = manager.budget_bytes(kernel)
     # the kernel keeps every file's summary until it averages (and imports pandas for them, if it has
     # not yet); then averaging the curves needs up to AVERAGING_FACTOR times their size on top
-    kinds_of = [reports.KIND_OF.get(k) for k in kinds]
-    curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, sizes) if k in CURVE_KINDS)
+    all_sizes = sizes + [size for size, _ in cached]
+    kinds_of = [reports.KIND_OF.get(k) for k in kinds + [kind for _, kind in cached]]
+    curves = sum(CURVE_HELD_FACTOR * size for k, size in zip(kinds_of, all_sizes) if k in CURVE_KINDS)
     objects = sum(CURVE_BASE_BYTES if k in CURVE_KINDS else SNAPSHOT_RESULT_BYTES if k == "snapshot"
                   else RESULT_BYTES for k in kinds_of)
-    pandas = 0.0 if not files or "pandas" in sys.modules else PANDAS_BYTES if in_process else PANDAS_NEXT_TO_POOL_BYTES
+    pandas = (0.0 if not kinds_of or "pandas" in sys.modules
+              else PANDAS_BYTES if in_process else PANDAS_NEXT_TO_POOL_BYTES)
     held = objects + curves + pandas
     method = start_method or pool.default_start_method()
     pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
@@ -381,7 +385,9 @@ class Run(Background):
         local = scheduler is None or self._memo is not None
         in_process = local and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
         self.plan = plan(todo, self.manager, skipped=self.skipped, sizes=[self._stat.get(p, (0,))[0] for p in todo],
-                         workers=1 if in_process else workers, in_process=in_process, start_method=start_method)
+                         workers=1 if in_process else workers, in_process=in_process, start_method=start_method,
+                         cached=[(self._stat[p][0], kind_of(p)) for p in self.files if p in self.cached or
+                                 (self._memo is not None and p in self._stat)])
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
                        oversize=oversize, in_process=in_process,
                        planned_peak_bytes=self.plan.predicted_peak_bytes)

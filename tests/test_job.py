@@ -280,3 +280,16 @@ def test_what_a_finished_file_teaches_the_model():
     assert job.observed_peak(spawned) == job.observed_peak(forked) == WORKER_REFERENCE_BYTES + 35 * MB
     assert job.observed_peak(FileOutcome("f", 10, "processed", peak_mb=70.0)) == 70 * MB
     assert job.observed_peak(FileOutcome("f", 10, "failed")) is None
+
+
+def test_a_rerun_plans_the_summaries_it_holds_from_the_cache(tmp_path):
+    import pandas  # noqa: F401
+
+    folder = _small_folder(tmp_path / "in")
+    _aged(folder)
+    first = job.Run(folder, output=tmp_path / "o1", cache=tmp_path / "c", workers=1)
+    fresh_held = first.plan.after_pool_bytes - first.plan.kernel_bytes
+    first.run()
+    again = job.Run(folder, output=tmp_path / "o2", cache=tmp_path / "c", workers=1)
+    assert again._memo is not None and not again.plan.files  # nothing to parse ...
+    assert again.plan.after_pool_bytes - again.plan.kernel_bytes == pytest.approx(fresh_held)  # ... all held
