@@ -14,7 +14,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ __all__ = [
     "figure_to_png",
     "memory_png",
     "planned_peak_mb",
+    "axis_label",
     "downsample_memory",
     "metric_columns",
     "MAX_POINTS",
@@ -726,9 +727,24 @@ def _sort_key(values: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
+#: axis labels with units of ONE's usual sweep parameters (a config's ``grouping_labels`` come first)
+DEFAULT_LABELS = {"ttl": "TTL (min)", "buffer": "buffer (MB)"}
+#: error bars of different lines at one x are moved apart by this fraction of the x range
+DODGE = 0.012
+
+
+def axis_label(name: str, labels: Mapping[str, str] | None = None) -> str:
+    """The axis label of a parameter: ``labels`` first, then "TTL (min)", "buffer (MB)", then the name."""
+    if labels and name in labels:
+        return labels[name]
+    return DEFAULT_LABELS.get(name, str(name).replace("_", " "))
+
+
 def metric_figure(table: pd.DataFrame, metric: str, *, x: str, by: str | None = None,
-                  title: str | None = None, width: float = 6.4, height: float = 3.8) -> Figure:
-    """Mean of ``metric`` against parameter ``x`` with 95 % CI error bars, one line per ``by`` value.
+                  title: str | None = None, width: float = 6.4, height: float = 3.8,
+                  labels: Mapping[str, str] | None = None) -> Figure:
+    """Mean of ``metric`` against parameter ``x`` with 95 % CI error bars, one line per ``by`` value
+    (error bars at one x dodged apart; axes labelled with units, see :func:`axis_label`).
 
     ``table`` is an averaged table: wide (``<metric>_mean``, ``<metric>_ci95``, parameter columns)
     or long (``metric``, ``mean``, ``ci95``). Raises ``KeyError`` naming what is missing.
@@ -753,7 +769,7 @@ def metric_figure(table: pd.DataFrame, metric: str, *, x: str, by: str | None = 
     fig = _new_figure(width, height)
     ax = fig.add_subplot(1, 1, 1)
     _style_axes(ax)
-    ax.set_xlabel(x, fontsize=_RC["axes.labelsize"])
+    ax.set_xlabel(axis_label(x, labels), fontsize=_RC["axes.labelsize"])
     ax.set_ylabel(metric, fontsize=_RC["axes.labelsize"])
     ax.set_title(title or f"{metric}: mean ± 95% CI", loc="left",
                  fontsize=_RC["axes.titlesize"])
@@ -768,6 +784,9 @@ def metric_figure(table: pd.DataFrame, metric: str, *, x: str, by: str | None = 
         categories = sorted(pd.unique(frame[x].astype(str)))
 
     markers = "osD^vP*Xh"
+    xs_all = (pd.to_numeric(frame[x]).to_numpy(dtype=float) if x_numeric
+              else np.arange(len(categories), dtype=float))
+    span = float(np.nanmax(xs_all) - np.nanmin(xs_all)) if len(xs_all) else 0.0
     for i, (key, sub) in enumerate(groups):
         sub = sub.assign(__x=_sort_key(sub[x])).sort_values("__x")
         if x_numeric:
@@ -778,9 +797,12 @@ def metric_figure(table: pd.DataFrame, metric: str, *, x: str, by: str | None = 
         ci = sub["__ci"].to_numpy(dtype=float)
         yerr = None if np.all(np.isnan(ci)) else np.nan_to_num(ci, nan=0.0)
         label = None if by is None else str(key)
-        ax.errorbar(xs, ys, yerr=yerr, color=_PALETTE[i % len(_PALETTE)],
-                    marker=markers[i % len(markers)], markersize=4, linewidth=1.3,
-                    capsize=3, elinewidth=0.9, label=label)
+        colour = _PALETTE[i % len(_PALETTE)]
+        ax.plot(xs, ys, color=colour, marker=markers[i % len(markers)], markersize=4, linewidth=1.3, label=label)
+        if yerr is not None:  # the lines' bars at one x side by side, not on top of each other
+            offset = (i - (len(groups) - 1) / 2) * DODGE * (span or 1.0)
+            ax.errorbar(xs + offset, ys, yerr=yerr, fmt="none", ecolor=colour, capsize=3, elinewidth=0.9,
+                        label="_nolegend_")
     if categories is not None:
         ax.set_xticks(range(len(categories)))
         ax.set_xticklabels(categories, rotation=30 if len(categories) > 6 else 0, ha="right"
@@ -788,7 +810,7 @@ def metric_figure(table: pd.DataFrame, metric: str, *, x: str, by: str | None = 
     if by is not None:
         ncol = 1 if len(groups) <= 8 else 2
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                  borderaxespad=0.0, ncol=ncol, title=by)
+                  borderaxespad=0.0, ncol=ncol, title=axis_label(by, labels))
     fig.tight_layout()
     return fig
 

@@ -221,20 +221,23 @@ def test_metric_figure_lines_per_group_with_ci_error_bars():
     fig = plots.metric_figure(table, "delivery_prob", x="ttl", by="router")
     ax = fig.axes[0]
     assert legend_texts(fig) == ["Epidemic", "Spray"]
-    containers = {c.get_label(): c for c in ax.containers}
-    assert sorted(containers) == ["Epidemic", "Spray"]
-    for label, container in containers.items():
-        ln = container.lines[0]
+    lines = {ln.get_label(): ln for ln in ax.lines if not ln.get_label().startswith("_")}
+    assert sorted(lines) == ["Epidemic", "Spray"]
+    for label, ln in lines.items():  # the means at their true x
         sub = table[table["router"] == label].sort_values("ttl")
         np.testing.assert_allclose(ln.get_xdata(), sub["ttl"].to_numpy())
         np.testing.assert_allclose(ln.get_ydata(), sub["delivery_prob_mean"].to_numpy())
-    # error bars: each vertical segment spans mean ± ci95
-    spans = []
+    # error bars: each vertical segment spans mean ± ci95, the two routers' bars at one TTL side by side
+    spans, bar_x = [], []
     for coll in ax.collections:
         for seg in coll.get_segments():
             spans.append(round(float(seg[1][1] - seg[0][1]) / 2, 6))
+            bar_x.append(float(seg[0][0]))
     assert sorted(spans) == sorted(round(v, 6) for v in table["delivery_prob_ci95"])
-    assert ax.get_xlabel() == "ttl" and ax.get_ylabel() == "delivery_prob"
+    ttls = sorted(table["ttl"].unique())
+    dodge = plots.DODGE * (max(ttls) - min(ttls))
+    assert sorted(bar_x) == pytest.approx(sorted(t + d for t in ttls for d in (-dodge / 2, dodge / 2)))
+    assert ax.get_xlabel() == "TTL (min)" and ax.get_ylabel() == "delivery_prob"  # units of ONE's TTL
     assert plots.figure_to_png(fig).startswith(PNG_MAGIC)
 
 

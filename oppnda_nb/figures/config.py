@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import plots
+
 from ..averaging import sample_folder
 from ..errors import OppndaError
 
@@ -72,7 +74,7 @@ _NULLABLE = {"report_extension", "directories.raw_dir", "plot_settings.violin_pl
              "plot_settings.heatmaps.style.vmax"}
 
 #: default axis labels of the usual ONE sweep parameters (TTL is in minutes in ONE's settings)
-DEFAULT_LABELS = {"ttl": "TTL (min)", "buffer": "buffer (MB)", "seed": "seed", "default": None}
+DEFAULT_LABELS = {**plots.DEFAULT_LABELS, "seed": "seed", "default": None}
 
 ENABLED_KINDS = ("line_plots", "3d_surface", "violin_plots", "heatmaps", "pairplot", "export_csv")
 

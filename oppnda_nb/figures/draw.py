@@ -19,6 +19,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3d projection)
 
 from ..errors import OppndaError
+from ..plots import axis_label
 
 __all__ = ["PALETTE", "line", "surface", "violin", "heatmap", "pairplot", "distribution", "timeseries",
            "colormap", "axis_label", "tick_formatter"]
@@ -31,7 +32,6 @@ _SEABORN_CMAPS = {"crest": "viridis_r", "rocket": "magma", "mako": "viridis", "i
                   "vlag": "RdBu_r"}
 #: seaborn's "flare" (light orange -> purple), rebuilt from a few of its colours
 _FLARE = ["#edb081", "#e98d6b", "#e3685c", "#d14a61", "#b13c6c", "#8f3371", "#6c2b6d", "#4a2466"]
-_DEFAULT_LABELS = {"ttl": "TTL (min)", "buffer": "buffer (MB)"}
 
 
 def _figure(size: Sequence[float], dpi: float = 100) -> Figure:
@@ -59,13 +59,6 @@ def _colours(n: int, palette: str | None = None) -> list:
             cm = colormaps[name]
             return [cm(v) for v in (np.linspace(0.1, 0.9, n) if n > 1 else [0.5])]
     return [PALETTE[i % len(PALETTE)] for i in range(n)]
-
-
-def axis_label(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """The axis label of a grouping (``labels`` first, then "TTL (min)", "buffer (MB)", then the name)."""
-    if labels and name in labels:
-        return labels[name]
-    return _DEFAULT_LABELS.get(name, name.replace("_", " "))
 
 
 def metric_label(metric: str) -> str:
