@@ -95,6 +95,17 @@ def test_samples_frame_fills_missing_workers_with_nan():
     assert samples_frame([]).empty
 
 
+def test_the_frame_grows_by_the_new_samples_as_if_framed_whole():
+    mon = MemoryMonitor(lambda: [], interval=1.0)
+    workers = [{11: 4 * MB}, {11: 5 * MB}, {11: 5 * MB, 12: 6 * MB}, {12: 2 * MB}, {}, {13: 1 * MB}]
+    for i, w in enumerate(workers):
+        mon.rows.append(MemorySample(0.2 * i, 1 * MB, 2 * MB, 3 * MB, w, 10 * MB, 9 * MB, len(w)).row())
+        grown = mon.frame()
+        whole = samples_frame(list(mon.rows))
+        assert list(grown.columns) == list(whole.columns) and grown.equals(whole)
+    assert mon.frame() is grown  # nothing new: the same frame, not framed again
+
+
 def test_interval_is_validated():
     with pytest.raises(ValueError):
         MemoryMonitor(lambda: [], interval=0)

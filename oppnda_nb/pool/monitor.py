@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from ..system import MB, ProcessMemory, ProcessMemoryReader, psutil, shared_reader
 
@@ -147,6 +147,7 @@ class MemoryMonitor:
         self._stop = threading.Event()
         self._t0 = time.monotonic()
         self.rows: list[dict] = []
+        self._frame: Any = None  # the rows framed so far (frame() adds only the new ones)
         self.latest: MemorySample | None = None
         self.peak_total = 0.0
         self.sample_seconds = 0.0  # CPU time of the sampling thread (for the overhead benchmark)
@@ -265,8 +266,21 @@ class MemoryMonitor:
         return self._thread is not None
 
     def frame(self):
-        """The samples so far as the memory DataFrame."""
-        return samples_frame(list(self.rows))
+        """The samples so far as the memory DataFrame (do not modify it: the next call extends it
+        with the new samples instead of framing them all again, which a live plot does a few times
+        a second)."""
+        rows = list(self.rows)
+        done = 0 if self._frame is None else len(self._frame)
+        if self._frame is None or len(rows) < done:
+            self._frame = samples_frame(rows)
+        elif len(rows) > done:
+            import pandas as pd
+
+            new = samples_frame(rows[done:])
+            frame = pd.concat([self._frame, new], ignore_index=True) if done else new
+            frame["running"] = frame["running"].astype("int64")
+            self._frame = frame
+        return self._frame
 
 
 def _system_memory() -> tuple[float, float]:
