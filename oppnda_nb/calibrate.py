@@ -33,6 +33,7 @@ class TypePoint:
     after_mb: float
     gamma: float
     overhead_mb: float
+    rise_mb: float = math.nan  # the file's own rise above its worker's baseline (what the model learns)
 
 
 @dataclass
@@ -59,9 +60,12 @@ class Calibration:
     def summary(self) -> str:
         lines = [f"calibration on {len(self.points)} file(s), the largest of each report type:"]
         for p in self.points:
-            lines.append(f"  {p.report_type}: {os.path.basename(p.path)} {p.size_mb:.1f} MB: measured "
-                         f"{p.measured_mb:.0f} MB, estimate {p.before_mb:.0f} → {p.after_mb:.0f} MB "
+            rise = f" (the file: +{p.rise_mb:.0f} MB)" if math.isfinite(p.rise_mb) else ""
+            lines.append(f"  {p.report_type}: {os.path.basename(p.path)} {p.size_mb:.1f} MB: worker peak "
+                         f"{p.measured_mb:.0f} MB{rise}, estimate {p.before_mb:.0f} → {p.after_mb:.0f} MB "
                          f"(γ={p.gamma:.2f}, M_overhead={p.overhead_mb:.0f} MB)")
+        lines.append("  (an estimate is a fresh worker, 35 MB with what it may keep between files, plus the "
+                     "file's own rise, +10 %)")
         lines += [f"  failed: {os.path.basename(f)}: {r}" for f, r in self.failed]
         return "\n".join(lines)
 
@@ -108,7 +112,8 @@ def calibrate(folder=None, manager: ResourceManager | None = None, *, config: An
             continue
         m = model.observe(o.report_type, o.size, peak)
         cal.points.append(TypePoint(o.report_type, o.path, o.size / MB, o.peak_mb, before[o.path] / MB,
-                                    m.estimate(o.size) / MB, m.gamma, m.overhead_mb))
+                                    m.estimate(o.size) / MB, m.gamma, m.overhead_mb,
+                                    math.nan if o.peak_delta_mb is None else o.peak_delta_mb))
     if save:
         memory_model.save_learned(model, _STORE_KEY)
     return cal
