@@ -413,7 +413,7 @@ class Run(Background):
             return [g.output_name for g in self._memo.groups] + ["run.json", "csv"]
         stubs = [averaging.FileSummary(path=p, params=self._params.get(p, {}), report_type=kind_of(p),
                                        scalars={"_": 0.0}) for p in self.files]
-        names = [g.output_name for g in averaging.aggregate(stubs, self.config).groups]
+        names = averaging.output_names(stubs, self.config)
         return names + ["run.json", "csv"]
 
     def _estimate(self, path: str, size: int, lean: bool = False) -> float:

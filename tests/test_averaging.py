@@ -15,7 +15,7 @@ from shared_data import REFERENCE
 from oppnda_nb import averaging
 from oppnda_nb.averaging import (
     AveragerConfig, FileSummary, SummarizeSettings, aggregate, average_curves, safe_output_name, sample_folder,
-    select_files,
+    load_config, select_files, summarize_file,
 )
 from oppnda_nb.job import average_folder
 from oppnda_nb.errors import OppndaError
@@ -328,6 +328,17 @@ def test_default_config_on_sample(tmp_path):
     whole = whole[whole["report_type"] == "BufferOccupancyReport"].dropna(axis=1, how="all").reset_index(drop=True)
     assert list(curves.columns) == list(whole.columns) and len(curves) == len(whole) > 0
     assert np.allclose(curves.select_dtypes("number"), whole[curves.select_dtypes("number").columns], equal_nan=True)
+
+
+def test_output_names_are_the_groups_names_without_statistics():
+    from oppnda_nb.averaging import output_names
+
+    config = load_config(None)
+    settings = config.settings()
+    summaries = [summarize_file(str(p), settings) for p in sorted(sample_folder().glob("*.txt"))[:60]]
+    res = aggregate(summaries, config)
+    assert res.groups and res.skipped_groups  # both kinds of groups occur
+    assert output_names(summaries, config) == [g.output_name for g in res.groups]
 
 
 def test_identical_runs_have_zero_spread():

@@ -146,12 +146,8 @@ def _units(summaries: list[FileSummary], config: AveragerConfig) -> list[tuple[s
     return [(rt, [s for s in ordered if s.report_type == rt]) for rt in types]
 
 
-def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageResult":
-    """Group the per-file summaries per strategy and report type, and compute the statistics."""
-    cfg = load_config(config)
-    summaries = list(summaries)
-    groups: list[GroupResult] = []
-    skipped_groups: list[tuple[str, str, dict[str, str], str]] = []
+def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
+    """Every group in output order: (strategy, report type, key, members, why skipped or None)."""
     for rt, items in _units(summaries, cfg):
         for strat in cfg.strategies:
             buckets: dict[tuple[str, ...], list[FileSummary]] = {}
@@ -160,23 +156,41 @@ def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageR
                 buckets.setdefault(key, []).append(s)
             for key in sorted(buckets):
                 members = buckets[key]
-                kd = dict(zip(strat.group_by, key))
                 n_unique = len({m.path for m in members})
-                if n_unique < strat.min_files:
-                    skipped_groups.append((strat.name, rt, kd, f"{n_unique} file(s) < min_files={strat.min_files}"))
-                    continue
-                kinds = {m.kind for m in members}
-                ckinds = [m.curve_kind for m in members if m.curve is not None]
-                ckind = ckinds[0] if ckinds else None
-                curve = average_curves([m.curve for m in members if m.curve_kind == ckind], ckind) if ckind else None
-                groups.append(GroupResult(
-                    strategy=strat.name, report_type=rt, key=kd, files=[m.path for m in members],
-                    output_name=_output_name(strat.template, strat, key, members[0].params, rt),
-                    kind="keyvalue" if "keyvalue" in kinds else sorted(kinds)[0],
-                    metrics=_group_stats(members), curve=curve, curve_kind=ckind,
-                ))
-    return AverageResult(config=cfg, groups=groups, skipped_groups=skipped_groups, files_read=len(summaries))
+                why = f"{n_unique} file(s) < min_files={strat.min_files}" if n_unique < strat.min_files else None
+                yield strat, rt, key, members, why
 
+
+def output_names(summaries: Iterable[FileSummary], config: Any = None) -> list[str]:
+    """The names :func:`aggregate` would give the groups of ``summaries`` (no statistics computed:
+    a run checks its output folder with them before any work)."""
+    cfg = load_config(config)
+    return [_output_name(strat.template, strat, key, members[0].params, rt)
+            for strat, rt, key, members, why in _buckets(list(summaries), cfg) if why is None]
+
+
+def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageResult":
+    """Group the per-file summaries per strategy and report type, and compute the statistics."""
+    cfg = load_config(config)
+    summaries = list(summaries)
+    groups: list[GroupResult] = []
+    skipped_groups: list[tuple[str, str, dict[str, str], str]] = []
+    for strat, rt, key, members, why in _buckets(summaries, cfg):
+        kd = dict(zip(strat.group_by, key))
+        if why is not None:
+            skipped_groups.append((strat.name, rt, kd, why))
+            continue
+        kinds = {m.kind for m in members}
+        ckinds = [m.curve_kind for m in members if m.curve is not None]
+        ckind = ckinds[0] if ckinds else None
+        curve = average_curves([m.curve for m in members if m.curve_kind == ckind], ckind) if ckind else None
+        groups.append(GroupResult(
+            strategy=strat.name, report_type=rt, key=kd, files=[m.path for m in members],
+            output_name=_output_name(strat.template, strat, key, members[0].params, rt),
+            kind="keyvalue" if "keyvalue" in kinds else sorted(kinds)[0],
+            metrics=_group_stats(members), curve=curve, curve_kind=ckind,
+        ))
+    return AverageResult(config=cfg, groups=groups, skipped_groups=skipped_groups, files_read=len(summaries))
 
 
 def _coerce_key(v: str) -> Any:
