@@ -15,8 +15,9 @@ from typing import Any, Callable, Iterable, Sequence
 from ..background import Background
 from ..errors import OppndaError
 from ..memory_model import WORKER_BASELINE_BYTES, plan_peak
-from ..pool import Event, EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
+from ..pool import EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
 from ..pool.admission import OVERSIZE_POLICIES
+from ..pool.events import EventedJob
 from ..pool.records import CACHED, bounded
 from ..pool.scheduler import accepts_lean
 from ..resource_manager import ResourceManager
@@ -67,7 +68,7 @@ class _Worker:
 DASK_WORKER_GROWTH_BYTES = 24 * MB
 
 
-class DaskJob(Background):
+class DaskJob(EventedJob, Background):
     """The pool's interface (start/stop/wait/listeners/progress/memory) over a Dask cluster.
 
     ``client``: a ``distributed.Client``, an address ``tcp://HOST:PORT``, a cluster or an int
@@ -78,6 +79,8 @@ class DaskJob(Background):
     task Dask gave up on (KilledWorker after its workers died, a lost connection); Dask itself
     already re-runs a lost worker's tasks up to ``distributed.scheduler.allowed-failures``.
     """
+
+    _thread_name = "oppnda-dask"
 
     def __init__(self, files: Iterable[str | os.PathLike], work: Callable, work_args: Sequence = (),
                  manager: ResourceManager | None = None, *, skipped: Iterable[tuple[str, str]] = (),
@@ -109,13 +112,10 @@ class DaskJob(Background):
         self.max_retries = int(max_retries)
         self._accepts_lean = accepts_lean(work)
         self.warnings: list[str] = []
-        self._listeners: list[Callable[[Event], None]] = []
-        self._events: queue.Queue = queue.Queue()
+        self._init_events()
         self._lock = threading.RLock()
         self._stop_flag = threading.Event()
         self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._dispatcher: threading.Thread | None = None
         self._sampler: threading.Thread | None = None
         self.result: JobResult | None = None
         self._rows: list[dict] = []
@@ -206,25 +206,9 @@ class DaskJob(Background):
             close_owned(self.client)
             self.owned = False
 
-    # -- public API --------------------------------------------------------------------------
-    def add_listener(self, callback: Callable[[Event], None]) -> None:
-        """Call ``callback(event)`` for every event (from a background thread)."""
-        self._listeners.append(callback)
-
     @property
     def running(self) -> bool:
         return self._thread is not None and not self._done.is_set()
-
-    def start(self) -> "DaskJob":
-        """Start in background threads; returns at once."""
-        if self._thread is not None:
-            raise OppndaError("this job was already started; create a new job to run again")
-        self._t0 = time.monotonic()
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="oppnda-dask-events", daemon=True)
-        self._dispatcher.start()
-        self._thread = threading.Thread(target=self._main, name="oppnda-dask", daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self, wait: bool = True) -> None:
         """Submit nothing new, cancel every future, mark unfinished files cancelled."""
@@ -235,11 +219,6 @@ class DaskJob(Background):
     def _after_done(self) -> None:
         if self._dispatcher is not None and threading.current_thread() is not self._dispatcher:
             self._dispatcher.join(timeout=10)  # the last events (done) reach the listeners first
-
-    @property
-    def progress(self) -> Progress:
-        with self._lock:
-            return self._progress()
 
     def memory_frame(self):
         """The memory samples so far (the pool monitor's columns, ``worker_<id>`` per Dask worker)."""
@@ -255,10 +234,6 @@ class DaskJob(Background):
         """``worker_<id>`` column -> the Dask worker's address."""
         return {w.column: w.address for w in self._workers.values()}
 
-    # -- events ------------------------------------------------------------------------------
-    def _emit(self, kind: EventKind, data: Any) -> None:
-        self._events.put(Event(kind, data))
-
     def _note(self, msg: str) -> None:
         log.warning("%s", msg)
         self.warnings.append(msg)
@@ -266,17 +241,6 @@ class DaskJob(Background):
     def _warn(self, msg: str) -> None:
         self._note(msg)
         self._emit(EventKind.WARNING, msg)
-
-    def _dispatch_loop(self) -> None:
-        while True:
-            ev = self._events.get()
-            if ev is None:
-                return
-            for cb in list(self._listeners):
-                try:
-                    cb(ev)
-                except Exception:  # a broken listener must not break the run
-                    log.warning("a job listener failed on %s", ev.kind, exc_info=True)
 
     def _progress(self) -> Progress:
         counts: dict[str, int] = {}

@@ -26,7 +26,6 @@ import logging
 import math
 import multiprocessing as mp
 import os
-import queue
 import signal
 import threading
 import time
@@ -39,15 +38,16 @@ from ..resource_manager import DynamicSemaphore, ResourceManager
 from ..system import MB, process_memory_bytes
 from . import admission as adm
 from .monitor import MemoryMonitor, MemorySample, samples_frame
+from .events import EventedJob
 from .options import PoolOptions
 from .processes import Helpers, default_start_method
-from .records import CACHED, Event, EventKind, FileOutcome, JobResult, Progress, Status, bounded
+from .records import CACHED, EventKind, FileOutcome, JobResult, Progress, Status
 from .scheduler import Scheduler, Task, accepts_lean
 
 log = logging.getLogger("oppnda_nb.pool")
 
 
-class Job(Scheduler):
+class Job(Scheduler, EventedJob):
     """Runs ``work(path, *work_args)`` over ``files`` in a memory-aware process pool.
 
     ``estimate(path, size, lean) -> bytes`` (default ``manager.estimator.estimate_file_memory(size)``),
@@ -56,6 +56,8 @@ class Job(Scheduler):
     names as keywords (``workers=2, start_method="spawn"``...). ``done``: ``(path, result)`` or
     ``(path, result, size)`` of files the caller knows already (its cache): processed, no work.
     """
+
+    _thread_name = "oppnda-scheduler"
 
     def __init__(self, files: Iterable[str | os.PathLike], work: Callable, work_args: Sequence = (),
                  manager=None, *, skipped: Iterable[tuple[str, str]] = (), done: Iterable[tuple[str, Any]] = (),
@@ -81,14 +83,11 @@ class Job(Scheduler):
         self.preload = list(preload) if preload is not None else [work.__module__]
         self._accepts_lean = accepts_lean(work)
         self.sample_interval = self.options.sample_interval
-        self._listeners: list[Callable[[Event], None]] = []
+        self._init_events()
         self._lock = threading.RLock()
         self._fork_lock = threading.Lock()
         self._stop_flag = threading.Event()
         self._interrupted: str | None = None
-        self._thread: threading.Thread | None = None
-        self._dispatcher: threading.Thread | None = None
-        self._events: queue.Queue = queue.Queue()
         self.result: JobResult | None = None
         self.warnings: list[str] = []
         self._batches = 0
@@ -148,11 +147,6 @@ class Job(Scheduler):
         self._startup_failures = 0
         self._fatal: str | None = None
 
-    # -- public API ---------------------------------------------------------------------
-    def add_listener(self, callback: Callable[[Event], None]) -> None:
-        """Call ``callback(event)`` for every event (from a background thread)."""
-        self._listeners.append(callback)
-
     @property
     def batches_sent(self) -> int:
         """How many batches (messages with more than one file) were sent to workers."""
@@ -166,17 +160,6 @@ class Job(Scheduler):
     def monitor(self) -> MemoryMonitor | None:
         """The memory monitor of the run (None before start or with ``monitor=False``)."""
         return self._monitor
-
-    def start(self) -> "Job":
-        """Start the job in background threads; returns at once."""
-        if self._thread is not None:
-            raise OppndaError("this job was already started; create a new Job to run again")
-        self._t0 = time.monotonic()
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="oppnda-events", daemon=True)
-        self._dispatcher.start()
-        self._thread = threading.Thread(target=self._main, name="oppnda-scheduler", daemon=True)
-        self._thread.start()
-        return self
 
     def run(self) -> JobResult:
         """Run to the end (blocking). Ctrl-C (and SIGTERM, from the main thread) stops the job and
@@ -230,38 +213,9 @@ class Job(Scheduler):
         assert self.result is not None
         return self.result
 
-    @property
-    def progress(self) -> Progress:
-        with self._lock:
-            return self._progress()
-
     def memory_frame(self):
         """The memory samples so far (DataFrame)."""
         return self._monitor.frame() if self._monitor is not None else samples_frame([])
-
-    # -- events -------------------------------------------------------------------------
-    def _emit(self, kind: EventKind, data: Any) -> None:
-        self._events.put(Event(kind, data))
-
-    def _emit_many(self, events: list[Event]) -> None:
-        if events:
-            self._events.put(events)
-
-    def _dispatch_loop(self) -> None:
-        errors = 0
-        while True:
-            item = self._events.get()
-            if item is None:
-                return
-            for ev in (item if isinstance(item, list) else (item,)):
-                for cb in list(self._listeners):
-                    try:
-                        cb(ev)
-                    except Exception as exc:  # a broken listener must not break the run
-                        errors += 1
-                        log.debug("listener %r failed", cb, exc_info=True)
-                        if errors <= 3:
-                            self.warnings.append(bounded(f"listener {cb!r} raised {type(exc).__name__}: {exc}"))
 
     def _warn(self, msg: str) -> None:
         log.warning("%s", msg)
