@@ -22,21 +22,12 @@ from pathlib import Path
 
 import psutil
 
-from oppnda_nb import averaging
-from oppnda_nb.pool import Job
-from oppnda_nb.resource_manager import ResourceManager
-from oppnda_nb.system import MB
-
-
-def tree_pss() -> float:
-    me = psutil.Process()
-    total = 0.0
-    for p in [me] + me.children(recursive=True):
-        try:
-            total += p.memory_full_info().pss
-        except psutil.Error:
-            pass
-    return total
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.run import tree_pss  # noqa: E402
+from oppnda_nb import averaging  # noqa: E402
+from oppnda_nb.pool import Job  # noqa: E402
+from oppnda_nb.resource_manager import ResourceManager  # noqa: E402
+from oppnda_nb.system import MB  # noqa: E402
 
 
 def main() -> None:
@@ -61,7 +52,7 @@ def main() -> None:
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], tree_pss())
+            peak[0] = max(peak[0], tree_pss(psutil.Process()))
             samples[0] += 1
             stop.wait(0.05)
 

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.run import large_run_folder, tree_pss  # noqa: E402
+
 MB = 1024 * 1024
 DEFAULT = ["sample", "large-run"]  # large-run: the shared large run, decompressed on first use
 
@@ -34,9 +37,6 @@ def child(config: str, folder: str, workers: int) -> None:
     from oppnda_nb.averaging import sample_folder
 
     if folder == "large-run":
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from benchmarks.run import large_run_folder
-
         folder = str(large_run_folder())
     path = sample_folder() if folder == "sample" else folder
     t0 = time.perf_counter()
@@ -49,20 +49,6 @@ def child(config: str, folder: str, workers: int) -> None:
     print(json.dumps({"wall_s": wall, "job_s": result.job.elapsed_s, "bytes": size, "files": len(result.outcomes),
                       "counts": result.job.counts, "workers": result.job.workers,
                       "predicted_mb": result.job.predicted_peak_mb}), flush=True)
-
-
-def tree_pss(proc: psutil.Process) -> float:
-    total = 0.0
-    try:
-        procs = [proc] + proc.children(recursive=True)
-    except psutil.Error:
-        return 0.0
-    for p in procs:
-        try:
-            total += p.memory_full_info().pss
-        except psutil.Error:
-            continue
-    return total
 
 
 def measure(config: str, folder: str, workers: int) -> dict:

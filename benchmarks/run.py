@@ -88,7 +88,9 @@ class Measured:
         return max(vals, default=float("nan"))
 
 
-def _tree_pss(root: psutil.Process) -> float:
+def tree_pss(root: psutil.Process) -> float:
+    """PSS of ``root`` and all its descendants, read now (shared pages counted once): the outside
+    measure every benchmark here uses."""
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
@@ -112,7 +114,7 @@ def measure(cmd: list[str], env: dict[str, str], timeout: float = 900.0) -> Meas
         try:
             while proc.poll() is None:
                 tick = time.monotonic()
-                samples.append((tick, _tree_pss(root)))
+                samples.append((tick, tree_pss(root)))
                 if time.perf_counter() - t0 > timeout:
                     raise TimeoutError(f"{timeout} s")
                 time.sleep(max(0.0, INTERVAL - (time.monotonic() - tick)))
