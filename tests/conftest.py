@@ -15,6 +15,7 @@ Markers (`e2e`, `slow`) are registered in pyproject.toml.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -106,3 +107,17 @@ def big_manager(**kw):
     from oppnda_nb.system import MB
 
     return ResourceManager(memory_reader=lambda: (0.0, 64 * 1024 * MB), **kw)
+
+
+def analysis_config(tmp_path, raw, report, only=("line_plots",)) -> str:
+    """The shipped example with a few metrics, low dpi and only some figure kinds (a fast, real analysis)."""
+    from oppnda_nb import figures
+
+    cfg = json.loads(figures.example_config_path().read_text())
+    cfg["directories"] = {"report_dir": str(report), "raw_dir": str(raw), "plots_dir": str(tmp_path / "plots")}
+    cfg["metrics"] = {"include": ["delivery_prob", "overhead_ratio"], "ignore": []}
+    cfg["plot_settings"] = {"general": {"dpi": 30}}
+    cfg["enabled_plots"] = {k: k in only for k in cfg["enabled_plots"]}
+    path = tmp_path / "analysis_config.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)

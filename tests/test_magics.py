@@ -1,7 +1,6 @@
 """%oppnda in a real IPython shell, with the real job on tiny folders (terminal and notebook behaviour)."""
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -11,9 +10,9 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 from traitlets import TraitError
 
-from conftest import SAMPLE, many_folder
+from conftest import SAMPLE, analysis_config, many_folder
 
-from oppnda_nb import figures, job, magics
+from oppnda_nb import job, magics
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -239,18 +238,6 @@ def test_plot_surface_one_per_router_is_the_joint_mean(ip, tmp_path, capsys):
     assert path.name == "delivery_prob_buffer_line.png" and len(fig.oppnda_data) == 9
     with pytest.raises(UsageError, match="also vary in router"):
         ip.run_line_magic("oppnda", "plot delivery_prob --by ttl --hue buffer")
-
-
-def analysis_config(tmp_path, raw, report, only=("line_plots",)) -> str:
-    """The shipped example with a few metrics, low dpi and only some figure kinds (a fast, real analysis)."""
-    cfg = json.loads(figures.example_config_path().read_text())
-    cfg["directories"] = {"report_dir": str(report), "raw_dir": str(raw), "plots_dir": str(tmp_path / "plots")}
-    cfg["metrics"] = {"include": ["delivery_prob", "overhead_ratio"], "ignore": []}
-    cfg["plot_settings"] = {"general": {"dpi": 30}}
-    cfg["enabled_plots"] = {k: k in only for k in cfg["enabled_plots"]}
-    path = tmp_path / "analysis_config.json"
-    path.write_text(json.dumps(cfg))
-    return str(path)
 
 
 def test_plot_config_runs_oppndas_whole_set(ip, tmp_path, capsys):

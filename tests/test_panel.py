@@ -1,7 +1,6 @@
 """The control panel with the real job on tiny folders (widget state, no browser)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -10,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import SAMPLE, many_folder
+from conftest import SAMPLE, analysis_config, many_folder
 
 from oppnda_nb import figures, job, options, panel as panel_mod, plots, pool
 from oppnda_nb.errors import OppndaError
@@ -149,17 +148,6 @@ def sweep(tmp_path):
     for f in SAMPLE.glob("*_MessageStatsReport.txt"):
         shutil.copy(f, d / f.name)
     return d
-
-
-def analysis_config(tmp_path, raw, report, only=("line_plots",)) -> str:
-    cfg = json.loads(figures.example_config_path().read_text())
-    cfg["directories"] = {"report_dir": str(report), "raw_dir": str(raw), "plots_dir": str(tmp_path / "plots")}
-    cfg["metrics"] = {"include": ["delivery_prob", "overhead_ratio"], "ignore": []}
-    cfg["plot_settings"] = {"general": {"dpi": 30}}
-    cfg["enabled_plots"] = {k: k in only for k in cfg["enabled_plots"]}
-    path = tmp_path / "analysis_config.json"
-    path.write_text(json.dumps(cfg))
-    return str(path)
 
 
 def test_draw_figures_shows_progress_memory_and_lists_the_files(tmp_path):
