@@ -17,7 +17,14 @@ from typing import Any
 MAX_REASON = 300
 
 
-class Status(str, Enum):
+class _Words(str, Enum):
+    """An enum whose members are words: they compare equal to and print as their string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(_Words):
     """The state of one input file; every input ends in exactly one of the last four."""
 
     RUNNING = "running"  # only in file_started events
@@ -26,11 +33,8 @@ class Status(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class EventKind(str, Enum):
+class EventKind(_Words):
     """What an :class:`Event` reports."""
 
     FILE_STARTED = "file_started"
@@ -40,9 +44,6 @@ class EventKind(str, Enum):
     MEMORY = "memory"
     WARNING = "warning"
     DONE = "done"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 STATUSES = tuple(s.value for s in Status if s is not Status.RUNNING)
