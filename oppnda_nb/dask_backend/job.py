@@ -18,7 +18,7 @@ from ..memory_model import WORKER_BASELINE_BYTES, plan_peak
 from ..pool import EventKind, FileOutcome, JobResult, Progress, Status, samples_frame
 from ..pool.admission import OVERSIZE_POLICIES
 from ..pool.events import EventedJob
-from ..pool.records import CACHED, bounded
+from ..pool.records import bounded, known_outcomes
 from ..pool.scheduler import accepts_lean
 from ..resource_manager import ResourceManager
 from .cluster import CONNECT_TIMEOUT, RESOURCE, _distributed, close_owned, connect
@@ -102,7 +102,7 @@ class DaskJob(EventedJob, Background):
         self.manager = manager if manager is not None else ResourceManager()
         self.files = [os.fspath(f) for f in files]
         self.skipped = [(os.fspath(p), str(r)) for p, r in skipped]
-        self.done = [(os.fspath(d[0]), d[1], d[2] if len(d) > 2 else None) for d in done]  # as pool.Job's
+        self.done = list(done)  # the caller's cache: (path, result[, size])
         self.work, self.work_args = work, tuple(work_args)
         self.estimate = estimate or (lambda path, size, lean: self.manager.estimator.estimate_file_memory(size))
         self.kind_of = kind_of or (lambda path: "file")
@@ -154,24 +154,8 @@ class DaskJob(EventedJob, Background):
 
     def _setup_outcomes(self) -> None:
         """Outcomes known before any work (unreadable files, skipped, cached) and the queue."""
-        self._outcomes: dict[int, FileOutcome] = {}
-        self._tasks: list[_Task] = []
-        for i, p in enumerate(self.files):
-            try:
-                size = os.path.getsize(p)
-            except OSError as exc:
-                self._outcomes[i] = FileOutcome(p, 0, Status.FAILED, f"{type(exc).__name__}: {exc.strerror or exc}",
-                                                report_type=self._kind(p))
-                continue
-            self._tasks.append(_Task(i, p, size, self._kind(p), retries=[]))
-        n = len(self.files)
-        for j, (p, reason) in enumerate(self.skipped):
-            self._outcomes[n + j] = FileOutcome(p, _size(p), Status.SKIPPED, reason, report_type=self._kind(p))
-        n += len(self.skipped)
-        for j, (p, result, size) in enumerate(self.done):  # the caller's cache: processed, no task
-            self._outcomes[n + j] = FileOutcome(p, _size(p) if size is None else size, Status.PROCESSED, CACHED,
-                                                result=result, report_type=self._kind(p))
-        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _, _ in self.done]
+        self._outcomes, self._tasks, self.inputs = known_outcomes(
+            self.files, self.skipped, self.done, self._kind, lambda i, p, size, kind: _Task(i, p, size, kind, retries=[]))
         self._pending = sorted(self._tasks, key=lambda t: (-t.size, t.index))  # largest first (LPT)
         self._running: dict[str, list[_Task]] = {}  # key -> the task's files (several: a batch)
         self._futures: dict[str, Any] = {}
@@ -632,10 +616,3 @@ class DaskJob(EventedJob, Background):
         current = {a: known[a] for a in info}
         self._workers = current if current else self._workers
         return current
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

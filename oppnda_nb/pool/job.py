@@ -41,7 +41,7 @@ from .monitor import MemoryMonitor, MemorySample, samples_frame
 from .events import EventedJob
 from .options import PoolOptions
 from .processes import Helpers, default_start_method
-from .records import CACHED, EventKind, FileOutcome, JobResult, Progress, Status
+from .records import EventKind, JobResult, Progress, known_outcomes
 from .scheduler import Scheduler, Task, accepts_lean
 
 log = logging.getLogger("oppnda_nb.pool")
@@ -92,35 +92,8 @@ class Job(Scheduler, EventedJob):
         self.warnings: list[str] = []
         self._batches = 0
 
-        self._outcomes: dict[int, FileOutcome] = {}
-        self._tasks: list[Task] = []
-        for i, p in enumerate(self.files):
-            try:
-                size = os.path.getsize(p)
-            except OSError as exc:
-                self._outcomes[i] = FileOutcome(p, 0, Status.FAILED, f"{type(exc).__name__}: {exc.strerror or exc}",
-                                                report_type=self._kind(p))
-                continue
-            self._tasks.append(Task(i, p, size, self._kind(p)))
-        n = len(self.files)
-        for j, (p, reason) in enumerate(self.skipped):
-            try:
-                size = os.path.getsize(p)
-            except OSError:
-                size = 0
-            self._outcomes[n + j] = FileOutcome(p, size, Status.SKIPPED, reason, report_type=self._kind(p))
-        n += len(self.skipped)
-        self.done = [(os.fspath(d[0]), d[1], d[2] if len(d) > 2 else None) for d in done]
-        for j, (p, result, size) in enumerate(self.done):  # known already (the caller's cache): no work
-            if size is None:
-                try:
-                    size = os.path.getsize(p)
-                except OSError:
-                    size = 0
-            self._outcomes[n + j] = FileOutcome(p, size, Status.PROCESSED, CACHED, result=result,
-                                                report_type=self._kind(p))
-        #: every input path, in outcome order: files, then skipped, then done
-        self.inputs = list(self.files) + [p for p, _ in self.skipped] + [p for p, _, _ in self.done]
+        #: inputs: every input path, in outcome order: files, then skipped, then done (the caller's cache)
+        self._outcomes, self._tasks, self.inputs = known_outcomes(self.files, self.skipped, done, self._kind, Task)
         self._pending: list[Task] = sorted(self._tasks, key=lambda t: t.key)
         sizes = [t.size for t in self._tasks]
         if self.options.workers is not None:

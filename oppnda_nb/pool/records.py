@@ -11,7 +11,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Callable, Iterable
 
 #: failure reasons are cut to this many characters (a traceback-sized message would flood the UI)
 MAX_REASON = 300
@@ -96,6 +96,40 @@ class FileOutcome:
     def kind(self) -> str | None:
         """The caller's kind label (same as ``report_type``)."""
         return self.report_type
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # gone: its outcome says so where it matters
+
+
+def known_outcomes(files: list[str], skipped: list[tuple[str, str]], done: Iterable[tuple],
+                   kind_of: Callable[[str], str], make_task: Callable[[int, str, int, str], Any]):
+    """What a job knows before any work: ``(outcomes by input index, tasks, every input path in
+    outcome order)``. A file that cannot be stat-ed fails; ``skipped`` files are skipped; ``done``
+    (``(path, result)`` or ``(path, result, size)``: the caller's cache) are processed without work;
+    every other file gets ``make_task(index, path, size, kind)``."""
+    done = [(os.fspath(d[0]), d[1], d[2] if len(d) > 2 else None) for d in done]
+    outcomes: dict[int, FileOutcome] = {}
+    tasks = []
+    for i, p in enumerate(files):
+        try:
+            size = os.path.getsize(p)
+        except OSError as exc:
+            outcomes[i] = FileOutcome(p, 0, Status.FAILED, f"{type(exc).__name__}: {exc.strerror or exc}",
+                                      report_type=kind_of(p))
+            continue
+        tasks.append(make_task(i, p, size, kind_of(p)))
+    n = len(files)
+    for j, (p, reason) in enumerate(skipped):
+        outcomes[n + j] = FileOutcome(p, _size(p), Status.SKIPPED, reason, report_type=kind_of(p))
+    n += len(skipped)
+    for j, (p, result, size) in enumerate(done):
+        outcomes[n + j] = FileOutcome(p, _size(p) if size is None else size, Status.PROCESSED, CACHED,
+                                      result=result, report_type=kind_of(p))
+    return outcomes, tasks, list(files) + [p for p, _ in skipped] + [p for p, _, _ in done]
 
 
 @dataclass
