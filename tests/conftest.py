@@ -56,17 +56,22 @@ def tiny_folder(tmp_path: Path) -> Path:
     return copy_tiny(tmp_path / "tiny")
 
 
-def many_folder(tmp_path: Path, copies: int) -> Path:
-    """The sample's MessageStatsReports again under many seeds (symlinks: instant)."""
-    d = tmp_path / "many"
-    d.mkdir()
-    for f in sorted(SAMPLE.glob("*_MessageStatsReport.txt")):
+def sample_copies(dest: Path, copies: int, pattern: str = "*.txt") -> Path:
+    """The bundled sample's reports matching ``pattern`` ``copies`` times under other seeds, in
+    ``dest`` (symlinks: instant)."""
+    dest.mkdir(parents=True)
+    for f in sorted(SAMPLE.glob(pattern)):
         parts = f.name.split("_")
         for k in range(copies):
             name = parts.copy()
             name[2] = f"{k}{parts[2]}"
-            os.symlink(f, d / "_".join(name))
-    return d
+            os.symlink(f, dest / "_".join(name))
+    return dest
+
+
+def many_folder(tmp_path: Path, copies: int) -> Path:
+    """The sample's MessageStatsReports again under many seeds."""
+    return sample_copies(tmp_path / "many", copies, "*_MessageStatsReport.txt")
 
 
 def cli_env(**extra: str) -> dict[str, str]:

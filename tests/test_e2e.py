@@ -17,14 +17,13 @@ Screenshots land in test-artifacts/e2e/ (created here, not committed) for a pers
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 import e2e_support as es
-from conftest import SAMPLE, copy_tiny
+from conftest import copy_tiny, sample_copies
 
 QUICKSTART = es.REPO_ROOT / "notebooks" / "quickstart.ipynb"
 TUNING = es.REPO_ROOT / "notebooks" / "tuning.ipynb"
@@ -176,18 +175,6 @@ def test_tuning_eta_after_run_all(tmp_path: Path) -> None:
     assert leftovers == [], f"processes still alive after the graceful stop: {leftovers}"
 
 
-def _sample_copies(dest: Path, copies: int) -> Path:
-    """The whole bundled sample ``copies`` times under other seeds (symlinks: instant)."""
-    dest.mkdir(parents=True)
-    for f in sorted(SAMPLE.glob("*.txt")):
-        parts = f.name.split("_")
-        for k in range(copies):
-            name = parts.copy()
-            name[2] = f"{k}{parts[2]}"
-            os.symlink(f, dest / "_".join(name))
-    return dest
-
-
 def _phase(label: str | None) -> str | None:
     """The phase a progress label names: its first word ("processing…" before the first progress)."""
     return label.split()[0].rstrip("…") if label and label.strip() else None
@@ -199,7 +186,7 @@ def test_live_run_keeps_up_and_panel_is_compact(tmp_path: Path) -> None:
     phases; ``%oppnda run`` and a panel with ``panel.wait()`` each show the memory plot once; the
     progress line and the plot fit together on a laptop screen and the label never wraps."""
     _require_e2e()
-    big = _sample_copies(tmp_path / "many", LIVE_COPIES)
+    big = sample_copies(tmp_path / "many", LIVE_COPIES)
     tiny = copy_tiny(tmp_path / "tiny")
     cells = [
         "%load_ext oppnda_nb",
