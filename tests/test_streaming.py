@@ -263,11 +263,11 @@ def test_streamed_equals_whole_real(path: Path):
 
 
 # The fast paths (numpy on the bytes, only the fields a fold needs) and their fallback to the parser.
-from oppnda_nb.reports import fastpath, streaming  # noqa: E402
+from oppnda_nb.reports import fastpath, stream_tables  # noqa: E402
 from oppnda_nb.reports.tables import _Src  # noqa: E402
 
-FAST = {"EventLogReport": streaming._fast_eventlog, "DeliveredMessagesReport": streaming._fast_delivered,
-        "CreatedMessagesReport": streaming._fast_created}
+FAST = {"EventLogReport": stream_tables._fast_eventlog, "DeliveredMessagesReport": stream_tables._fast_delivered,
+        "CreatedMessagesReport": stream_tables._fast_created}
 
 
 @pytest.mark.parametrize("rt", sorted(FAST))

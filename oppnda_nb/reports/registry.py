@@ -8,7 +8,8 @@ from typing import Callable
 
 import pandas as pd
 
-from . import streaming as st
+from . import stream_snapshots as ss, stream_tables as stt
+from .streaming import StreamSpec
 from .base import Report, Summary
 from .catalog import KIND_OF, prior_of
 from .keyvalue import _p_keyvalue
@@ -32,7 +33,7 @@ class ReportSpec:
     kind: str
     parse: Callable[[_Src], pd.DataFrame]
     summary: Callable[[Report], Summary]
-    stream: st.StreamSpec | None = None
+    stream: StreamSpec | None = None
     gamma: float = 16.0
     overhead_mb: float = 35.0
     chunk_mb: float = 0.0
@@ -71,22 +72,22 @@ _SPECS = [
           su._s_hist("permille", "nodes")),
     _spec("JumpSizeDistributionReport", "histogram", _p_simple(["bin_center", "density", "count"], ints=("count",)),
           su._s_jump),
-    _spec("CreatedMessagesReport", "table", _p_created, su._s_created, st.CREATED),
-    _spec("DeliveredMessagesReport", "table", _p_delivered, su._s_delivered, st.DELIVERED),
-    _spec("DistanceDelayReport", "table", _p_distance_delay, su._s_distance_delay, st.DISTANCE_DELAY),
+    _spec("CreatedMessagesReport", "table", _p_created, su._s_created, stt.CREATED),
+    _spec("DeliveredMessagesReport", "table", _p_delivered, su._s_delivered, stt.DELIVERED),
+    _spec("DistanceDelayReport", "table", _p_distance_delay, su._s_distance_delay, stt.DISTANCE_DELAY),
     _spec("EncountersVSUniqueEncountersReport", "table",
           _p_simple(["node", "encounters", "unique_encounters"], ints=("node", "encounters", "unique_encounters")),
           su._s_encounters),
-    _spec("MessageReport", "table", _p_message_report, su._s_message_report, st.MESSAGE_REPORT),
+    _spec("MessageReport", "table", _p_message_report, su._s_message_report, stt.MESSAGE_REPORT),
     _spec("NodeDensityReport", "table", _p_node_density, su._s_node_density),
     _spec("RadiusOfGyrationReport", "table", _p_radius, su._s_radius),
-    _spec("LocationSnapshotReport", "snapshot", _p_location_snapshot, su._s_location, st.LOCATION),
-    _spec("MessageCopyCountReport", "snapshot", _p_copy_count, su._s_copy_count, st.COPY_COUNT),
-    _spec("MessageLocationReport", "snapshot", _p_message_location, su._s_message_location, st.MESSAGE_LOCATION),
-    _spec("ConnectivityONEReport", "events", _p_connectivity_one, su._s_connectivity, st.CONNECTIVITY),
+    _spec("LocationSnapshotReport", "snapshot", _p_location_snapshot, su._s_location, ss.LOCATION),
+    _spec("MessageCopyCountReport", "snapshot", _p_copy_count, su._s_copy_count, ss.COPY_COUNT),
+    _spec("MessageLocationReport", "snapshot", _p_message_location, su._s_message_location, ss.MESSAGE_LOCATION),
+    _spec("ConnectivityONEReport", "events", _p_connectivity_one, su._s_connectivity, stt.CONNECTIVITY),
     _spec("ConnectivityDtnsim2Report", "events", _p_connectivity_dtnsim2, su._s_connectivity),
-    _spec("EventLogReport", "events", _p_eventlog, su._s_eventlog, st.EVENTLOG),
-    _spec("MovementNs2Report", "events", _p_ns2, su._s_ns2, st.NS2),
+    _spec("EventLogReport", "events", _p_eventlog, su._s_eventlog, stt.EVENTLOG),
+    _spec("MovementNs2Report", "events", _p_ns2, su._s_ns2, stt.NS2),
 ]
 
 REGISTRY: dict[str, ReportSpec] = {s.name: s for s in _SPECS}
