@@ -315,6 +315,46 @@ def test_keyvalue_edge_cases_match_oppnda(tmp_path: Path):
     assert any("duplicate keys ['a']" in w for w in rep.meta["warnings"])
 
 
+def _oppnda_text(text: str, sep: str, ignore=()) -> tuple[dict, list, list, list]:
+    """OppNDA's line loop on a string, plus what the checks need: bad lines, lines without the
+    separator, every key of a line that holds the separator."""
+    data, bad, other = {}, [], []
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        if sep not in line:
+            other.append(line)
+            continue
+        key, value = (x.strip() for x in line.split(sep, 1))
+        if key in ignore:
+            continue
+        try:
+            data[key] = float(value) if value.lower() != "nan" else float("nan")
+        except ValueError:
+            bad.append(line)
+    return data, bad, other, [ln.split(sep, 1)[0].strip() for ln in lines if sep in ln]
+
+
+@pytest.mark.parametrize("sep", [":", "::", "=", " : ", ": ", " ", "\t", "a"])
+def test_keyvalue_parser_equals_oppnda_loop_on_random_text(sep):
+    # the parser splits each raw line once (no strip first) when the separator has no blank at
+    # its ends; random text with blanks, odd whitespace, NaN words and separators everywhere
+    import random
+
+    from oppnda_nb.reports.keyvalue import _parse_keyvalue
+
+    rnd = random.Random(7)
+    atoms = ["a", "b", ":", " ", "\t", "\r", "\n", "1", ".5", "nan", "NaN", "-", "e3", "x", "\r\n", "inf",
+             "\u00a0", "\u2028", "\x0b", "\x1c", "_", "1_0", "::", " : ", "="]
+    for _ in range(3000):
+        text = "".join(rnd.choice(atoms) for _ in range(rnd.randint(0, 14)))
+        got, want = _parse_keyvalue(text, sep, ("a",)), _oppnda_text(text, sep, ("a",))
+        assert got[1:] == want[1:], repr(text)
+        assert _same(got[0], want[0]), repr(text)
+
+
 def test_separator_argument(tmp_path: Path):
     p = tmp_path / "run_MessageStatsReport.txt"
     p.write_text("Message stats for scenario S\ncreated= 5\ndelivery_prob = 0.5\n")

@@ -17,29 +17,60 @@ def _split_lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-def _parse_keyvalue(text: str, separator: str, ignore_fields=()) -> tuple[dict, list[str], list[str]]:
-    """Key:value lines with OppNDA's averager semantics: (metrics, unparsable lines, lines without separator)."""
+def _parse_keyvalue(text: str, separator: str, ignore_fields=()) -> tuple[dict, list[str], list[str], list[str]]:
+    """Key:value lines with OppNDA's averager semantics: (metrics, unparsable lines, lines without
+    separator, every key in order, ignored ones included).
+
+    OppNDA strips each line, splits it once at the separator, strips both sides and keeps
+    ``float(value)`` (``nan`` read as NaN). When the separator has no blank at either end, splitting
+    the unstripped line finds the same first separator and ``float()`` strips the value itself (a
+    value it rejects is stripped and tried again: ``float`` ignores fewer blanks than ``strip``), so
+    one split per line is all the work (the same values, keys and lines out).
+    """
     ignore = set(ignore_fields)
     data: dict[str, float] = {}
     bad: list[str] = []
     other: list[str] = []
+    keys: list[str] = []
+    if separator != separator.strip():
+        for raw in _split_lines(text):
+            line = raw.strip()
+            if not line:
+                continue
+            if separator not in line:
+                other.append(line)
+                continue
+            key, value = line.split(separator, 1)
+            key = key.strip()
+            value = value.strip()
+            if key in ignore:
+                continue
+            try:
+                data[key] = float(value) if value.lower() != "nan" else np.nan
+            except ValueError:
+                bad.append(line)
+        keys = [ln.split(separator, 1)[0].strip() for ln in _split_lines(text) if separator in ln]
+        return data, bad, other, keys
     for raw in _split_lines(text):
-        line = raw.strip()
-        if not line:
+        key, sep, value = raw.partition(separator)
+        if not sep:
+            line = raw.strip()
+            if line:
+                other.append(line)
             continue
-        if separator not in line:
-            other.append(line)
-            continue
-        key, value = line.split(separator, 1)
         key = key.strip()
-        value = value.strip()
+        keys.append(key)
         if key in ignore:
             continue
         try:
-            data[key] = float(value) if value.lower() != "nan" else np.nan
-        except ValueError:
-            bad.append(line)
-    return data, bad, other
+            data[key] = float(value)
+        except ValueError:                 # float() strips fewer characters than str.strip() (\x1c-\x1f)
+            value = value.strip()
+            try:
+                data[key] = float(value)
+            except ValueError:
+                bad.append(raw.strip())
+    return data, bad, other, keys
 
 
 def _bad_value_warnings(bad: list[str], separator: str) -> list[str]:
@@ -105,7 +136,7 @@ def _raw_text(path: str) -> bytes:
 def _kv_metrics(src: _Src, ignore_fields=()) -> dict[str, float]:
     """The checked metrics of a key:value source (fills ``src.meta`` and ``src.warnings``)."""
     text = src.data.decode("utf-8")
-    metrics, bad, other = _parse_keyvalue(text, src.separator, ignore_fields)
+    metrics, bad, other, keys = _parse_keyvalue(text, src.separator, ignore_fields)
     title = [ln for ln in other if ln]
     for ln in title:
         m = re.match(r"^(?:Message|Ping) stats for scenario (.*)$", ln)
@@ -118,7 +149,6 @@ def _kv_metrics(src: _Src, ignore_fields=()) -> dict[str, float]:
         raise src.fail(f"no 'key{src.separator} value' lines with a number: not a {src.report_type} "
                        f"(first lines: {snippet(first, 160)})")
     src.warnings.extend(_bad_value_warnings(bad, src.separator))
-    keys = [ln.split(src.separator, 1)[0].strip() for ln in _split_lines(text) if src.separator in ln]
     dups = sorted({k for k in keys if keys.count(k) > 1}) if len(keys) != len(set(keys)) else []
     if dups:
         src.warnings.append(f"duplicate keys {snippet(dups[:5], 160)}: the last value wins (like OppNDA)")

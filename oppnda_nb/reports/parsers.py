@@ -134,7 +134,7 @@ def _p_generic(src: _Src) -> pd.DataFrame:
     lines = [ln.strip() for ln in _split_lines(text) if ln.strip()]
     with_sep = sum(1 for ln in lines if src.separator in ln)
     if with_sep and with_sep * 2 >= len(lines):
-        metrics, bad, other = _parse_keyvalue(text, src.separator)
+        metrics, bad, other, _ = _parse_keyvalue(text, src.separator)
         if metrics:
             src.meta["generic_format"] = "keyvalue"
             if other:

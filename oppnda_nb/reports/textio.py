@@ -46,11 +46,11 @@ def is_gzip(path: str) -> bool:
 
 
 def _read_bytes(path: str) -> bytes:
+    """The whole file's (decompressed) bytes: one read; gzip is recognised by its magic bytes."""
     try:
-        with open_report(path) as fh:
-            return fh.read()
-    except ReportError:
-        raise
+        with open(path, "rb", buffering=0) as fh:
+            data = fh.readall()
+        return gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
     except (OSError, MemoryError, EOFError, zlib.error) as exc:
         raise _open_error(path, exc) from None
 
