@@ -404,3 +404,31 @@ def test_batch_switch_gives_the_same_results(tmp_path):
     assert on.batches_sent > 0 and off.batches_sent == 0
     assert r_on.results == r_off.results == [100 + i for i in range(80)]
     assert r_on.accounting_ok and r_off.accounting_ok
+
+
+def test_in_process_run_skips_an_oversize_file_with_its_reason_and_keeps_the_rest(tmp_path):
+    files = make_files(tmp_path, [("big.txt", 2_000_000)] + [(f"s{i}.txt", 2_000) for i in range(5)])
+    rec = Recorder()
+    job = Job(files, tw.file_size, (), _tight_manager(250, 1000.0), in_process=True, sample_interval=0.05,
+              oversize="skip")
+    job.add_listener(rec)
+    r = job.run()
+    assert r.accounting_ok
+    by_name = {os.path.basename(o.path): o for o in r.outcomes}
+    assert str(by_name["big.txt"].status) == "skipped" and "big.txt" in by_name["big.txt"].reason
+    assert [str(by_name[f"s{i}.txt"].status) for i in range(5)] == ["processed"] * 5
+    assert sorted(by_name[f"s{i}.txt"].result for i in range(5)) == [2_000] * 5
+    # every processed file still gets its own event, though they are sent in batches
+    assert sorted(os.path.basename(o.path) for o in rec.kinds("file_finished")) == [f"s{i}.txt" for i in range(5)]
+
+
+def test_outcomes_keep_their_counts_per_status_when_replaced():
+    from oppnda_nb.pool.records import FileOutcome, Outcomes, Status
+
+    o = Outcomes()
+    o[0] = FileOutcome("a", 1, Status.PROCESSED)
+    o[1] = FileOutcome("b", 1, Status.FAILED)
+    o.update({2: FileOutcome("c", 1, Status.SKIPPED)})
+    o[1] = FileOutcome("b", 1, Status.PROCESSED)  # a retry that worked replaces the failure
+    assert {k: v for k, v in o.by_status.items() if v} == {"processed": 2, "skipped": 1}
+    assert len(o) == 3

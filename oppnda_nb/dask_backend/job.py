@@ -88,7 +88,8 @@ class DaskJob(EventedJob, Background):
                  kind_of: Callable[[str], str] | None = None, preload: Sequence[str] | None = None,
                  workers: int | None = None, start_method: str | None = None, sample_interval: float = 0.2,
                  oversize: str = "skip", file_timeout: float | None = None, max_retries: int = MAX_RETRIES,
-                 in_process: bool = False, planned_peak_bytes: float = 0.0, client: Any = None):
+                 in_process: bool = False, planned_peak_bytes: float = 0.0, client: Any = None,
+                 sizes: dict[str, int] | None = None):
         if client is None:
             raise OppndaError("DaskJob needs client=: a Dask Client, a scheduler address tcp://HOST:PORT, a cluster "
                               "or a number of local workers")
@@ -103,6 +104,7 @@ class DaskJob(EventedJob, Background):
         self.files = [os.fspath(f) for f in files]
         self.skipped = [(os.fspath(p), str(r)) for p, r in skipped]
         self.done = list(done)  # the caller's cache: (path, result[, size])
+        self._sizes = sizes  # the caller's stat of the files
         self.work, self.work_args = work, tuple(work_args)
         self.estimate = estimate or (lambda path, size, lean: self.manager.estimator.estimate_file_memory(size))
         self.kind_of = kind_of or (lambda path: "file")
@@ -155,7 +157,8 @@ class DaskJob(EventedJob, Background):
     def _setup_outcomes(self) -> None:
         """Outcomes known before any work (unreadable files, skipped, cached) and the queue."""
         self._outcomes, self._tasks, self.inputs = known_outcomes(
-            self.files, self.skipped, self.done, self._kind, lambda i, p, size, kind: _Task(i, p, size, kind, retries=[]))
+            self.files, self.skipped, self.done, self._kind, lambda i, p, size, kind: _Task(i, p, size, kind, retries=[]),
+            self._sizes)
         self._pending = sorted(self._tasks, key=lambda t: (-t.size, t.index))  # largest first (LPT)
         self._running: dict[str, list[_Task]] = {}  # key -> the task's files (several: a batch)
         self._futures: dict[str, Any] = {}
@@ -227,9 +230,7 @@ class DaskJob(EventedJob, Background):
         self._emit(EventKind.WARNING, msg)
 
     def _progress(self) -> Progress:
-        counts: dict[str, int] = {}
-        for o in self._outcomes.values():
-            counts[str(o.status)] = counts.get(str(o.status), 0) + 1
+        counts = self._outcomes.by_status
         elapsed = (self._t_end or time.monotonic()) - self._t0 if self._t0 is not None else 0.0
         rate = self._bytes_done / MB / elapsed if elapsed > 0 else 0.0
         left = self._bytes_total - self._bytes_done

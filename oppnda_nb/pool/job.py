@@ -29,7 +29,6 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import OppndaError
@@ -55,6 +54,7 @@ class Job(Scheduler, EventedJob):
     (default ``[work.__module__]``). Settings: ``options`` (:class:`PoolOptions`) and/or its field
     names as keywords (``workers=2, start_method="spawn"``...). ``done``: ``(path, result)`` or
     ``(path, result, size)`` of files the caller knows already (its cache): processed, no work.
+    ``sizes``: ``{path: size}`` the caller has stat-ed already (not stat-ed again).
     """
 
     _thread_name = "oppnda-scheduler"
@@ -63,7 +63,7 @@ class Job(Scheduler, EventedJob):
                  manager=None, *, skipped: Iterable[tuple[str, str]] = (), done: Iterable[tuple[str, Any]] = (),
                  estimate: Callable[[str, int, bool], float] | None = None,
                  kind_of: Callable[[str], str] | None = None, preload: Sequence[str] | None = None,
-                 options: PoolOptions | None = None, **option_overrides):
+                 sizes: dict[str, int] | None = None, options: PoolOptions | None = None, **option_overrides):
         self.options = (options or PoolOptions()).with_overrides(**option_overrides).validate()
         if not callable(work):
             raise OppndaError(f"work must be a function, got {work!r}")
@@ -93,7 +93,7 @@ class Job(Scheduler, EventedJob):
         self._batches = 0
 
         #: inputs: every input path, in outcome order: files, then skipped, then done (the caller's cache)
-        self._outcomes, self._tasks, self.inputs = known_outcomes(self.files, self.skipped, done, self._kind, Task)
+        self._outcomes, self._tasks, self.inputs = known_outcomes(self.files, self.skipped, done, self._kind, Task, sizes)
         self._pending: list[Task] = sorted(self._tasks, key=lambda t: t.key)
         sizes = [t.size for t in self._tasks]
         if self.options.workers is not None:
@@ -235,7 +235,7 @@ class Job(Scheduler, EventedJob):
 
     # -- progress -----------------------------------------------------------------------
     def _progress(self) -> Progress:
-        c = Counter(str(o.status) for o in self._outcomes.values())
+        c = self._outcomes.by_status
         elapsed = (self._t_end or time.monotonic()) - self._t0 if self._t0 is not None else 0.0
         rate = self._bytes_done / MB / elapsed if elapsed > 0 else 0.0
         left = self._bytes_total - self._bytes_done

@@ -105,18 +105,41 @@ def _size(path: str) -> int:
         return 0  # gone: its outcome says so where it matters
 
 
+class Outcomes(dict):
+    """Outcomes by input index that keep their count per status (``by_status``), so a job's
+    progress, read several times a second, does not walk thousands of outcomes each time."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_status: Counter = Counter()
+
+    def __setitem__(self, index: int, outcome: "FileOutcome") -> None:
+        old = self.get(index)
+        if old is not None:
+            self.by_status[str(old.status)] -= 1
+        super().__setitem__(index, outcome)
+        self.by_status[str(outcome.status)] += 1
+
+    def update(self, *args, **kwargs) -> None:  # every change goes through __setitem__
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+
 def known_outcomes(files: list[str], skipped: list[tuple[str, str]], done: Iterable[tuple],
-                   kind_of: Callable[[str], str], make_task: Callable[[int, str, int, str], Any]):
+                   kind_of: Callable[[str], str], make_task: Callable[[int, str, int, str], Any],
+                   sizes: dict[str, int] | None = None):
     """What a job knows before any work: ``(outcomes by input index, tasks, every input path in
     outcome order)``. A file that cannot be stat-ed fails; ``skipped`` files are skipped; ``done``
     (``(path, result)`` or ``(path, result, size)``: the caller's cache) are processed without work;
-    every other file gets ``make_task(index, path, size, kind)``."""
+    every other file gets ``make_task(index, path, size, kind)``. ``sizes``: the caller's stat of
+    the files (those not in it are stat-ed here)."""
     done = [(os.fspath(d[0]), d[1], d[2] if len(d) > 2 else None) for d in done]
-    outcomes: dict[int, FileOutcome] = {}
+    outcomes = Outcomes()
     tasks = []
+    sizes = sizes or {}
     for i, p in enumerate(files):
         try:
-            size = os.path.getsize(p)
+            size = sizes[p] if p in sizes else os.path.getsize(p)
         except OSError as exc:
             outcomes[i] = FileOutcome(p, 0, Status.FAILED, f"{type(exc).__name__}: {exc.strerror or exc}",
                                       report_type=kind_of(p))
@@ -181,15 +204,19 @@ class JobResult:
     inputs: list[str] = field(default_factory=list)  # every input path, files then skipped
     memory_method: str = ""
     workers_final: int = 0
+    _counts: Any = field(default=None, init=False, repr=False, compare=False)  # (key, counts) computed once
 
     @property
     def counts(self) -> dict[str, int]:
         """Outcomes per status, the total, and how many of the processed came from the caller's cache."""
-        c = Counter(str(o.status) for o in self.outcomes)
-        out = {s: int(c.get(s, 0)) for s in STATUSES}
-        out["total"] = len(self.outcomes)
-        out["cached"] = sum(1 for o in self.outcomes if o.reason == CACHED and str(o.status) == "processed")
-        return out
+        key = (id(self.outcomes), len(self.outcomes))
+        if self._counts is None or self._counts[0] != key:
+            c = Counter(o.status.value if isinstance(o.status, Status) else str(o.status) for o in self.outcomes)
+            out = {s: int(c.get(s, 0)) for s in STATUSES}
+            out["total"] = len(self.outcomes)
+            out["cached"] = sum(1 for o in self.outcomes if o.reason == CACHED and o.status == Status.PROCESSED)
+            self._counts = (key, out)
+        return dict(self._counts[1])
 
     @property
     def accounting_ok(self) -> bool:

@@ -25,6 +25,9 @@ from .processes import Helpers, sigint_blocked, signal_name, terminate, without_
 from .records import Event, EventKind, FileOutcome, JobResult, Status, bounded as bounded_msg
 from .worker import worker_main
 
+#: in-process runs record outcomes and send their events this often (seconds)
+IN_PROCESS_BATCH_S = 0.05
+
 log = logging.getLogger("oppnda_nb.pool")
 
 
@@ -382,35 +385,58 @@ class Scheduler:
         return out
 
     def _run_in_process(self) -> str:
-        """Every pending file in this thread, largest first, under the same admission: a file
-        whose estimate does not fit next to the kernel is handled by the oversize policy."""
+        """Every pending file in this thread, in queue order, under the same admission: a file
+        whose estimate does not fit next to the kernel is handled by the oversize policy.
+        Outcomes are recorded and their events sent every :data:`IN_PROCESS_BATCH_S`, so thousands of
+        tiny files do not each pay for the lock, the event queue and a thread switch."""
         if self._monitor is not None:
             self._monitor.start()
         self._maybe_progress(force=True)
-        while self._pending:
-            if self._stop_flag.is_set():
-                return "cancelled"
-            t = self._pending.pop(0)
-            budget, _, kernel, _ = self._admission_state()  # the budget as the monitor last refreshed it
-            if math.isnan(self._admission_estimate(t, kernel, budget)):
-                self._drop_oversize()
-                continue
-            t.attempts += 1
-            t0 = time.perf_counter()
-            try:
-                result, ok = self.work(t.path, *self.work_args), True
-            except Exception as exc:  # noqa: BLE001 - any failure of the work fails the file
-                result, ok = bounded_msg(f"{type(exc).__name__}: {exc}"), False
-            out = FileOutcome(t.path, t.size, Status.PROCESSED if ok else Status.FAILED,
-                              reason=None if ok else str(result), result=result if ok else None,
-                              seconds=time.perf_counter() - t0, attempts=t.attempts, report_type=t.kind,
-                              estimate_mb=t.estimate / MB, worker_pid=os.getpid())
-            with self._lock:
+        self._pending.reverse()                    # pop() from the end takes the queue's first file
+        done: list[tuple[Task, FileOutcome]] = []
+        refresh = 0.0
+        budget = kernel = math.nan
+        try:
+            while self._pending:
+                if self._stop_flag.is_set():
+                    return "cancelled"
+                now = time.monotonic()
+                if now >= refresh:                 # record, tell the listeners, read the budget again
+                    self._record_in_process(done)
+                    budget, _, kernel, _ = self._admission_state()
+                    refresh = now + IN_PROCESS_BATCH_S
+                t = self._pending[-1]
+                if math.isnan(self._admission_estimate(t, kernel, budget)):
+                    self._drop_oversize()
+                    continue
+                self._pending.pop()
+                t.attempts += 1
+                t0 = time.perf_counter()
+                try:
+                    result, ok = self.work(t.path, *self.work_args), True
+                except Exception as exc:  # noqa: BLE001 - any failure of the work fails the file
+                    result, ok = bounded_msg(f"{type(exc).__name__}: {exc}"), False
+                done.append((t, FileOutcome(t.path, t.size, Status.PROCESSED if ok else Status.FAILED,
+                                            reason=None if ok else str(result), result=result if ok else None,
+                                            seconds=time.perf_counter() - t0, attempts=t.attempts,
+                                            report_type=t.kind, estimate_mb=t.estimate / MB,
+                                            worker_pid=os.getpid())))
+            return "finished"
+        finally:
+            self._record_in_process(done)
+
+    def _record_in_process(self, done: list[tuple[Task, FileOutcome]]) -> None:
+        """Record the outcomes of ``done`` (emptied) and send their events at once."""
+        if not done:
+            return
+        with self._lock:
+            for t, out in done:
                 self._outcomes[t.index] = out
                 self._bytes_done += t.size
-            self._emit(EventKind.FILE_FINISHED if ok else EventKind.FILE_FAILED, out)
-            self._maybe_progress()
-        return "finished"
+        self._emit_many([Event(EventKind.FILE_FINISHED if str(out.status) == "processed" else EventKind.FILE_FAILED,
+                               out) for _, out in done])
+        done.clear()
+        self._maybe_progress()
 
     # -- time limits and the watchdog ---------------------------------------------------
     def _watch(self) -> None:
