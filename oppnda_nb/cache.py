@@ -94,12 +94,19 @@ def stat_keys(paths: Iterable[str]) -> list[FileKey]:
     return out
 
 
+def _absolute(paths: Iterable[str]) -> list[str]:
+    """``os.path.abspath`` of each path, with the working directory read once (not once per path)."""
+    cwd = os.getcwd()
+    norm, join, isabs = os.path.normpath, os.path.join, os.path.isabs
+    return [norm(p if isabs(p) else join(cwd, p)) for p in map(str, paths)]
+
+
 def run_key(version: str, files: Sequence[FileKey], extra: Any = None) -> str:
     """The key of a whole run's result: the cache version, every input's (absolute path, size,
     mtime_ns) in order, and ``extra`` (e.g. the skipped files). Any change gives another key."""
     digest = hashlib.sha256(version.encode())
-    for p, size, mtime_ns in files:
-        digest.update(f"\0{os.path.abspath(p)}\t{int(size)}\t{int(mtime_ns)}".encode("utf-8", "surrogateescape"))
+    for a, (_, size, mtime_ns) in zip(_absolute(f[0] for f in files), files):
+        digest.update(f"\0{a}\t{int(size)}\t{int(mtime_ns)}".encode("utf-8", "surrogateescape"))
     digest.update(pickle.dumps(extra, protocol=PROTOCOL))
     return digest.hexdigest()
 
@@ -261,8 +268,8 @@ class SummaryCache:
         per :data:`BATCH` paths; an entry that no longer unpickles is a miss.
         """
         wanted: dict[str, tuple[str, int, int]] = {}
-        for p, size, mtime_ns in paths_with_stat:
-            wanted[os.path.abspath(p)] = (str(p), int(size), int(mtime_ns))
+        for a, (p, size, mtime_ns) in zip(_absolute(k[0] for k in paths_with_stat), paths_with_stat):
+            wanted[a] = (str(p), int(size), int(mtime_ns))
         found: dict[str, Any] = {}
         if not wanted:
             return found
@@ -301,7 +308,8 @@ class SummaryCache:
         limit = (read_started_ns if read_started_ns is not None else time.time_ns()) - RACY_NS
         now = time.time()
         rows = []
-        for p, size, mtime_ns, value in items:
+        items = list(items)
+        for a, (p, size, mtime_ns, value) in zip(_absolute(i[0] for i in items), items):
             if int(mtime_ns) > limit:
                 continue
             try:
@@ -309,7 +317,7 @@ class SummaryCache:
             except Exception as exc:
                 log.debug("not caching %s: its summary does not pickle (%s)", p, exc)
                 continue
-            rows.append((os.path.abspath(p), self.version, int(size), int(mtime_ns), now, blob))
+            rows.append((a, self.version, int(size), int(mtime_ns), now, blob))
         if not rows:
             return 0
         with self._db("writing") as con:

@@ -395,7 +395,8 @@ class Run(Background):
             options["file_timeout"] = file_timeout
         make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)
         self.job = make(todo, averaging.summarize_file, (settings,), self.manager, skipped=self.skipped,
-                        done=done, estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES, **options)
+                        done=done, estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES,
+                        sizes={p: self._stat[p][0] for p in todo if p in self._stat}, **options)
         self.result: RunResult | None = None
         self._listeners: list[Callable] = []
         self._thread: threading.Thread | None = None

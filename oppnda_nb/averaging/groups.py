@@ -1,6 +1,7 @@
 """Group per-file summaries per strategy and report type, and compute the statistics."""
 from __future__ import annotations
 
+import operator
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,17 +147,26 @@ def _units(summaries: list[FileSummary], config: AveragerConfig) -> list[tuple[s
     return [(rt, [s for s in ordered if s.report_type == rt]) for rt in types]
 
 
+_path_of = operator.attrgetter("path")
+
+
 def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
     """Every group in output order: (strategy, report type, key, members, why skipped or None)."""
     for rt, items in _units(summaries, cfg):
         for strat in cfg.strategies:
             buckets: dict[tuple[str, ...], list[FileSummary]] = {}
+            fields = strat.group_by
             for s in items:
-                key = tuple(str(s.params.get(f, "unknown")) for f in strat.group_by)
-                buckets.setdefault(key, []).append(s)
+                p = s.params
+                key = tuple([str(p.get(f, "unknown")) for f in fields])
+                got = buckets.get(key)
+                if got is None:
+                    buckets[key] = [s]
+                else:
+                    got.append(s)
             for key in sorted(buckets):
                 members = buckets[key]
-                n_unique = len({m.path for m in members})
+                n_unique = len(set(map(_path_of, members)))
                 why = f"{n_unique} file(s) < min_files={strat.min_files}" if n_unique < strat.min_files else None
                 yield strat, rt, key, members, why
 

@@ -38,7 +38,7 @@ def _select(folder: Path, config: AveragerConfig,
     skipped: list[tuple[str, str]] = []
     ext = config.extension
     for e in entries:
-        name, path = e.name, os.path.join(str(folder), e.name)
+        name, path = e.name, e.path
         if name in OWN_FILES:
             continue
         plain = plain_name(name)

@@ -130,7 +130,8 @@ class OutputFolder:
                 d = os.path.dirname(p)
                 if d not in here:
                     here[d] = os.path.realpath(d or ".")
-            ins = {os.path.basename(p) for p in inputs if here[os.path.dirname(p)] == str(out)}
+            same = {d for d, real in here.items() if real == str(out)}
+            ins = {os.path.basename(p) for p in inputs if os.path.dirname(p) in same} if same else set()
             clash = [n for n in names if n in ins]
             if clash:
                 raise OppndaError(
