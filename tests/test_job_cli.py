@@ -112,6 +112,23 @@ def test_status_does_not_import_pandas(tiny_folder):
     assert r.stdout.strip().endswith("False")
 
 
+def test_key_value_reports_are_read_and_averaged_without_pandas(tiny_folder, tmp_path):
+    # MessageStatsReport sweeps: parse, group, average and write OppNDA's files, pandas never imported
+    code = ("import sys, glob\n"
+            "from oppnda_nb import averaging\n"
+            "from oppnda_nb.averaging.summarize import summarize_file\n"
+            "cfg = averaging.prepare_config(None, None, None)\n"
+            "files = sorted(glob.glob(sys.argv[1] + '/*MessageStatsReport.txt'))\n"
+            "sums = [summarize_file(p, cfg.settings()) for p in files]\n"
+            "res = averaging.aggregate(sums, cfg)\n"
+            "print('WROTE', len(res.write_oppnda(sys.argv[2])), 'pandas' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_folder), str(tmp_path / "out")], capture_output=True,
+                       text=True, env=cli_env())
+    assert r.returncode == 0, r.stderr
+    wrote, pandas = r.stdout.split("WROTE ")[1].split()
+    assert int(wrote) > 0 and pandas == "False"
+
+
 def test_demo_and_calibrate(tmp_path):
     r = cli("demo", "--output", tmp_path / "demo", "--quiet")
     assert r.returncode == 0, r.stderr

@@ -264,7 +264,7 @@ def test_streamed_equals_whole_real(path: Path):
 
 # The fast paths (numpy on the bytes, only the fields a fold needs) and their fallback to the parser.
 from oppnda_nb.reports import fastpath, stream_tables  # noqa: E402
-from oppnda_nb.reports.tables import _Src  # noqa: E402
+from oppnda_nb.reports.base import _Src  # noqa: E402
 
 FAST = {"EventLogReport": stream_tables._fast_eventlog, "DeliveredMessagesReport": stream_tables._fast_delivered,
         "CreatedMessagesReport": stream_tables._fast_created}

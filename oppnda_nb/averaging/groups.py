@@ -5,10 +5,9 @@ import operator
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..errors import OppndaError
 from ..naming import coerce_value
@@ -16,6 +15,9 @@ from ..stats import describe_rows
 from . import writers
 from .config import AveragerConfig, Strategy, load_config
 from .summarize import FileSummary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: CSV number format: 15 significant digits, so float noise never shows
 CSV_FLOAT = "%.15g"
@@ -50,6 +52,8 @@ def average_curves(curves: Sequence[pd.DataFrame], kind: str | None, grid_points
     interpolates linearly instead. Output columns: ``x`` and, per value column ``c``,
     ``c_mean``, ``c_std``, ``c_n``, ``c_ci95`` (NaN-aware like the scalars).
     """
+    import pandas as pd
+
     curves = [c for c in curves if c is not None and len(c) and "x" in c.columns]
     if not curves:
         return None
@@ -234,6 +238,8 @@ class AverageResult:
     def tables(self) -> dict[str, pd.DataFrame]:
         """One wide DataFrame per strategy: group_by columns (numbers where numeric), ``report_type``,
         ``n_files``, then per metric ``<metric>_mean``, ``_std``, ``_n``, ``_ci95``."""
+        import pandas as pd
+
         out: dict[str, pd.DataFrame] = {}
         for strat in self.config.strategies:
             rows = []
@@ -270,6 +276,8 @@ class AverageResult:
     @property
     def long(self) -> pd.DataFrame:
         """Long format: strategy, report_type, the group_by fields, n_files, metric, mean, std, n, ci95, ci_low, ci_high."""
+        import pandas as pd
+
         params: list[str] = []
         for s in self.config.strategies:
             for f in s.group_by:
@@ -303,6 +311,8 @@ class AverageResult:
     @property
     def curves(self) -> dict[str, pd.DataFrame]:
         """Averaged curves per strategy (long): group_by fields, report_type, curve_kind, x, <col>_mean/std/n/ci95."""
+        import pandas as pd
+
         out: dict[str, pd.DataFrame] = {}
         for strat in self.config.strategies:
             parts = [self._curve_rows(g) for g in self.groups if g.strategy == strat.name and g.curve is not None]
@@ -369,6 +379,8 @@ class AverageResult:
         """CSV export: ``<strategy>_<report type>.csv`` (wide, that type's metrics only), ``long.csv``,
         ``curves_<strategy>_<report type>.csv``, ``skipped.csv``, ``errors.csv``. Numbers with 15 significant digits
         (``19995.1``, not the float noise ``19995.100000000002``)."""
+        import pandas as pd
+
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []

@@ -44,14 +44,19 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     """
     name = plain_name(os.path.basename(path))
     params = (settings.pattern.parse(name) if settings.pattern is not None else None) or {}
-    summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
-                                  ignore_fields=settings.ignore_fields, lean=lean)
-    scalars: dict[str, float] = {}
-    for k, v in (summ.scalars or {}).items():
-        try:
-            scalars[str(k)] = float(v)
-        except (TypeError, ValueError):
-            continue
+    summ = reports.summarize_keyvalue(path, settings.report_type, settings.separator, settings.ignore_fields)
+    if summ is None:   # not key:value by its type or name: the full reader (pandas, streaming)
+        summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
+                                      ignore_fields=settings.ignore_fields, lean=lean)
+    if summ.kind == "keyvalue":        # already {str: float}
+        scalars = summ.scalars
+    else:
+        scalars = {}
+        for k, v in (summ.scalars or {}).items():
+            try:
+                scalars[str(k)] = float(v)
+            except (TypeError, ValueError):
+                continue
     return FileSummary(path=str(path), params=params, report_type=summ.report_type, scalars=scalars,
                        curve=summ.curve, curve_kind=summ.curve_kind, kind=summ.kind,
                        warnings=list(summ.warnings))

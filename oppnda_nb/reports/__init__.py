@@ -114,7 +114,7 @@ _LAZY = {
     "summarize_path": "api", "summarize_report": "api",
     "UNKNOWN": "base", "Report": "base", "ReportError": "base", "Summary": "base",
     "detect_report_type": "detect",
-    "keyvalue_summary": "keyvalue", "read_keyvalue": "keyvalue",
+    "keyvalue_summary": "keyvalue", "read_keyvalue": "keyvalue", "summarize_keyvalue": "keyvalue",
     "REGISTRY": "registry", "ReportSpec": "registry",
 }
 
@@ -141,6 +141,7 @@ __all__ = [
     "read_keyvalue",
     "read_report",
     "report_type_from_name",
+    "summarize_keyvalue",
     "summarize_path",
     "summarize_report",
 ]

@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 
 from ..system import MB
-from .base import UNKNOWN, Report, ReportError, Summary
+from .base import UNKNOWN, Report, ReportError, Summary, _Src
 from .detect import _SNIFF_BYTES, _detect_by_content, _type_from_name
 from .parsers import _p_generic
 from .catalog import _BY_LOWER, KIND_OF, KNOWN_REPORT_TYPES
 from .registry import REGISTRY
 from .summaries import _s_generic
-from .tables import _Src
-from .keyvalue import keyvalue_summary
+from .keyvalue import summarize_keyvalue
 from .streaming import NeedWholeFile, fold_blocks
 from .textio import _check_text, _read_bytes, is_gzip, iter_blocks
 
@@ -163,14 +162,18 @@ def summarize_path(path: str | os.PathLike, report_type: str | None = None, *, s
 
 def _summarize_path(path: str, report_type: str | None, separator: str, ignore: tuple, chunk_bytes: int | None,
                     lean: bool) -> tuple[Summary, str]:
+    s = summarize_keyvalue(path, report_type, separator, ignore)      # key:value by its given type or name
+    if s is not None:
+        return s, s.report_type
     if report_type is not None:
         rt = _BY_LOWER.get(str(report_type).lower())
     else:
         rt = _type_from_name(path) or _detect_by_content(path, None)[0]
     spec = REGISTRY.get(rt) if rt else None
-    if spec is not None and spec.kind == "keyvalue" and isinstance(separator, str) and separator:
-        metrics, warns, _ = keyvalue_summary(path, separator, ignore, rt)
-        return Summary(metrics, warnings=warns), rt
+    if spec is not None and spec.kind == "keyvalue":                   # key:value by its content
+        s = summarize_keyvalue(path, rt, separator, ignore)
+        if s is not None:
+            return s, rt
     stream = spec.stream if spec is not None else None
     if stream is not None and chunk_bytes is None and not lean:
         try:

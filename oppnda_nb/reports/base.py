@@ -1,11 +1,13 @@
-"""Records shared by the report modules: ReportError, Report, Summary and constants."""
+"""Records shared by the report modules: ReportError, Report, Summary, a parser's source and
+constants (pandas-free: key:value reports are read without it)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from ..errors import OppndaError
 
@@ -76,3 +78,18 @@ def _f(x: Any) -> float:
         return float(x)
     except (TypeError, ValueError):
         return math.nan
+
+
+class _Src:
+    """What a parser gets: path, validated bytes (complete lines only), warnings and meta to fill."""
+
+    def __init__(self, path: str, data: bytes, report_type: str, separator: str, warns: list[str]):
+        self.path = path
+        self.data = data
+        self.report_type = report_type
+        self.separator = separator
+        self.warnings = warns
+        self.meta: dict[str, Any] = {}
+
+    def fail(self, reason: str) -> ReportError:
+        return ReportError(self.path, reason)

@@ -1,14 +1,13 @@
-"""key: value reports (MessageStatsReport, PingAppReporter) with OppNDA's averager semantics."""
+"""key: value reports (MessageStatsReport, PingAppReporter) with OppNDA's averager semantics, read
+without pandas (a sweep of thousands of them needs neither pandas nor worker processes)."""
 from __future__ import annotations
 
+import math
 import os
 import re
 
-import numpy as np
-import pandas as pd
-
-from .base import ReportError, snippet
-from .tables import _Src
+from .base import ReportError, Summary, _Src, snippet
+from .catalog import _BY_LOWER, KIND_OF, report_type_from_name
 from .textio import _check_text, _read_bytes
 
 
@@ -46,7 +45,7 @@ def _parse_keyvalue(text: str, separator: str, ignore_fields=()) -> tuple[dict, 
             if key in ignore:
                 continue
             try:
-                data[key] = float(value) if value.lower() != "nan" else np.nan
+                data[key] = float(value) if value.lower() != "nan" else math.nan
             except ValueError:
                 bad.append(line)
         keys = [ln.split(separator, 1)[0].strip() for ln in _split_lines(text) if separator in ln]
@@ -115,6 +114,18 @@ def keyvalue_summary(path: str | os.PathLike, separator: str = ":", ignore_field
     return metrics, warns, src.meta
 
 
+def summarize_keyvalue(path: str | os.PathLike, report_type: str | None = None, separator: str = ":",
+                       ignore_fields=()) -> Summary | None:
+    """The summary of a key:value report, or None when ``report_type`` (or, if None, the file's
+    name) does not say it is one: then :func:`reports.summarize_path` reads it (by its content)."""
+    path = os.fspath(path)
+    rt = _BY_LOWER.get(str(report_type).lower()) if report_type is not None else report_type_from_name(path)
+    if rt is None or KIND_OF.get(rt) != "keyvalue" or not isinstance(separator, str) or not separator:
+        return None
+    metrics, warns, _ = keyvalue_summary(path, separator, tuple(ignore_fields), rt)
+    return Summary(metrics, warnings=warns, report_type=rt, kind="keyvalue")
+
+
 def _raw_text(path: str) -> bytes:
     """The bytes OppNDA would read, checked only for being text and for an unfinished last line."""
     data = _read_bytes(path)
@@ -133,13 +144,16 @@ def _raw_text(path: str) -> bytes:
     return data
 
 
+_TITLE = re.compile(r"^(?:Message|Ping) stats for scenario (.*)$")
+
+
 def _kv_metrics(src: _Src, ignore_fields=()) -> dict[str, float]:
     """The checked metrics of a key:value source (fills ``src.meta`` and ``src.warnings``)."""
     text = src.data.decode("utf-8")
     metrics, bad, other, keys = _parse_keyvalue(text, src.separator, ignore_fields)
     title = [ln for ln in other if ln]
     for ln in title:
-        m = re.match(r"^(?:Message|Ping) stats for scenario (.*)$", ln)
+        m = _TITLE.match(ln)
         if m:
             src.meta["scenario"] = m.group(1).strip()
             src.meta["title"] = ln
@@ -162,12 +176,6 @@ def _kv_metrics(src: _Src, ignore_fields=()) -> dict[str, float]:
         if "title" not in src.meta:
             src.warnings.append("missing the title line 'Message/Ping stats for scenario <name>'")
     return metrics
-
-
-def _p_keyvalue(src: _Src) -> pd.DataFrame:
-    metrics = _kv_metrics(src)
-    return pd.DataFrame({"metric": pd.Series(list(metrics.keys()), dtype="str"),
-                         "value": pd.Series(list(metrics.values()), dtype="float64")})
 
 
 _EXPECTED_KEYS = {

@@ -9,10 +9,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .base import _NA
-from .keyvalue import _parse_keyvalue, _split_lines
-from .tables import (_check_header, _csv, _first_bad, _hash_header, _header_names, _int_cols, _is_numeric,
-                     _Src, _yes_no)
+from .base import _NA, _Src
+from .keyvalue import _kv_metrics, _parse_keyvalue, _split_lines
+from .tables import _check_header, _csv, _first_bad, _hash_header, _header_names, _int_cols, _is_numeric, _yes_no
 
 _COLS = {
     "CreatedMessagesReport": ["time", "ID", "size", "fromHost", "toHost", "TTL", "isResponse"],
@@ -157,3 +156,8 @@ def _p_generic(src: _Src) -> pd.DataFrame:
     src.meta["generic_format"] = "table"
     return frame
 
+
+def _p_keyvalue(src: _Src) -> pd.DataFrame:
+    metrics = _kv_metrics(src)
+    return pd.DataFrame({"metric": pd.Series(list(metrics.keys()), dtype="str"),
+                         "value": pd.Series(list(metrics.values()), dtype="float64")})

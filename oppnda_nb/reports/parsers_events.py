@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from .base import _f
+from .base import _f, _Src
 from .tables import (_blocks, _check_values, _compact, _csv, _ffill_index, _int_cols, _is_numeric, _leading_lines,
-                     _move_codes, _first_bad, _small_int, _Src)
+                     _move_codes, _first_bad, _small_int)
 
 
 def _p_connectivity_one(src: _Src) -> pd.DataFrame:

@@ -10,15 +10,13 @@ import pandas as pd
 
 from . import stream_snapshots as ss, stream_tables as stt
 from .streaming import StreamSpec
-from .base import Report, Summary
+from .base import Report, Summary, _Src
 from .catalog import KIND_OF, prior_of
-from .keyvalue import _p_keyvalue
-from .parsers import (_COLS, _p_created, _p_delivered, _p_distance_delay, _p_hash_table, _p_message_report,
+from .parsers import (_COLS, _p_created, _p_keyvalue, _p_delivered, _p_distance_delay, _p_hash_table, _p_message_report,
                       _p_node_density, _p_radius, _p_simple)
 from .parsers_events import (_p_adjacency, _p_connectivity_dtnsim2, _p_connectivity_one, _p_copy_count, _p_eventlog,
                              _p_location_snapshot, _p_message_graph, _p_message_location, _p_ns2)
 from . import summaries as su
-from .tables import _Src
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pandas as pd
 from .base import Summary
 from .folds import Column, Distinct
 from .streaming import NeedWholeFile, StreamSpec, _nanmax, _nanmin, _series
-from .tables import _Src
+from .base import _Src
 
 class _Location:
     def __init__(self):

@@ -14,7 +14,8 @@ from .folds import Column, Distinct
 from .parsers import _COLS
 from .parsers_events import _EVENT_FIELDS, _eventlog_raw
 from .streaming import StreamSpec, _nanmax, _nanmin
-from .tables import _check_header, _hash_header, _Src
+from .base import _Src
+from .tables import _check_header, _hash_header
 
 # Folds of the table reports
 

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import fastpath as fp
-from .base import ReportError, Summary
-from .tables import _Src
+from .base import ReportError, Summary, _Src
 
 
 class NeedWholeFile(Exception):

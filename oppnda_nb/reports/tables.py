@@ -5,27 +5,11 @@ import csv
 import io
 import re
 import warnings
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .base import _NA, _NA_STRICT, ReportError
-
-
-class _Src:
-    """What a parser gets: path, validated bytes (complete lines only), warnings and meta to fill."""
-
-    def __init__(self, path: str, data: bytes, report_type: str, separator: str, warns: list[str]):
-        self.path = path
-        self.data = data
-        self.report_type = report_type
-        self.separator = separator
-        self.warnings = warns
-        self.meta: dict[str, Any] = {}
-
-    def fail(self, reason: str) -> ReportError:
-        return ReportError(self.path, reason)
+from .base import _NA, _NA_STRICT, _Src
 
 
 def _leading_lines(data: bytes, prefix: bytes, limit: int = 100) -> list[str]:
