@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 from . import __version__, averaging, dask_backend, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
+from .lazy import OnFirstRead
 from .memory_model import (WORKER_REFERENCE_BYTES, MemoryModel, TypeModel, helpers_allowance, plan_peak,
                            worker_adjustment)
 from .averaging.writers import OutputFolder
@@ -232,7 +233,8 @@ class RunResult:
     output_dir: Path
     written: list[Path] = field(default_factory=list)
     error: str | None = None
-    memory: Any = None  # DataFrame: the pool's samples, then the kernel's while averaging
+    #: DataFrame: the pool's samples, then the kernel's while averaging (built when first read)
+    memory: Any = OnFirstRead()
     plan: Plan | None = None
     reused: bool = False  # the inputs were unchanged since a complete run: its averages were reused
 
@@ -481,8 +483,7 @@ class Run(Background):
     # -- the work ----------------------------------------------------------------------
     def _watch_averaging(self, job_result: JobResult):
         """Keep sampling the kernel while it averages (big sweeps make that phase heavy too)."""
-        frame = job_result.memory
-        t_end = float(frame["t"].max()) if len(frame) else 0.0
+        t_end = self.job.memory_end()
         budget = job_result.budget_mb * MB
         monitor = pool.MemoryMonitor(lambda: [], interval=self.job.sample_interval,
                                      context=lambda s: (budget, float("nan"), 0))
@@ -565,7 +566,7 @@ class Run(Background):
             self._phase_monitor.stop()
             if all_stored and error is None and self._memo is None and self._reusable(job_result, averaged):
                 self.cache.put_run(self._run_key, averaged)
-            self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame(),
+            self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame,
                                     self.plan, reused=self._memo is not None)
             if self.write:
                 try:

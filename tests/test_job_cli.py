@@ -129,6 +129,23 @@ def test_key_value_reports_are_read_and_averaged_without_pandas(tiny_folder, tmp
     assert int(wrote) > 0 and pandas == "False"
 
 
+def test_a_key_value_run_imports_pandas_only_when_its_memory_samples_are_read(tiny_folder, tmp_path):
+    for p in tiny_folder.iterdir():
+        if not p.name.endswith("MessageStatsReport.txt"):
+            p.unlink()
+    code = ("import sys\n"
+            "from oppnda_nb.job import Run\n"
+            "r = Run(sys.argv[1], output=sys.argv[2], cache=False, csv=False).run()\n"
+            "print('RUN', r.status, r.job.counts['processed'], 'pandas' in sys.modules)\n"
+            "m = r.memory\n"
+            "print('READ', type(m).__name__, len(m) > 0, 'pandas' in sys.modules, r.job.memory is r.job.memory)")
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_folder), str(tmp_path / "out")], capture_output=True,
+                       text=True, env=cli_env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("RUN ")[1].split("\n")[0].split() == ["finished", "4", "False"]
+    assert r.stdout.split("READ ")[1].split() == ["DataFrame", "True", "True", "True"]
+
+
 def test_demo_and_calibrate(tmp_path):
     r = cli("demo", "--output", tmp_path / "demo", "--quiet")
     assert r.returncode == 0, r.stderr

@@ -207,6 +207,10 @@ class DaskJob(EventedJob, Background):
         if self._dispatcher is not None and threading.current_thread() is not self._dispatcher:
             self._dispatcher.join(timeout=10)  # the last events (done) reach the listeners first
 
+    def memory_end(self) -> float:
+        """The time (s, the samples' ``t``) of the last memory sample, 0 if none."""
+        return float(self._rows[-1]["t"]) if self._rows else 0.0
+
     def memory_frame(self):
         """The memory samples so far (the pool monitor's columns, ``worker_<id>`` per Dask worker)."""
         return samples_frame(list(self._rows))

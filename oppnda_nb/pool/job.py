@@ -190,6 +190,11 @@ class Job(Scheduler, EventedJob):
         """The memory samples so far (DataFrame)."""
         return self._monitor.frame() if self._monitor is not None else samples_frame([])
 
+    def memory_end(self) -> float:
+        """The time (s, the samples' ``t``) of the last memory sample, 0 if none."""
+        rows = self._monitor.rows if self._monitor is not None else []
+        return float(rows[-1]["t"]) if rows else 0.0
+
     def _warn(self, msg: str) -> None:
         log.warning("%s", msg)
         self.warnings.append(msg)

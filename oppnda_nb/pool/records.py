@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable
 
+from ..lazy import OnFirstRead
+
 #: failure reasons are cut to this many characters (a traceback-sized message would flood the UI)
 MAX_REASON = 300
 
@@ -192,7 +194,6 @@ class JobResult:
     """The outcome of a job: one FileOutcome per input, the memory samples, the verdict."""
 
     outcomes: list[FileOutcome]
-    memory: Any  # pandas.DataFrame, columns per monitor.COLUMNS + worker_<pid>
     warnings: list[str]
     workers: int
     budget_mb: float
@@ -204,6 +205,9 @@ class JobResult:
     inputs: list[str] = field(default_factory=list)  # every input path, files then skipped
     memory_method: str = ""
     workers_final: int = 0
+    #: pandas.DataFrame, columns per monitor.COLUMNS + worker_<pid> (may be given as a function that
+    #: builds it: it is built when first read)
+    memory: Any = OnFirstRead()
     _counts: Any = field(default=None, init=False, repr=False, compare=False)  # (key, counts) computed once
 
     @property

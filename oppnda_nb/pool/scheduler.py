@@ -628,7 +628,7 @@ class Scheduler:
             self.warnings.append(f"interrupted by {self._interrupted}: unfinished files are cancelled")
         self.result = JobResult(
             outcomes=[self._outcomes[i] for i in range(total_inputs)],
-            memory=self.memory_frame(),
+            memory=self.memory_frame,          # a DataFrame when first read
             warnings=list(self.warnings),
             workers=self.workers,
             budget_mb=self.budget_mb,
