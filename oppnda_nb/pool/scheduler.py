@@ -25,8 +25,10 @@ from .processes import Helpers, sigint_blocked, signal_name, terminate, without_
 from .records import Event, EventKind, FileOutcome, JobResult, Status, bounded as bounded_msg
 from .worker import worker_main
 
-#: in-process runs record outcomes and send their events this often (seconds)
+#: in-process runs record outcomes and send their events this often (seconds), and read the budget
+#: and the kernel's memory again this often (reading the kernel's PSS costs milliseconds)
 IN_PROCESS_BATCH_S = 0.05
+IN_PROCESS_ADMISSION_S = 0.5
 
 log = logging.getLogger("oppnda_nb.pool")
 
@@ -394,17 +396,20 @@ class Scheduler:
         self._maybe_progress(force=True)
         self._pending.reverse()                    # pop() from the end takes the queue's first file
         done: list[tuple[Task, FileOutcome]] = []
-        refresh = 0.0
+        record = admit = 0.0
         budget = kernel = math.nan
+        processed, failed = Status.PROCESSED, Status.FAILED
         try:
             while self._pending:
                 if self._stop_flag.is_set():
                     return "cancelled"
                 now = time.monotonic()
-                if now >= refresh:                 # record, tell the listeners, read the budget again
+                if now >= record:                  # record, tell the listeners
                     self._record_in_process(done)
+                    record = now + IN_PROCESS_BATCH_S
+                if now >= admit:                   # read the budget again
                     budget, _, kernel, _ = self._admission_state()
-                    refresh = now + IN_PROCESS_BATCH_S
+                    admit = now + IN_PROCESS_ADMISSION_S
                 t = self._pending[-1]
                 if math.isnan(self._admission_estimate(t, kernel, budget)):
                     self._drop_oversize()
@@ -416,7 +421,7 @@ class Scheduler:
                     result, ok = self.work(t.path, *self.work_args), True
                 except Exception as exc:  # noqa: BLE001 - any failure of the work fails the file
                     result, ok = bounded_msg(f"{type(exc).__name__}: {exc}"), False
-                done.append((t, FileOutcome(t.path, t.size, Status.PROCESSED if ok else Status.FAILED,
+                done.append((t, FileOutcome(t.path, t.size, processed if ok else failed,
                                             reason=None if ok else str(result), result=result if ok else None,
                                             seconds=time.perf_counter() - t0, attempts=t.attempts,
                                             report_type=t.kind, estimate_mb=t.estimate / MB,
@@ -433,8 +438,8 @@ class Scheduler:
             for t, out in done:
                 self._outcomes[t.index] = out
                 self._bytes_done += t.size
-        self._emit_many([Event(EventKind.FILE_FINISHED if str(out.status) == "processed" else EventKind.FILE_FAILED,
-                               out) for _, out in done])
+        finished, failed = EventKind.FILE_FINISHED, EventKind.FILE_FAILED
+        self._emit_many([Event(finished if out.status is Status.PROCESSED else failed, out) for _, out in done])
         done.clear()
         self._maybe_progress()
 
