@@ -445,3 +445,19 @@ def test_importing_a_submodule_never_hides_a_lazy_function():
         importlib.import_module(f"oppnda_nb.averaging.{sub.name}")  # sets the submodule on the package
     assert callable(averaging.aggregate) and callable(averaging.select_files)
     assert not {s.name for s in pkgutil.iter_modules(averaging.__path__)} & set(averaging.__all__)
+
+
+def test_an_output_never_replaces_an_input_even_through_a_symlinked_folder(tmp_path):
+    from oppnda_nb.averaging.writers import Protected
+
+    ins = tmp_path / "in"
+    ins.mkdir()
+    (ins / "a_MessageStatsReport.txt").write_text("x: 1\n")
+    (tmp_path / "link").symlink_to(ins, target_is_directory=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a_MessageStatsReport.txt").write_text("an older output\n")
+    guard = Protected([str(ins / "a_MessageStatsReport.txt")])
+    assert guard.holds(tmp_path / "link" / "a_MessageStatsReport.txt")    # the input itself, by another path
+    assert guard.holds(ins / "a_MessageStatsReport.txt")
+    assert not guard.holds(tmp_path / "out" / "a_MessageStatsReport.txt")  # same name, another folder
+    assert not guard.holds(tmp_path / "link" / "b_MessageStatsReport.txt")  # not there

@@ -83,27 +83,36 @@ def inside(out_dir: Path, name: str) -> Path:
 
 
 class Protected:
-    """The run's input files, which an output must never replace (also through a symlink): the
-    inputs' identities (device, inode) are read once, and only when an output already exists."""
+    """The run's input files, which an output must never replace. An atomic write replaces the
+    directory entry only (a symlink or a hard link at the target leaves its file alone), so the
+    target holds an input when its folder is an input's folder (by device and inode, so also
+    through a symlinked folder) and the names are equal. The input folders are read once, and only
+    when an output already exists."""
 
     def __init__(self, inputs: Iterable[str]):
         self._inputs = list(inputs)
-        self._ids: set[tuple[int, int]] | None = None
+        self._names: dict[tuple[int, int], set[str]] | None = None   # input folder identity -> names
 
     def holds(self, target: Path) -> bool:
-        try:
-            st = os.stat(target)
-        except OSError:
+        if not os.path.lexists(target):
             return False  # not there: it is no input
-        if self._ids is None:
-            self._ids = set()
+        try:
+            st = os.stat(target.parent)
+        except OSError:
+            return False
+        if self._names is None:
+            by_dir: dict[str, set[str]] = {}
             for p in self._inputs:
+                d, name = os.path.split(p)
+                by_dir.setdefault(d or ".", set()).add(name)
+            self._names = {}
+            for d, names in by_dir.items():
                 try:
-                    s = os.stat(p)
+                    s = os.stat(d)
                 except OSError:
                     continue
-                self._ids.add((s.st_dev, s.st_ino))
-        return (st.st_dev, st.st_ino) in self._ids
+                self._names.setdefault((s.st_dev, s.st_ino), set()).update(names)
+        return target.name in self._names.get((st.st_dev, st.st_ino), ())
 
 
 class OutputFolder:
