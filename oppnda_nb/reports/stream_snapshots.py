@@ -7,10 +7,44 @@ import math
 import numpy as np
 import pandas as pd
 
+from . import fastpath as fp
+from . import fastpath_snapshots as fs
 from .base import Summary
 from .folds import Column, Distinct
 from .streaming import NeedWholeFile, StreamSpec, _nanmax, _nanmin, _series
 from .tables import _Src
+
+
+class _Lines:
+    """A block's lines on the fast path: marker lines (``[t]``, one token) open snapshots; ``seg``
+    is each line's snapshot (index into ``t``), ``F`` each line's first token, ``ntok`` its tokens."""
+
+    __slots__ = ("tk", "F", "ntok", "mark", "seg", "t")
+
+    def __init__(self, tk, F, ntok, mark, seg, t):
+        self.tk, self.F, self.ntok, self.mark, self.seg, self.t = tk, F, ntok, mark, seg, t
+
+
+def _lines(data: bytes) -> _Lines | None:
+    """Tokens and snapshots of a block whose first line is a marker and whose markers are simple
+    ``[decimal]`` tokens alone on their line, or None."""
+    tk = fs.tokens(data)
+    if tk is None:
+        return None
+    F = np.flatnonzero(tk.first)
+    ntok = np.diff(np.append(F, len(tk.starts)))
+    mark = tk.buf[tk.starts[F]] == 91                                   # '['
+    if not mark[0] or (ntok[mark] != 1).any() or data.count(b"[") != int(mark.sum()):
+        return None
+    mi = F[mark]
+    s, e = tk.starts[mi], tk.ends[mi]
+    if (e - s < 3).any() or (tk.buf[e - 1] != 93).any():               # '[...]'
+        return None
+    t = fp.decimals(tk.buf, s + 1, e - 1)
+    if t is None:
+        return None
+    seg = np.cumsum(mark) - 1
+    return _Lines(tk, F, ntok, mark, seg, t)
 
 class _Location:
     def __init__(self):
@@ -22,21 +56,31 @@ class _Location:
         self.step_sum, self.step_n = 0.0, 0
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        if not len(f):
-            return
-        t = f["t"].to_numpy("float64")
+        fast = _location_fast(src.data)
+        if fast is None:
+            f = parse(src)
+            if not len(f):
+                return
+            host = f["host"].array
+            t = f["t"].to_numpy("float64")
+            names, codes = host.categories, host.codes
+            x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+        else:
+            t, names, codes, x, y = fast
+            if not len(t):
+                return
         if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
-        self.t.add(t)
-        host = f["host"].array
-        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in host.categories], dtype=np.int64)
-        h = cat_id[host.codes]
-        x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+        self.t.add(np.unique(t))
+        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in names], dtype=np.int64)
+        h = cat_id[codes]
         self.x.add(x)
         self.y.add(y)
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        order = np.lexsort((t, h))                       # by host, then time; stable like the whole-frame sort
+        if (np.diff(t) >= 0).all():                      # rows in time order: a stable sort by host keeps it
+            order = np.argsort(h.astype(np.uint16) if len(self.ids) < 65536 else h, kind="stable")
+        else:
+            order = np.lexsort((t, h))                   # by host, then time; stable like the whole-frame sort
         h, x, y = h[order], x[order], y[order]
         same = h[1:] == h[:-1]
         step = np.hypot(np.diff(x), np.diff(y))[same]
@@ -62,36 +106,102 @@ class _Location:
         return Summary(sc)
 
 
+def _location_fast(data: bytes):
+    """(t, host names, host codes, x, y) of the host lines ('name x y') of a simple block, or None."""
+    ln = _lines(data)
+    if ln is None:
+        return None
+    host = ~ln.mark
+    if (ln.ntok[host] != 3).any():
+        return None
+    tk, hi = ln.tk, ln.F[host]
+    x = fp.decimals(tk.buf, tk.starts[hi + 1], tk.ends[hi + 1])
+    y = fp.decimals(tk.buf, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
+    w = tk.words(hi)
+    if y is None or w is None:
+        return None
+    codes, u = fs.codes(w)
+    try:
+        names = [b.decode("utf-8") for b in fs.word_bytes(u)]
+    except UnicodeDecodeError:
+        return None
+    return ln.t[ln.seg[host]], names, codes, x, y
+
+
 class _CopyCount:
     def __init__(self):
-        self.per_t: list[pd.DataFrame] = []
+        self.per_t: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (t, rows, copies sum) per block
         self.msgs = Distinct()
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        if not len(f):
-            return
-        self.per_t.append(f.groupby("t", sort=True)["copies"].agg(["size", "sum"]))
-        msg = f["msg"].array
-        self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
-        c = f["copies"].to_numpy("float64")
+        fast = _copy_count_fast(src.data)
+        if fast is None:
+            f = parse(src)
+            if not len(f):
+                return
+            g = f.groupby("t", sort=True)["copies"].agg(["size", "sum"])
+            self.per_t.append((g.index.to_numpy("float64"), g["size"].to_numpy("int64"), g["sum"].to_numpy("int64")))
+            msg = f["msg"].array
+            self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
+            c = f["copies"].to_numpy("int64")
+        else:
+            t, size, tot, names, c = fast
+            if not len(c):
+                return
+            self.per_t.append((t, size, tot))
+            self.msgs.add(np.asarray(names, dtype=str))
         self.n += len(c)
         self.total += float(c.sum())
         self.cmax = max(self.cmax, float(c.max()))
 
     def finish(self) -> Summary:
         if self.per_t:
-            per_t = pd.concat(self.per_t).groupby(level=0, sort=True).sum()
+            t, inv = np.unique(np.concatenate([p[0] for p in self.per_t]), return_inverse=True)
+            size = np.zeros(len(t), np.int64)
+            tot = np.zeros(len(t), np.int64)
+            np.add.at(size, inv, np.concatenate([p[1] for p in self.per_t]))
+            np.add.at(tot, inv, np.concatenate([p[2] for p in self.per_t]))
         else:
-            per_t = pd.DataFrame({"size": pd.Series(dtype="int64"), "sum": pd.Series(dtype="float64")})
-        mean = per_t["sum"].to_numpy("float64") / per_t["size"].to_numpy("float64")
-        sc = {"snapshots": float(len(per_t)), "messages": float(len(self.msgs)),
+            t, size, tot = np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)
+        mean = tot.astype("float64") / size.astype("float64")
+        n = len(t)
+        sc = {"snapshots": float(n), "messages": float(len(self.msgs)),
               "copies_mean": self.total / self.n if self.n else math.nan,
               "copies_max": self.cmax if self.n else math.nan,
-              "messages_per_snapshot_mean": float(per_t["size"].mean()) if len(per_t) else math.nan,
-              "final_copies_mean": float(mean[-1]) if len(per_t) else math.nan}
-        return Summary(sc, _series(per_t.index, mean, messages=per_t["size"], copies=per_t["sum"]), "timeseries")
+              "messages_per_snapshot_mean": float(pd.Series(size).mean()) if n else math.nan,
+              "final_copies_mean": float(mean[-1]) if n else math.nan}
+        return Summary(sc, _series(t, mean, messages=size, copies=tot), "timeseries")
+
+
+def _copy_count_fast(data: bytes):
+    """(snapshot t, rows and copies per snapshot, message names, copies) of a simple block
+    ('msg copies' lines, whole non-negative copy counts), or None."""
+    ln = _lines(data)
+    if ln is None:
+        return None
+    rows = ~ln.mark
+    if (ln.ntok[rows] != 2).any():
+        return None
+    tk, ri = ln.tk, ln.F[rows]
+    c = fs.small_ints(tk, ri + 1)
+    w = tk.words(ri) if c is not None else None
+    if w is None:
+        return None
+    seg = ln.seg[rows]
+    nseg = len(ln.t)
+    size = np.bincount(seg, minlength=nseg)
+    tot = np.bincount(seg, weights=c, minlength=nseg).astype(np.int64)   # exact: sums of small integers
+    keep = size > 0
+    t, size, tot = ln.t[keep], size[keep], tot[keep]
+    if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
+        t, inv = np.unique(t, return_inverse=True)
+        size, tot = np.bincount(inv, weights=size).astype(np.int64), np.bincount(inv, weights=tot).astype(np.int64)
+    try:
+        names = [b.decode("utf-8") for b in fs.word_bytes(pd.unique(w))]
+    except UnicodeDecodeError:
+        return None
+    return t, size, tot, names, c
 
 
 class _MessageLocation:
@@ -113,6 +223,58 @@ class _MessageLocation:
         self.cur = [0, set(), set()]
 
     def add(self, src: _Src, parse) -> None:
+        if not self._add_fast(src.data):
+            self._add_lines(src)
+
+    def _add_fast(self, data: bytes) -> bool:
+        """Fold a simple block ('(x,y) msg msg ...' lines, simple decimals, ids of <= 8 bytes) with numpy;
+        False (nothing folded) if the block is not that simple."""
+        ln = _lines(data)
+        if ln is None:
+            return False
+        tk, t = ln.tk, ln.t
+        if ln.t[0] == self.cur_t or (len(t) > 1 and (t[1:] == t[:-1]).any()):
+            return False                        # a snapshot continued by the next marker: the line loop merges them
+        coord = ~ln.mark
+        ci = ln.F[coord]
+        if (tk.buf[tk.starts[ci]] != 40).any() or data.count(b"(") != len(ci) or not _coords_ok(tk, ci):
+            return False
+        mi = np.flatnonzero(~tk.first)          # message tokens
+        w = tk.words(mi)
+        if w is None:
+            return False
+        nseg = len(t)
+        seg_tok = ln.seg[tk.line[mi]]
+        codes, u = fs.codes(w)
+        copies = np.bincount(seg_tok, minlength=nseg)
+        with_msgs = coord & (ln.ntok > 1)
+        holders = np.bincount(ln.seg[with_msgs], minlength=nseg)
+        k = max(len(u), 1)
+        if nseg * k <= 1 << 24:                 # distinct messages per snapshot: a (snapshot, message) table
+            seen = np.zeros(nseg * k, dtype=bool)
+            seen[seg_tok * k + codes] = True
+            messages = seen.reshape(nseg, k).sum(axis=1)
+        else:
+            pairs = pd.unique(seg_tok * k + codes)
+            messages = np.bincount(pairs // k, minlength=nseg)
+        ub = fs.word_bytes(u)
+        self._close()
+        for i in range(nseg - 1):
+            if copies[i]:
+                ti = float(t[i])
+                if ti in self.done_t:
+                    raise NeedWholeFile("a snapshot time appears twice, apart")
+                self.done_t.add(ti)
+                self.rows.append((ti, int(copies[i]), int(holders[i]), int(messages[i])))
+        self.all.update(ub)
+        last = seg_tok == nseg - 1                 # the last snapshot stays open (the next block may continue it)
+        lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
+        self.cur_t = float(t[-1])
+        self.cur = [int(copies[-1]), set(np.flatnonzero(ln.ntok[lines] > 1).tolist()),
+                    {ub[c] for c in np.unique(codes[last]).tolist()}]
+        return True
+
+    def _add_lines(self, src: _Src) -> None:
         fail = src.fail
         holder = -1
         for line in src.data.split(b"\n"):
@@ -159,6 +321,23 @@ class _MessageLocation:
               "holders_per_snapshot_mean": float(per[:, 2].mean()) if n else math.nan,
               "messages_per_snapshot_mean": float(per[:, 3].mean()) if n else math.nan}
         return Summary(sc, _series(per[:, 0], per[:, 1], holders=per[:, 2], messages=per[:, 3]), "timeseries")
+
+
+def _coords_ok(tk: fs.Tokens, ci: np.ndarray) -> bool:
+    """Whether the tokens ``ci`` are all '(<decimal>,<decimal>)' (one comma, plain decimals)."""
+    s, e = tk.starts[ci], tk.ends[ci]
+    n = e - s
+    if not len(ci):
+        return True
+    if int(n.min()) < 5 or int(n.max()) > 40 or (tk.buf[e - 1] != 41).any():
+        return False
+    m = np.lib.stride_tricks.sliding_window_view(tk.buf, int(n.max()))[s] if int(s.max()) + int(n.max()) <= len(tk.buf) \
+        else np.lib.stride_tricks.sliding_window_view(np.append(tk.buf, np.zeros(40, np.uint8)), int(n.max()))[s]
+    comma = (m == 44) & (np.arange(m.shape[1]) < n[:, None])
+    if (comma.sum(axis=1) != 1).any():
+        return False
+    cp = s + comma.argmax(axis=1)
+    return fp.decimals(tk.buf, s + 1, cp) is not None and fp.decimals(tk.buf, cp + 1, e - 1) is not None
 
 
 def _coord(fail, tok: bytes) -> None:
