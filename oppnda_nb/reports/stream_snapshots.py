@@ -34,13 +34,13 @@ def _lines(data: bytes) -> _Lines | None:
     F = np.flatnonzero(tk.first)
     ntok = np.diff(np.append(F, len(tk.starts)))
     mark = tk.buf[tk.starts[F]] == 91                                   # '['
-    if not mark[0] or (ntok[mark] != 1).any() or data.count(b"[") != int(mark.sum()):
+    if not mark[0] or (ntok[mark] != 1).any():
         return None
     mi = F[mark]
     s, e = tk.starts[mi], tk.ends[mi]
     if (e - s < 3).any() or (tk.buf[e - 1] != 93).any():               # '[...]'
         return None
-    t = fp.decimals(tk.buf, s + 1, e - 1)
+    t = _decimals(tk, s + 1, e - 1)
     if t is None:
         return None
     seg = np.cumsum(mark) - 1
@@ -115,8 +115,8 @@ def _location_fast(data: bytes):
     if (ln.ntok[host] != 3).any():
         return None
     tk, hi = ln.tk, ln.F[host]
-    x = fp.decimals(tk.buf, tk.starts[hi + 1], tk.ends[hi + 1])
-    y = fp.decimals(tk.buf, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
+    x = _decimals(tk, tk.starts[hi + 1], tk.ends[hi + 1])
+    y = _decimals(tk, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
     w = tk.words(hi)
     if y is None or w is None:
         return None
@@ -237,11 +237,14 @@ class _MessageLocation:
             return False                        # a snapshot continued by the next marker: the line loop merges them
         coord = ~ln.mark
         ci = ln.F[coord]
-        if (tk.buf[tk.starts[ci]] != 40).any() or data.count(b"(") != len(ci) or not _coords_ok(tk, ci):
+        if (tk.buf[tk.starts[ci]] != 40).any() or not _coords_ok(tk, ci):
             return False
         mi = np.flatnonzero(~tk.first)          # message tokens
         w = tk.words(mi)
         if w is None:
+            return False
+        c0 = w & np.uint64(0xFF)                # first characters: a '(' or '[' would open a holder or snapshot
+        if ((c0 == 40) | (c0 == 91)).any():
             return False
         nseg = len(t)
         seg_tok = ln.seg[tk.line[mi]]
@@ -337,7 +340,13 @@ def _coords_ok(tk: fs.Tokens, ci: np.ndarray) -> bool:
     if (comma.sum(axis=1) != 1).any():
         return False
     cp = s + comma.argmax(axis=1)
-    return fp.decimals(tk.buf, s + 1, cp) is not None and fp.decimals(tk.buf, cp + 1, e - 1) is not None
+    return _decimals(tk, s + 1, cp) is not None and _decimals(tk, cp + 1, e - 1) is not None
+
+
+def _decimals(tk: fs.Tokens, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """Values of plain decimal tokens (fastpath_snapshots, else fastpath for long ones), or None."""
+    v = fs.decimals(tk, s, e)
+    return fp.decimals(tk.buf, s, e) if v is None else v
 
 
 def _coord(fail, tok: bytes) -> None:
