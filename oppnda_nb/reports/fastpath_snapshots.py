@@ -14,6 +14,7 @@ _PAD = b"\x00" * 8
 # MASK[k]: the low k bytes of a little-endian uint64 (a token of k <= 8 bytes read as 8 bytes)
 _MASK = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 _POW10F = 10.0 ** np.arange(16)
+_POW10I = 10 ** np.arange(16, dtype=np.int64)
 
 
 class Tokens:
@@ -130,6 +131,52 @@ def small_ints(t: Tokens, idx: np.ndarray) -> np.ndarray | None:
     return v.astype(np.int64)
 
 
+_TOP = np.array([~((1 << (8 * (8 - k))) - 1) & ((1 << 64) - 1) for k in range(9)], dtype=np.uint64)   # top k bytes
+_DOTS, _SEVEN = _B(0x1E), _B(0x7F)
+_P8 = np.uint64(10 ** 8)
+
+
+def _digits8(v: np.ndarray) -> np.ndarray:
+    """Value of 8 digit bytes (0..9, first character in the low byte) of each uint64."""
+    v = ((v & _LOW) * np.uint64(2561)) >> np.uint64(8)
+    v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    return ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+
+
+def _dec_swar(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray) -> np.ndarray | None:
+    """:func:`decimals` for tokens of at most 16 characters ending at byte 16 or later: each token as
+    two right-aligned uint64 words, validated and converted 8 characters at a time."""
+    view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
+    neg = t.buf[s] == 45
+    k = n - neg                                           # characters after the sign
+    lo_keep = _TOP[np.minimum(k, 8)]
+    hi_keep = _TOP[np.maximum(k - 8, 0)]
+    out = []
+    marks = []
+    for w, keep in ((view[e - 8], lo_keep), (view[e - 16], hi_keep)):
+        x = (w ^ _ZEROS) & keep                           # digits -> 0..9, '.' -> 0x1E, outside -> 0
+        y = x ^ _DOTS
+        z = ~(((y & _SEVEN) + _SEVEN) | y | _SEVEN)      # 0x80 in each '.' byte
+        x &= ~((z >> np.uint64(7)) * np.uint64(0xFF))
+        if (x & _HIGH).any() or ((x + _SIX) & _HIGH).any():
+            return None
+        out.append(x)
+        marks.append(z)
+    z_lo, z_hi = marks
+    ndot = np.bitwise_count(z_lo) + np.bitwise_count(z_hi)
+    if int(ndot.max()) > 1 or int((k - ndot).min()) < 1 or int((k - ndot).max()) > 15:
+        return None
+    full = (_digits8(out[1]) * _P8 + _digits8(out[0])).astype(np.int64)
+    # the dot's byte: trailing zero bits of its mark; characters after it = frac
+    lo_pos = np.bitwise_count(z_lo - np.uint64(1)).astype(np.int64) >> 3      # 0..7 (or 8 when no mark)
+    hi_pos = np.bitwise_count(z_hi - np.uint64(1)).astype(np.int64) >> 3
+    frac = np.where(z_lo != 0, 7 - lo_pos, np.where(z_hi != 0, 15 - hi_pos, 0))
+    r = full % _POW10I[frac]
+    mant = np.where(ndot > 0, (full - r) // 10 + r, full)
+    out_v = mant.astype(np.float64) / _POW10F[frac]
+    return np.where(neg, -out_v, out_v)
+
+
 def decimals(t: Tokens, idx_s: np.ndarray, idx_e: np.ndarray) -> np.ndarray | None:
     """Float64 values of the plain decimal tokens ``buf[s:e]`` of at most 15 digits (``-12.5``,
     ``7``, ``.5``): the same correctly rounded ``mantissa / 10**k`` as fastpath.decimals, or None."""
@@ -138,6 +185,8 @@ def decimals(t: Tokens, idx_s: np.ndarray, idx_e: np.ndarray) -> np.ndarray | No
     if not len(n):
         return np.empty(0, np.float64)
     width = int(n.max())
+    if width <= 16 and int(n.min()) >= 1 and int(e.min()) >= 16:
+        return _dec_swar(t, s, e, n)
     if width > 16 or int(n.min()) < 1:
         return None
     if int(e.min()) >= width:                             # right-aligned: each token's last char in the last column

@@ -248,19 +248,15 @@ class _MessageLocation:
             return False
         nseg = len(t)
         seg_tok = ln.seg[tk.line[mi]]
-        codes, u = fs.codes(w)
         copies = np.bincount(seg_tok, minlength=nseg)
-        with_msgs = coord & (ln.ntok > 1)
-        holders = np.bincount(ln.seg[with_msgs], minlength=nseg)
-        k = max(len(u), 1)
-        if nseg * k <= 1 << 24:                 # distinct messages per snapshot: a (snapshot, message) table
-            seen = np.zeros(nseg * k, dtype=bool)
-            seen[seg_tok * k + codes] = True
-            messages = seen.reshape(nseg, k).sum(axis=1)
-        else:
-            pairs = pd.unique(seg_tok * k + codes)
-            messages = np.bincount(pairs // k, minlength=nseg)
-        ub = fs.word_bytes(u)
+        holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
+        if len(mi) and (int((tk.ends[mi] - tk.starts[mi]).max()) > 7 or nseg > 255):
+            return False                        # the snapshot goes into a key's top byte
+        pairs = pd.unique(w | (seg_tok.astype(np.uint64) << np.uint64(56)))   # distinct (snapshot, message)
+        pseg = (pairs >> np.uint64(56)).astype(np.int64)
+        messages = np.bincount(pseg, minlength=nseg)
+        pw = pairs & np.uint64((1 << 56) - 1)
+        ub = fs.word_bytes(pd.unique(pw))
         self._close()
         for i in range(nseg - 1):
             if copies[i]:
@@ -270,11 +266,10 @@ class _MessageLocation:
                 self.done_t.add(ti)
                 self.rows.append((ti, int(copies[i]), int(holders[i]), int(messages[i])))
         self.all.update(ub)
-        last = seg_tok == nseg - 1                 # the last snapshot stays open (the next block may continue it)
         lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
         self.cur_t = float(t[-1])
         self.cur = [int(copies[-1]), set(np.flatnonzero(ln.ntok[lines] > 1).tolist()),
-                    {ub[c] for c in np.unique(codes[last]).tolist()}]
+                    set(fs.word_bytes(pw[pseg == nseg - 1]))]
         return True
 
     def _add_lines(self, src: _Src) -> None:
