@@ -19,13 +19,20 @@ _POW10I = 10 ** np.arange(16, dtype=np.int64)
 
 class Tokens:
     """The tokens of a block: ``buf`` (uint8, the block plus 8 zero bytes), token ``starts``/``ends``,
-    ``first`` (token opens its line) and ``line`` (0-based line of each token); ``lines`` in all."""
+    ``first`` (token opens its line); ``lines`` in all."""
 
-    __slots__ = ("data", "buf", "starts", "ends", "first", "line", "lines")
+    __slots__ = ("data", "buf", "starts", "ends", "first", "lines", "_line")
 
-    def __init__(self, data, buf, starts, ends, first, line, lines):
+    def __init__(self, data, buf, starts, ends, first, lines):
         self.data, self.buf, self.starts, self.ends = data, buf, starts, ends
-        self.first, self.line, self.lines = first, line, lines
+        self.first, self.lines, self._line = first, lines, None
+
+    @property
+    def line(self) -> np.ndarray:
+        """0-based line of each token."""
+        if self._line is None:
+            self._line = np.cumsum(self.first) - 1
+        return self._line
 
     def words(self, idx: np.ndarray | None = None) -> np.ndarray | None:
         """uint64 key of each token (of ``idx``): its bytes, little-endian; None if one is longer than 8."""
@@ -42,7 +49,8 @@ class Tokens:
 
 def tokens(data: bytes) -> Tokens | None:
     """The tokens of ``data`` (complete lines, tokens separated by single blanks; one trailing blank
-    per line allowed), or None (tabs, CR, blank lines, double or leading blanks, ``nan`` words, ...)."""
+    per line allowed), or None (tabs, CR, blank lines, double or leading blanks, ...). Name tokens
+    must still be checked with :func:`na_words` (the parser reads ``nan`` as a missing value)."""
     if not data or not data.endswith(b"\n"):
         return None
     buf = np.frombuffer(data + _PAD, dtype=np.uint8)
@@ -65,20 +73,15 @@ def tokens(data: bytes) -> Tokens | None:
             return None
         keep = ~empty
         starts, sep, first = starts[keep], sep[keep], first[keep]
-    line = np.cumsum(first) - 1
-    if _na_words(buf, starts, sep):                       # 'nan', 'NaN', 'n/a' read as missing values by the parser
-        return None
-    return Tokens(data, buf, starts, sep, first, line, nl_count)
+    return Tokens(data, buf, starts, sep, first, nl_count)
 
 
-def _na_words(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> bool:
-    """Whether a token is ``nan``, ``NaN`` or ``n/a``."""
-    c0 = buf[s]
-    k = np.flatnonzero(((c0 == 110) | (c0 == 78)) & (e - s == 3))
-    if not len(k):
-        return False
-    s, e = s[k], e[k]
-    return bool(any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")))
+_NA = np.array([int.from_bytes(w, "little") for w in (b"nan", b"NaN", b"n/a")], dtype=np.uint64)
+
+
+def na_words(words: np.ndarray) -> bool:
+    """Whether one of the token keys is ``nan``, ``NaN`` or ``n/a`` (missing values to the parser)."""
+    return bool(np.isin(words, _NA).any())
 
 
 _MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
@@ -89,15 +92,15 @@ def codes(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hash table; each key's code from a multiplicative hash checked to be collision-free on them."""
     u = pd.unique(words)
     k = len(u)
-    bits = max(int(k).bit_length() + 2, 4)
-    if bits <= 24:
+    bits = max(2 * int(k).bit_length() + 2, 4)          # about k**2 slots: few collisions among k keys
+    if bits <= 20:
         shift = np.uint64(64 - bits)
         for m in _MULT:
             hu = (u * np.uint64(m)) >> shift
-            lut = np.full(1 << bits, -1, dtype=np.int64)
+            lut = np.full(1 << bits, -1, dtype=np.int32)
             lut[hu] = np.arange(k)
             if (lut[hu] == np.arange(k)).all():             # no two keys share a slot
-                return lut[(words * np.uint64(m)) >> shift], u
+                return lut[(words * np.uint64(m)) >> shift].astype(np.int64), u
     c, u = pd.factorize(words, sort=False)
     return c.astype(np.int64, copy=False), np.asarray(u)
 
@@ -115,13 +118,15 @@ _ZEROS, _HIGH, _SIX, _LOW = _B(0x30), _B(0xF0), _B(0x06), _B(0x0F)
 def small_ints(t: Tokens, idx: np.ndarray) -> np.ndarray | None:
     """int64 values of tokens ``idx`` made of 1..8 decimal digits, or None if one is anything else
     (all 8 digits at once in a uint64: SWAR)."""
-    n = t.ends[idx] - t.starts[idx]
+    s = t.starts[idx]
+    n = t.ends[idx] - s
     if not len(n):
         return np.empty(0, np.int64)
-    if int(n.max()) > 8 or int(n.min()) < 1:
+    if int(n.max()) > 8:
         return None
     mask = _MASK[n]
-    v = t.words(idx) ^ (_ZEROS & mask)                    # digit bytes -> 0..9, the rest stays > 9
+    view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
+    v = (view[s] & mask) ^ (_ZEROS & mask)                # digit bytes -> 0..9, the rest stays > 9
     if ((v & _HIGH).any() or ((v + _SIX) & _HIGH).any()):
         return None
     v = v << ((np.uint64(8) - n.astype(np.uint64)) * np.uint64(8))   # leading zero digits in the low bytes

@@ -25,6 +25,36 @@ class _Lines:
         self.tk, self.F, self.ntok, self.mark, self.seg, self.t = tk, F, ntok, mark, seg, t
 
 
+PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    """``data`` cut before '[' lines into pieces of about PIECE bytes (whole snapshots each)."""
+    size = PIECE
+    if len(data) < 2 * size:
+        return [data]
+    out, pos = [], 0
+    while pos < len(data):
+        cut = data.find(b"\n[", pos + size)
+        if cut < 0 or len(data) - cut < size // 2:
+            out.append(data[pos:])
+            break
+        out.append(data[pos:cut + 1])
+        pos = cut + 1
+    return out
+
+
+def _each(data: bytes, fast) -> list | None:
+    """``fast(piece)`` for each piece of ``data``, or None if one piece is not simple."""
+    out = []
+    for piece in _pieces(data):
+        r = fast(piece)
+        if r is None:
+            return None
+        out.append(r)
+    return out
+
+
 def _lines(data: bytes) -> _Lines | None:
     """Tokens and snapshots of a block whose first line is a marker and whose markers are simple
     ``[decimal]`` tokens alone on their line, or None."""
@@ -55,25 +85,28 @@ class _Location:
         self.last = np.empty((0, 2))                     # per host id: its last (x, y), NaN if none yet
         self.step_sum, self.step_n = 0.0, 0
 
+    def _host_ids(self, names, codes: np.ndarray) -> np.ndarray:
+        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in names], dtype=np.int64)
+        return cat_id[codes]
+
     def add(self, src: _Src, parse) -> None:
-        fast = _location_fast(src.data)
+        fast = _each(src.data, _location_fast)
         if fast is None:
             f = parse(src)
             if not len(f):
                 return
             host = f["host"].array
             t = f["t"].to_numpy("float64")
-            names, codes = host.categories, host.codes
+            h = self._host_ids(host.categories, host.codes)
             x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
         else:
-            t, names, codes, x, y = fast
+            h = np.concatenate([self._host_ids(r[1], r[2]) for r in fast])
+            t, x, y = (np.concatenate([r[i] for r in fast]) for i in (0, 3, 4))
             if not len(t):
                 return
         if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
         self.t.add(np.unique(t))
-        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in names], dtype=np.int64)
-        h = cat_id[codes]
         self.x.add(x)
         self.y.add(y)
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
@@ -117,8 +150,8 @@ def _location_fast(data: bytes):
     tk, hi = ln.tk, ln.F[host]
     x = _decimals(tk, tk.starts[hi + 1], tk.ends[hi + 1])
     y = _decimals(tk, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
-    w = tk.words(hi)
-    if y is None or w is None:
+    w = tk.words(hi) if y is not None else None
+    if w is None or fs.na_words(w):
         return None
     codes, u = fs.codes(w)
     try:
@@ -131,11 +164,12 @@ def _location_fast(data: bytes):
 class _CopyCount:
     def __init__(self):
         self.per_t: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (t, rows, copies sum) per block
-        self.msgs = Distinct()
+        self.msgs = Distinct()                       # message names (blocks read by the parser)
+        self.words = np.empty(0, np.uint64)          # message keys (blocks read on the fast path), decoded at the end
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        fast = _copy_count_fast(src.data)
+        fast = _each(src.data, _copy_count_fast)
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -146,16 +180,21 @@ class _CopyCount:
             self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
             c = f["copies"].to_numpy("int64")
         else:
-            t, size, tot, names, c = fast
+            c = np.concatenate([r[4] for r in fast])
             if not len(c):
                 return
-            self.per_t.append((t, size, tot))
-            self.msgs.add(np.asarray(names, dtype=str))
+            self.per_t.extend((r[0], r[1], r[2]) for r in fast)
+            self.words = pd.unique(np.concatenate([self.words] + [r[3] for r in fast]))
         self.n += len(c)
         self.total += float(c.sum())
         self.cmax = max(self.cmax, float(c.max()))
 
     def finish(self) -> Summary:
+        if len(self.words):
+            try:
+                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.words)], dtype=str))
+            except UnicodeDecodeError:
+                raise NeedWholeFile("a message name is not UTF-8") from None
         if self.per_t:
             t, inv = np.unique(np.concatenate([p[0] for p in self.per_t]), return_inverse=True)
             size = np.zeros(len(t), np.int64)
@@ -175,7 +214,7 @@ class _CopyCount:
 
 
 def _copy_count_fast(data: bytes):
-    """(snapshot t, rows and copies per snapshot, message names, copies) of a simple block
+    """(snapshot t, rows and copies per snapshot, distinct message keys, copies) of a simple block
     ('msg copies' lines, whole non-negative copy counts), or None."""
     ln = _lines(data)
     if ln is None:
@@ -186,7 +225,7 @@ def _copy_count_fast(data: bytes):
     tk, ri = ln.tk, ln.F[rows]
     c = fs.small_ints(tk, ri + 1)
     w = tk.words(ri) if c is not None else None
-    if w is None:
+    if w is None or fs.na_words(w):
         return None
     seg = ln.seg[rows]
     nseg = len(ln.t)
@@ -197,11 +236,7 @@ def _copy_count_fast(data: bytes):
     if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
         t, inv = np.unique(t, return_inverse=True)
         size, tot = np.bincount(inv, weights=size).astype(np.int64), np.bincount(inv, weights=tot).astype(np.int64)
-    try:
-        names = [b.decode("utf-8") for b in fs.word_bytes(pd.unique(w))]
-    except UnicodeDecodeError:
-        return None
-    return t, size, tot, names, c
+    return t, size, tot, pd.unique(w), c
 
 
 class _MessageLocation:
@@ -241,7 +276,7 @@ class _MessageLocation:
             return False
         mi = np.flatnonzero(~tk.first)          # message tokens
         w = tk.words(mi)
-        if w is None:
+        if w is None or fs.na_words(w):
             return False
         c0 = w & np.uint64(0xFF)                # first characters: a '(' or '[' would open a holder or snapshot
         if ((c0 == 40) | (c0 == 91)).any():
@@ -250,13 +285,10 @@ class _MessageLocation:
         seg_tok = ln.seg[tk.line[mi]]
         copies = np.bincount(seg_tok, minlength=nseg)
         holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
-        if len(mi) and (int((tk.ends[mi] - tk.starts[mi]).max()) > 7 or nseg > 255):
-            return False                        # the snapshot goes into a key's top byte
-        pairs = pd.unique(w | (seg_tok.astype(np.uint64) << np.uint64(56)))   # distinct (snapshot, message)
-        pseg = (pairs >> np.uint64(56)).astype(np.int64)
-        messages = np.bincount(pseg, minlength=nseg)
-        pw = pairs & np.uint64((1 << 56) - 1)
-        ub = fs.word_bytes(pd.unique(pw))
+        bounds = np.searchsorted(seg_tok, np.arange(nseg + 1))       # message tokens of each snapshot
+        per = [pd.unique(w[bounds[i]:bounds[i + 1]]) for i in range(nseg)]   # small hash tables
+        messages = np.array([len(u) for u in per], dtype=np.int64)
+        ub = fs.word_bytes(pd.unique(np.concatenate(per))) if per else []
         self._close()
         for i in range(nseg - 1):
             if copies[i]:
@@ -269,7 +301,7 @@ class _MessageLocation:
         lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
         self.cur_t = float(t[-1])
         self.cur = [int(copies[-1]), set(np.flatnonzero(ln.ntok[lines] > 1).tolist()),
-                    set(fs.word_bytes(pw[pseg == nseg - 1]))]
+                    set(fs.word_bytes(per[-1]))]
         return True
 
     def _add_lines(self, src: _Src) -> None:
