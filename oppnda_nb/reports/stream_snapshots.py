@@ -3,6 +3,7 @@ locations): a block always holds whole snapshots (streaming.fold_blocks cuts bef
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -307,6 +308,8 @@ class _MessageLocation:
     def _add_lines(self, src: _Src) -> None:
         fail = src.fail
         holder = -1
+        if b"\x0b" in src.data or b"\x0c" in src.data:
+            raise NeedWholeFile("vertical tab or form feed (the parser keeps them inside tokens)")
         for line in src.data.split(b"\n"):
             toks = line.split()
             if not toks:
@@ -321,6 +324,8 @@ class _MessageLocation:
                     raise fail(f"not a well-formed MessageLocationReport: bad snapshot marker {head.decode('utf-8', 'replace')!r} (expected '[<time>]')") from None
                 if len(toks) > 1:
                     raise fail("not a well-formed MessageLocationReport: a message ID appears before any '(x,y)' coordinate")
+                if not _PLAIN.fullmatch(head[1:-1]):
+                    raise NeedWholeFile("a snapshot time that is not a plain decimal")
                 if t != self.cur_t:
                     self._close()
                     self.cur_t = t
@@ -333,9 +338,13 @@ class _MessageLocation:
             if b"(" in line[1:] or b"[" in line:
                 raise NeedWholeFile("several coordinates or a marker inside a line")
             _coord(fail, head)
+            if not _PLAIN_XY.fullmatch(head):
+                raise NeedWholeFile("a coordinate that is not a pair of plain decimals")
             holder += 1
             msgs = toks[1:]
             if msgs:
+                if _NA_WORDS.intersection(msgs):
+                    raise NeedWholeFile("a message ID the parser reads as a missing value")
                 self.cur[0] += len(msgs)
                 self.cur[1].add(holder)
                 self.cur[2].update(msgs)
@@ -374,6 +383,11 @@ def _decimals(tk: fs.Tokens, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     """Values of plain decimal tokens (fastpath_snapshots, else fastpath for long ones), or None."""
     v = fs.decimals(tk, s, e)
     return fp.decimals(tk.buf, s, e) if v is None else v
+
+
+_PLAIN = re.compile(rb"-?(\d+\.?\d*|\.\d+)")
+_PLAIN_XY = re.compile(rb"\(" + _PLAIN.pattern + rb"," + _PLAIN.pattern + rb"\)")
+_NA_WORDS = frozenset((b"nan", b"NaN", b"n/a"))
 
 
 def _coord(fail, tok: bytes) -> None:
