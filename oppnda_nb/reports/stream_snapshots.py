@@ -245,7 +245,8 @@ class _MessageLocation:
 
     def __init__(self):
         self.rows: list[tuple[float, int, int, int]] = []      # (t, copies, holders, messages)
-        self.all: set[bytes] = set()
+        self.all: set[bytes] = set()                         # message IDs (the line loop)
+        self.all_words = np.empty(0, np.uint64)                # message keys (the fast path), decoded at the end
         self.cur_t: float | None = None
         self.cur = [0, set(), set()]                           # copies, holder ids, messages
         self.done_t: set[float] = set()
@@ -259,8 +260,9 @@ class _MessageLocation:
         self.cur = [0, set(), set()]
 
     def add(self, src: _Src, parse) -> None:
-        if not self._add_fast(src.data):
-            self._add_lines(src)
+        for piece in _pieces(src.data):          # the line loop's reasons name no line: a piece can take it alone
+            if not self._add_fast(piece):
+                self._add_lines(piece, src.fail)
 
     def _add_fast(self, data: bytes) -> bool:
         """Fold a simple block ('(x,y) msg msg ...' lines, simple decimals, ids of <= 8 bytes) with numpy;
@@ -289,7 +291,6 @@ class _MessageLocation:
         bounds = np.searchsorted(seg_tok, np.arange(nseg + 1))       # message tokens of each snapshot
         per = [pd.unique(w[bounds[i]:bounds[i + 1]]) for i in range(nseg)]   # small hash tables
         messages = np.array([len(u) for u in per], dtype=np.int64)
-        ub = fs.word_bytes(pd.unique(np.concatenate(per))) if per else []
         self._close()
         for i in range(nseg - 1):
             if copies[i]:
@@ -298,19 +299,18 @@ class _MessageLocation:
                     raise NeedWholeFile("a snapshot time appears twice, apart")
                 self.done_t.add(ti)
                 self.rows.append((ti, int(copies[i]), int(holders[i]), int(messages[i])))
-        self.all.update(ub)
+        self.all_words = pd.unique(np.concatenate([self.all_words] + per))
         lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
         self.cur_t = float(t[-1])
         self.cur = [int(copies[-1]), set(np.flatnonzero(ln.ntok[lines] > 1).tolist()),
                     set(fs.word_bytes(per[-1]))]
         return True
 
-    def _add_lines(self, src: _Src) -> None:
-        fail = src.fail
+    def _add_lines(self, data: bytes, fail) -> None:
         holder = -1
-        if b"\x0b" in src.data or b"\x0c" in src.data:
+        if b"\x0b" in data or b"\x0c" in data:
             raise NeedWholeFile("vertical tab or form feed (the parser keeps them inside tokens)")
-        for line in src.data.split(b"\n"):
+        for line in data.split(b"\n"):
             toks = line.split()
             if not toks:
                 continue
@@ -352,6 +352,7 @@ class _MessageLocation:
 
     def finish(self) -> Summary:
         self._close()
+        self.all.update(fs.word_bytes(self.all_words))
         rows = sorted(self.rows)
         per = np.array(rows, dtype="float64").reshape(-1, 4)
         n = len(per)
