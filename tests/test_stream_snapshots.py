@@ -259,6 +259,28 @@ def test_decimals_are_exact():
         assert fs.decimals(tk, tk.starts[idx], tk.ends[idx]) is None, bad
 
 
+@pytest.mark.parametrize("f", [0, 1, 4, 7])
+def test_decimals_with_a_fixed_fraction_are_exact(f: int):
+    """Tokens with the same digits after the dot take the two-word reading; others the general one."""
+    rng = np.random.default_rng(f)
+    top = 10 ** min(8, 14 - f) - 1                       # at most 16 characters
+    vals = [f"{x:.{f}f}" + ("." if f == 0 else "") for x in rng.uniform(-top, top, 5000)]
+    vals += [f"{0:.{f}f}" + ("." if f == 0 else ""), "-" + f"{0:.{f}f}" + ("." if f == 0 else "")]
+    tk, idx = _toks([v.encode() for v in vals])
+    got = fs.decimals(tk, tk.starts[idx], tk.ends[idx])
+    assert got.tolist() == [float(v) for v in vals]
+    assert np.signbit(got).tolist() == [v.startswith("-") for v in vals]
+    assert fs._dec_fixed(tk, tk.starts[idx], tk.ends[idx], tk.ends[idx] - tk.starts[idx],
+                         np.ndarray(shape=(len(tk.buf) - 7,), dtype="<u8", buffer=tk.buf, strides=(1,))) is not None
+    for odd in (["123456789.5", "1.5"] if f == 1 else ["1.5", "2.25"]):      # 9 integer digits / other fractions
+        vals.append(odd)
+    tk, idx = _toks([v.encode() for v in vals])
+    assert fs.decimals(tk, tk.starts[idx], tk.ends[idx]).tolist() == [float(v) for v in vals]
+    for bad in [b"1.2.3", b"--1." + b"0" * f, b"1-." + b"0" * f, b"." + b"x" * f]:
+        tk, idx = _toks([vals[0].encode(), bad])
+        assert fs.decimals(tk, tk.starts[idx], tk.ends[idx]) is None, bad
+
+
 def test_small_ints_and_keys():
     ints = [b"0", b"7", b"12", b"345", b"99999999", b"00000001", b"10203040"]
     tk, idx = _toks(ints)

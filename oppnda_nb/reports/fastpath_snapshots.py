@@ -148,10 +148,39 @@ def _digits8(v: np.ndarray) -> np.ndarray:
     return ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
 
 
+def _digit_word(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+    """The value of the digits in the bytes ``keep`` of ``w`` (right-aligned), or None if one is no digit."""
+    x = (w ^ _ZEROS) & keep
+    if (x & _HIGH).any() or ((x + _SIX) & _HIGH).any():
+        return None
+    return _digits8(x)
+
+
+def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray) -> np.ndarray | None:
+    """:func:`decimals` when every token has the same number ``f`` of digits after its dot and at
+    most 8 before it (``1607.6188``): integer and fraction digits read as one uint64 each."""
+    f = int(n[0]) - 1 - int(np.argmax(t.buf[s[0]:e[0]] == 46)) if 46 in t.buf[s[0]:e[0]] else -1
+    if f < 0 or f > 7 or (t.buf[e - f - 1] != 46).any():
+        return None
+    neg = t.buf[s] == 45
+    k = n - f - 1 - neg                                   # digits before the dot
+    if int(k.max()) > 8 or (f == 0 and int(k.min()) < 1):
+        return None
+    frac = _digit_word(view[e - 8], _TOP[f]) if f else 0
+    whole = _digit_word(view[e - f - 9], _TOP[k])
+    if frac is None or whole is None:
+        return None
+    v = (whole * np.uint64(10 ** f) + frac).astype(np.float64) / _POW10F[f]
+    return np.where(neg, -v, v)
+
+
 def _dec_swar(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray) -> np.ndarray | None:
     """:func:`decimals` for tokens of at most 16 characters ending at byte 16 or later: each token as
     two right-aligned uint64 words, validated and converted 8 characters at a time."""
     view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
+    fixed = _dec_fixed(t, s, e, n, view)
+    if fixed is not None:
+        return fixed
     neg = t.buf[s] == 45
     k = n - neg                                           # characters after the sign
     lo_keep = _TOP[np.minimum(k, 8)]

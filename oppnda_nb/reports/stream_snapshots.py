@@ -71,7 +71,7 @@ def _lines(data: bytes) -> _Lines | None:
     s, e = tk.starts[mi], tk.ends[mi]
     if (e - s < 3).any() or (tk.buf[e - 1] != 93).any():               # '[...]'
         return None
-    t = _decimals(tk, s + 1, e - 1)
+    t = fp.decimals(tk.buf, s + 1, e - 1)                              # few: the plain converter
     if t is None:
         return None
     seg = np.cumsum(mark) - 1
@@ -107,7 +107,7 @@ class _Location:
                 return
         if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
-        self.t.add(np.unique(t))
+        self.t.add(pd.unique(t))
         self.x.add(x)
         self.y.add(y)
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
