@@ -79,9 +79,12 @@ def tokens(data: bytes) -> Tokens | None:
 _NA = np.array([int.from_bytes(w, "little") for w in (b"nan", b"NaN", b"n/a")], dtype=np.uint64)
 
 
-def na_words(words: np.ndarray) -> bool:
-    """Whether one of the token keys is ``nan``, ``NaN`` or ``n/a`` (missing values to the parser)."""
-    return bool(np.isin(words, _NA).any())
+def na_words(words: np.ndarray, first: np.ndarray | None = None) -> bool:
+    """Whether one of the token keys is ``nan``, ``NaN`` or ``n/a`` (missing values to the parser);
+    ``first``: their first bytes (``words & 0xFF``) if already at hand."""
+    c0 = words & np.uint64(0xFF) if first is None else first
+    maybe = (c0 == 110) | (c0 == 78)
+    return bool(maybe.any()) and bool(np.isin(words[maybe], _NA).any())
 
 
 _MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
@@ -124,12 +127,17 @@ def small_ints(t: Tokens, idx: np.ndarray) -> np.ndarray | None:
         return np.empty(0, np.int64)
     if int(n.max()) > 8:
         return None
-    mask = _MASK[n]
     view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
-    v = (view[s] & mask) ^ (_ZEROS & mask)                # digit bytes -> 0..9, the rest stays > 9
+    e = s + n
+    if int(e.min()) >= 8:                                 # the 8 bytes ending with each token: right-aligned already
+        keep = _TOP[n]
+        v = (view[e - 8] ^ _ZEROS) & keep                 # digit bytes -> 0..9, the rest stays > 9
+    else:
+        mask = _MASK[n]
+        v = (view[s] & mask) ^ (_ZEROS & mask)
+        v = v << ((np.uint64(8) - n.astype(np.uint64)) * np.uint64(8))   # leading zero digits in the low bytes
     if ((v & _HIGH).any() or ((v + _SIX) & _HIGH).any()):
         return None
-    v = v << ((np.uint64(8) - n.astype(np.uint64)) * np.uint64(8))   # leading zero digits in the low bytes
     v = ((v & _LOW) * np.uint64(2561)) >> np.uint64(8)
     v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
     v = ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)

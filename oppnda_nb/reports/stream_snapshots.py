@@ -279,16 +279,15 @@ class _MessageLocation:
             return False
         mi = np.flatnonzero(~tk.first)          # message tokens
         w = tk.words(mi)
-        if w is None or fs.na_words(w):
+        if w is None:
             return False
         c0 = w & np.uint64(0xFF)                # first characters: a '(' or '[' would open a holder or snapshot
-        if ((c0 == 40) | (c0 == 91)).any():
+        if ((c0 == 40) | (c0 == 91)).any() or fs.na_words(w, c0):
             return False
         nseg = len(t)
-        seg_tok = ln.seg[tk.line[mi]]
-        copies = np.bincount(seg_tok, minlength=nseg)
+        bounds = np.append(np.searchsorted(mi, ln.F[ln.mark]), len(mi))   # message tokens of each snapshot
+        copies = np.diff(bounds)
         holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
-        bounds = np.searchsorted(seg_tok, np.arange(nseg + 1))       # message tokens of each snapshot
         per = [pd.unique(w[bounds[i]:bounds[i + 1]]) for i in range(nseg)]   # small hash tables
         messages = np.array([len(u) for u in per], dtype=np.int64)
         self._close()
