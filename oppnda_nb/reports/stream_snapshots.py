@@ -68,12 +68,12 @@ def _lines(data: bytes) -> _Lines | None:
     if not mark[0] or (ntok[mark] != 1).any():
         return None
     mi = F[mark]
-    s, e = tk.starts[mi], tk.ends[mi]
-    if (e - s < 3).any() or (tk.buf[e - 1] != 93).any():               # '[...]'
+    s, e = tk.starts[mi].tolist(), tk.ends[mi].tolist()
+    data = tk.data
+    inner = [data[a + 1:b - 1] for a, b in zip(s, e) if data[b - 1] == 93]     # '[...]'
+    if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
         return None
-    t = fp.decimals(tk.buf, s + 1, e - 1)                              # few: the plain converter
-    if t is None:
-        return None
+    t = np.array([float(x) for x in inner])         # few; plain decimals: float() rounds them like the parser
     seg = np.cumsum(mark) - 1
     return _Lines(tk, F, ntok, mark, seg, t)
 
