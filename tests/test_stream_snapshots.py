@@ -352,3 +352,35 @@ def test_src_type_is_what_the_folds_get():
     fold = ss.COPY_COUNT.make()
     fold.add(src, lambda s: pytest.fail("a clean block needs no parser"))
     assert fold.finish().scalars["snapshots"] == 40.0
+
+
+@pytest.mark.parametrize("case", ["four_digits", "wide", "repeats", "mixed_digits", "not_decimal", "negative_zero",
+                                  "one_value"])
+def test_coordinate_median_is_exact(case: str):
+    """The location fold's coordinate column: the median equals pandas' to the bit in int32 and float64 mode."""
+    rng = np.random.default_rng(len(case))
+    if case == "four_digits":
+        blocks = [np.round(rng.uniform(0, 3000, 5000), 4) for _ in range(7)]
+    elif case == "wide":
+        blocks = [np.round(rng.uniform(-2e5, 2e5, 3000), 2) for _ in range(5)]
+    elif case == "repeats":
+        blocks = [rng.integers(0, 5, 4000).astype(float) for _ in range(4)]
+    elif case == "mixed_digits":                      # a later block needs more digits: float64 mode
+        blocks = [np.round(rng.uniform(0, 99, 2000), 1), np.round(rng.uniform(0, 99, 2000), 6)]
+    elif case == "not_decimal":
+        blocks = [rng.uniform(0, 1, 3000) for _ in range(3)]
+    elif case == "negative_zero":
+        blocks = [np.array([-0.0, -0.0, -0.0, 1.5]), np.array([-0.0, 2.0])]
+    else:
+        blocks = [np.array([7.25])]
+    col = ss._Coordinate()
+    for b in blocks:
+        col.add(b)
+    allv = pd.Series(np.concatenate(blocks))
+    st = col.stats("x")
+    med = float(allv.median())
+    assert st["x_median"] == med and np.signbit(st["x_median"]) == np.signbit(med)
+    assert math.isclose(st["x_mean"], float(allv.mean()), rel_tol=1e-13)
+    assert col.ints == (case in ("four_digits", "wide", "repeats", "one_value"))
+    assert ss._Coordinate().stats("y") == {"y_mean": pytest.approx(math.nan, nan_ok=True),
+                                            "y_median": pytest.approx(math.nan, nan_ok=True)}

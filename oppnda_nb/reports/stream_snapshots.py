@@ -11,7 +11,7 @@ import pandas as pd
 from . import fastpath as fp
 from . import fastpath_snapshots as fs
 from .base import Summary
-from .folds import Column, Distinct
+from .folds import Distinct
 from .streaming import NeedWholeFile, StreamSpec, _nanmax, _nanmin, _series
 from .tables import _Src
 
@@ -77,11 +77,78 @@ def _lines(data: bytes) -> _Lines | None:
     seg = np.cumsum(mark) - 1
     return _Lines(tk, F, ntok, mark, seg, t)
 
+class _Coordinate:
+    """Exact mean and median of a coordinate column in little memory: the values are kept as int32
+    decimal mantissas (``m / 10**f`` gives each value back bit for bit; ONE writes 4 digits after
+    the dot) or, if some value is not such a decimal, as float64; the median's two middle values are
+    found through a histogram of the mantissas (no sorted copy of the column)."""
+
+    def __init__(self) -> None:
+        self.f: int | None = None                  # digits after the dot (None: not chosen yet / float64 mode)
+        self.parts: list[np.ndarray] = []
+        self.ints = True
+        self.n = 0
+        self.partial: list[float] = []             # each block's float64 sum (pairwise, like pandas' mean)
+
+    def _as_ints(self, a: np.ndarray) -> np.ndarray | None:
+        if (np.signbit(a) & (a == 0)).any():       # -0.0 would come back as 0.0
+            return None
+        for f in ([self.f] if self.f is not None else range(8)):
+            m = np.rint(a * 10.0 ** f)
+            if np.abs(m).max() < 2 ** 31 and (m / 10.0 ** f == a).all():
+                self.f = f
+                return m.astype(np.int32)
+        return None
+
+    def add(self, a: np.ndarray) -> None:
+        a = np.asarray(a, dtype=np.float64)
+        a = a[~np.isnan(a)]
+        if not len(a):
+            return
+        self.n += len(a)
+        self.partial.append(float(a.sum()))
+        if self.ints:
+            m = self._as_ints(a)
+            if m is not None:
+                self.parts.append(m)
+                return
+            self.ints = False                      # back to float64 values (an odd file: memory as before)
+            self.parts = [p / 10.0 ** self.f for p in self.parts] if self.f is not None else self.parts
+        self.parts.append(a)
+
+    def _kth(self, ks: list[int]) -> list[float]:
+        """The values of rank ``ks`` (0-based) in sorted order."""
+        if not self.ints:
+            v = np.concatenate(self.parts)
+            v.partition(ks)
+            return [float(v[k]) for k in ks]
+        lo = min(int(p.min()) for p in self.parts)
+        hi = max(int(p.max()) for p in self.parts)
+        shift = max((hi - lo).bit_length() - 16, 0)
+        counts = sum(np.bincount((p.astype(np.int64) - lo) >> shift, minlength=((hi - lo) >> shift) + 1)
+                     for p in self.parts)
+        cum = np.cumsum(counts)
+        out = []
+        for k in ks:
+            b = int(np.searchsorted(cum, k, side="right"))
+            below = int(cum[b - 1]) if b else 0
+            inb = np.concatenate([p[((p.astype(np.int64) - lo) >> shift) == b] for p in self.parts])
+            inb.partition(k - below)
+            out.append(float(inb[k - below]) / 10.0 ** self.f)
+        return out
+
+    def stats(self, prefix: str) -> dict[str, float]:
+        if not self.n:
+            return {f"{prefix}_mean": math.nan, f"{prefix}_median": math.nan}
+        a, b = self._kth([(self.n - 1) // 2, self.n // 2])
+        return {f"{prefix}_mean": math.fsum(self.partial) / self.n, f"{prefix}_median": float(np.mean([a, b]))}
+
+
 class _Location:
     def __init__(self):
         self.t = Distinct()
         self.ids: dict[str, int] = {}                    # host name -> id (the hosts seen so far)
-        self.x, self.y = Column(), Column()
+        self.x, self.y = _Coordinate(), _Coordinate()
         self.tmin, self.tmax = math.inf, -math.inf
         self.last = np.empty((0, 2))                     # per host id: its last (x, y), NaN if none yet
         self.step_sum, self.step_n = 0.0, 0
