@@ -8,8 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import fastpath as fp
-
 _PAD = b"\x00" * 8
 # MASK[k]: the low k bytes of a little-endian uint64 (a token of k <= 8 bytes read as 8 bytes)
 _MASK = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)

@@ -1,5 +1,11 @@
 """Streamed folds of the snapshot reports (location snapshots, message copy counts, message
-locations): a block always holds whole snapshots (streaming.fold_blocks cuts before '[t]' lines)."""
+locations): a block always holds whole snapshots (streaming.fold_blocks cuts before '[t]' lines).
+
+Each fold first reads a block on a numpy fast path (fastpath_snapshots: tokens, uint64 keys, SWAR
+numbers; only the fields the summary needs, in pieces of about PIECE bytes); a block the fast path
+does not read exactly (tabs, CR, blank lines, nan words, long names, odd numbers, ...) goes through
+the type's parser (the message location fold: its line loop), so the result never depends on the path.
+"""
 from __future__ import annotations
 
 import math
@@ -73,9 +79,10 @@ def _lines(data: bytes) -> _Lines | None:
     inner = [data[a + 1:b - 1] for a, b in zip(s, e) if data[b - 1] == 93]     # '[...]'
     if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
         return None
-    t = np.array([float(x) for x in inner])         # few; plain decimals: float() rounds them like the parser
+    t = np.array([float(x) for x in inner])         # few; float() and the parser both round plain decimals correctly
     seg = np.cumsum(mark) - 1
     return _Lines(tk, F, ntok, mark, seg, t)
+
 
 class _Coordinate:
     """Exact mean and median of a coordinate column in little memory: the values are kept as int32
