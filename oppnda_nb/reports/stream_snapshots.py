@@ -1,42 +1,194 @@
 """Streamed folds of the snapshot reports (location snapshots, message copy counts, message
-locations): a block always holds whole snapshots (streaming.fold_blocks cuts before '[t]' lines)."""
+locations): a block always holds whole snapshots (streaming.fold_blocks cuts before '[t]' lines).
+
+Each fold first reads a block on a numpy fast path (fastpath_snapshots: tokens, uint64 keys, SWAR
+numbers; only the fields the summary needs, in pieces of about PIECE bytes); a block the fast path
+does not read exactly (tabs, CR, blank lines, nan words, long names, odd numbers, ...) goes through
+the type's parser (the message location fold: its line loop), so the result never depends on the path.
+"""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 
+from . import fastpath as fp
+from . import fastpath_snapshots as fs
 from .base import Summary
-from .folds import Column, Distinct
+from .folds import Distinct
 from .streaming import NeedWholeFile, StreamSpec, _nanmax, _nanmin, _series
 from .base import _Src
+
+
+class _Lines:
+    """A block's lines on the fast path: marker lines (``[t]``, one token) open snapshots; ``seg``
+    is each line's snapshot (index into ``t``), ``F`` each line's first token, ``ntok`` its tokens."""
+
+    __slots__ = ("tk", "F", "ntok", "mark", "seg", "t")
+
+    def __init__(self, tk, F, ntok, mark, seg, t):
+        self.tk, self.F, self.ntok, self.mark, self.seg, self.t = tk, F, ntok, mark, seg, t
+
+
+PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    """``data`` cut before '[' lines into pieces of about PIECE bytes (whole snapshots each)."""
+    size = PIECE
+    if len(data) < 2 * size:
+        return [data]
+    out, pos = [], 0
+    while pos < len(data):
+        cut = data.find(b"\n[", pos + size)
+        if cut < 0 or len(data) - cut < size // 2:
+            out.append(data[pos:])
+            break
+        out.append(data[pos:cut + 1])
+        pos = cut + 1
+    return out
+
+
+def _each(data: bytes, fast) -> list | None:
+    """``fast(piece)`` for each piece of ``data``, or None if one piece is not simple."""
+    out = []
+    for piece in _pieces(data):
+        r = fast(piece)
+        if r is None:
+            return None
+        out.append(r)
+    return out
+
+
+def _lines(data: bytes) -> _Lines | None:
+    """Tokens and snapshots of a block whose first line is a marker and whose markers are simple
+    ``[decimal]`` tokens alone on their line, or None."""
+    tk = fs.tokens(data)
+    if tk is None:
+        return None
+    F = np.flatnonzero(tk.first)
+    ntok = np.diff(np.append(F, len(tk.starts)))
+    mark = tk.buf[tk.starts[F]] == 91                                   # '['
+    if not mark[0] or (ntok[mark] != 1).any():
+        return None
+    mi = F[mark]
+    s, e = tk.starts[mi].tolist(), tk.ends[mi].tolist()
+    data = tk.data
+    inner = [data[a + 1:b - 1] for a, b in zip(s, e) if data[b - 1] == 93]     # '[...]'
+    if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
+        return None
+    t = np.array([float(x) for x in inner])         # few; float() and the parser both round plain decimals correctly
+    seg = np.cumsum(mark) - 1
+    return _Lines(tk, F, ntok, mark, seg, t)
+
+
+class _Coordinate:
+    """Exact mean and median of a coordinate column in little memory: the values are kept as int32
+    decimal mantissas (``m / 10**f`` gives each value back bit for bit; ONE writes 4 digits after
+    the dot) or, if some value is not such a decimal, as float64; the median's two middle values are
+    found through a histogram of the mantissas (no sorted copy of the column)."""
+
+    def __init__(self) -> None:
+        self.f: int | None = None                  # digits after the dot (None: not chosen yet / float64 mode)
+        self.parts: list[np.ndarray] = []
+        self.ints = True
+        self.n = 0
+        self.partial: list[float] = []             # each block's float64 sum (pairwise, like pandas' mean)
+
+    def _as_ints(self, a: np.ndarray) -> np.ndarray | None:
+        if (np.signbit(a) & (a == 0)).any():       # -0.0 would come back as 0.0
+            return None
+        for f in ([self.f] if self.f is not None else range(8)):
+            m = np.rint(a * 10.0 ** f)
+            if np.abs(m).max() < 2 ** 31 and (m / 10.0 ** f == a).all():
+                self.f = f
+                return m.astype(np.int32)
+        return None
+
+    def add(self, a: np.ndarray) -> None:
+        a = np.asarray(a, dtype=np.float64)
+        a = a[~np.isnan(a)]
+        if not len(a):
+            return
+        self.n += len(a)
+        self.partial.append(float(a.sum()))
+        if self.ints:
+            m = self._as_ints(a)
+            if m is not None:
+                self.parts.append(m)
+                return
+            self.ints = False                      # back to float64 values (an odd file: memory as before)
+            self.parts = [p / 10.0 ** self.f for p in self.parts] if self.f is not None else self.parts
+        self.parts.append(a)
+
+    def _kth(self, ks: list[int]) -> list[float]:
+        """The values of rank ``ks`` (0-based) in sorted order."""
+        if not self.ints:
+            v = np.concatenate(self.parts)
+            v.partition(ks)
+            return [float(v[k]) for k in ks]
+        lo = min(int(p.min()) for p in self.parts)
+        hi = max(int(p.max()) for p in self.parts)
+        shift = max((hi - lo).bit_length() - 16, 0)
+        counts = sum(np.bincount((p.astype(np.int64) - lo) >> shift, minlength=((hi - lo) >> shift) + 1)
+                     for p in self.parts)
+        cum = np.cumsum(counts)
+        out = []
+        for k in ks:
+            b = int(np.searchsorted(cum, k, side="right"))
+            below = int(cum[b - 1]) if b else 0
+            inb = np.concatenate([p[((p.astype(np.int64) - lo) >> shift) == b] for p in self.parts])
+            inb.partition(k - below)
+            out.append(float(inb[k - below]) / 10.0 ** self.f)
+        return out
+
+    def stats(self, prefix: str) -> dict[str, float]:
+        if not self.n:
+            return {f"{prefix}_mean": math.nan, f"{prefix}_median": math.nan}
+        a, b = self._kth([(self.n - 1) // 2, self.n // 2])
+        return {f"{prefix}_mean": math.fsum(self.partial) / self.n, f"{prefix}_median": float(np.mean([a, b]))}
+
 
 class _Location:
     def __init__(self):
         self.t = Distinct()
         self.ids: dict[str, int] = {}                    # host name -> id (the hosts seen so far)
-        self.x, self.y = Column(), Column()
+        self.x, self.y = _Coordinate(), _Coordinate()
         self.tmin, self.tmax = math.inf, -math.inf
         self.last = np.empty((0, 2))                     # per host id: its last (x, y), NaN if none yet
         self.step_sum, self.step_n = 0.0, 0
 
+    def _host_ids(self, names, codes: np.ndarray) -> np.ndarray:
+        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in names], dtype=np.int64)
+        return cat_id[codes]
+
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        if not len(f):
-            return
-        t = f["t"].to_numpy("float64")
+        fast = _each(src.data, _location_fast)
+        if fast is None:
+            f = parse(src)
+            if not len(f):
+                return
+            host = f["host"].array
+            t = f["t"].to_numpy("float64")
+            h = self._host_ids(host.categories, host.codes)
+            x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+        else:
+            h = np.concatenate([self._host_ids(r[1], r[2]) for r in fast])
+            t, x, y = (np.concatenate([r[i] for r in fast]) for i in (0, 3, 4))
+            if not len(t):
+                return
         if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
-        self.t.add(t)
-        host = f["host"].array
-        cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in host.categories], dtype=np.int64)
-        h = cat_id[host.codes]
-        x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+        self.t.add(pd.unique(t))
         self.x.add(x)
         self.y.add(y)
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        order = np.lexsort((t, h))                       # by host, then time; stable like the whole-frame sort
+        if (np.diff(t) >= 0).all():                      # rows in time order: a stable sort by host keeps it
+            order = np.argsort(h.astype(np.uint16) if len(self.ids) < 65536 else h, kind="stable")
+        else:
+            order = np.lexsort((t, h))                   # by host, then time; stable like the whole-frame sort
         h, x, y = h[order], x[order], y[order]
         same = h[1:] == h[:-1]
         step = np.hypot(np.diff(x), np.diff(y))[same]
@@ -62,36 +214,104 @@ class _Location:
         return Summary(sc)
 
 
+def _location_fast(data: bytes):
+    """(t, host names, host codes, x, y) of the host lines ('name x y') of a simple block, or None."""
+    ln = _lines(data)
+    if ln is None:
+        return None
+    host = ~ln.mark
+    if (ln.ntok[host] != 3).any():
+        return None
+    tk, hi = ln.tk, ln.F[host]
+    x = _decimals(tk, tk.starts[hi + 1], tk.ends[hi + 1])
+    y = _decimals(tk, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
+    w = tk.words(hi) if y is not None else None
+    if w is None or fs.na_words(w):
+        return None
+    codes, u = fs.codes(w)
+    try:
+        names = [b.decode("utf-8") for b in fs.word_bytes(u)]
+    except UnicodeDecodeError:
+        return None
+    return ln.t[ln.seg[host]], names, codes, x, y
+
+
 class _CopyCount:
     def __init__(self):
-        self.per_t: list[pd.DataFrame] = []
-        self.msgs = Distinct()
+        self.per_t: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (t, rows, copies sum) per block
+        self.msgs = Distinct()                       # message names (blocks read by the parser)
+        self.words = np.empty(0, np.uint64)          # message keys (blocks read on the fast path), decoded at the end
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        if not len(f):
-            return
-        self.per_t.append(f.groupby("t", sort=True)["copies"].agg(["size", "sum"]))
-        msg = f["msg"].array
-        self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
-        c = f["copies"].to_numpy("float64")
+        fast = _each(src.data, _copy_count_fast)
+        if fast is None:
+            f = parse(src)
+            if not len(f):
+                return
+            g = f.groupby("t", sort=True)["copies"].agg(["size", "sum"])
+            self.per_t.append((g.index.to_numpy("float64"), g["size"].to_numpy("int64"), g["sum"].to_numpy("int64")))
+            msg = f["msg"].array
+            self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
+            c = f["copies"].to_numpy("int64")
+        else:
+            c = np.concatenate([r[4] for r in fast])
+            if not len(c):
+                return
+            self.per_t.extend((r[0], r[1], r[2]) for r in fast)
+            self.words = pd.unique(np.concatenate([self.words] + [r[3] for r in fast]))
         self.n += len(c)
         self.total += float(c.sum())
         self.cmax = max(self.cmax, float(c.max()))
 
     def finish(self) -> Summary:
+        if len(self.words):
+            try:
+                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.words)], dtype=str))
+            except UnicodeDecodeError:
+                raise NeedWholeFile("a message name is not UTF-8") from None
         if self.per_t:
-            per_t = pd.concat(self.per_t).groupby(level=0, sort=True).sum()
+            t, inv = np.unique(np.concatenate([p[0] for p in self.per_t]), return_inverse=True)
+            size = np.zeros(len(t), np.int64)
+            tot = np.zeros(len(t), np.int64)
+            np.add.at(size, inv, np.concatenate([p[1] for p in self.per_t]))
+            np.add.at(tot, inv, np.concatenate([p[2] for p in self.per_t]))
         else:
-            per_t = pd.DataFrame({"size": pd.Series(dtype="int64"), "sum": pd.Series(dtype="float64")})
-        mean = per_t["sum"].to_numpy("float64") / per_t["size"].to_numpy("float64")
-        sc = {"snapshots": float(len(per_t)), "messages": float(len(self.msgs)),
+            t, size, tot = np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)
+        mean = tot.astype("float64") / size.astype("float64")
+        n = len(t)
+        sc = {"snapshots": float(n), "messages": float(len(self.msgs)),
               "copies_mean": self.total / self.n if self.n else math.nan,
               "copies_max": self.cmax if self.n else math.nan,
-              "messages_per_snapshot_mean": float(per_t["size"].mean()) if len(per_t) else math.nan,
-              "final_copies_mean": float(mean[-1]) if len(per_t) else math.nan}
-        return Summary(sc, _series(per_t.index, mean, messages=per_t["size"], copies=per_t["sum"]), "timeseries")
+              "messages_per_snapshot_mean": float(pd.Series(size).mean()) if n else math.nan,
+              "final_copies_mean": float(mean[-1]) if n else math.nan}
+        return Summary(sc, _series(t, mean, messages=size, copies=tot), "timeseries")
+
+
+def _copy_count_fast(data: bytes):
+    """(snapshot t, rows and copies per snapshot, distinct message keys, copies) of a simple block
+    ('msg copies' lines, whole non-negative copy counts), or None."""
+    ln = _lines(data)
+    if ln is None:
+        return None
+    rows = ~ln.mark
+    if (ln.ntok[rows] != 2).any():
+        return None
+    tk, ri = ln.tk, ln.F[rows]
+    c = fs.small_ints(tk, ri + 1)
+    w = tk.words(ri) if c is not None else None
+    if w is None or fs.na_words(w):
+        return None
+    seg = ln.seg[rows]
+    nseg = len(ln.t)
+    size = np.bincount(seg, minlength=nseg)
+    tot = np.bincount(seg, weights=c, minlength=nseg).astype(np.int64)   # exact: sums of small integers
+    keep = size > 0
+    t, size, tot = ln.t[keep], size[keep], tot[keep]
+    if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
+        t, inv = np.unique(t, return_inverse=True)
+        size, tot = np.bincount(inv, weights=size).astype(np.int64), np.bincount(inv, weights=tot).astype(np.int64)
+    return t, size, tot, pd.unique(w), c
 
 
 class _MessageLocation:
@@ -99,7 +319,8 @@ class _MessageLocation:
 
     def __init__(self):
         self.rows: list[tuple[float, int, int, int]] = []      # (t, copies, holders, messages)
-        self.all: set[bytes] = set()
+        self.all: set[bytes] = set()                         # message IDs (the line loop)
+        self.all_words = np.empty(0, np.uint64)                # message keys (the fast path), decoded at the end
         self.cur_t: float | None = None
         self.cur = [0, set(), set()]                           # copies, holder ids, messages
         self.done_t: set[float] = set()
@@ -113,9 +334,56 @@ class _MessageLocation:
         self.cur = [0, set(), set()]
 
     def add(self, src: _Src, parse) -> None:
-        fail = src.fail
+        for piece in _pieces(src.data):          # the line loop's reasons name no line: a piece can take it alone
+            if not self._add_fast(piece):
+                self._add_lines(piece, src.fail)
+
+    def _add_fast(self, data: bytes) -> bool:
+        """Fold a simple block ('(x,y) msg msg ...' lines, simple decimals, ids of <= 8 bytes) with numpy;
+        False (nothing folded) if the block is not that simple."""
+        ln = _lines(data)
+        if ln is None:
+            return False
+        tk, t = ln.tk, ln.t
+        if ln.t[0] == self.cur_t or (len(t) > 1 and (t[1:] == t[:-1]).any()):
+            return False                        # a snapshot continued by the next marker: the line loop merges them
+        coord = ~ln.mark
+        ci = ln.F[coord]
+        if (tk.buf[tk.starts[ci]] != 40).any() or not _coords_ok(tk, ci):
+            return False
+        mi = np.flatnonzero(~tk.first)          # message tokens
+        w = tk.words(mi)
+        if w is None:
+            return False
+        c0 = w & np.uint64(0xFF)                # first characters: a '(' or '[' would open a holder or snapshot
+        if ((c0 == 40) | (c0 == 91)).any() or fs.na_words(w, c0):
+            return False
+        nseg = len(t)
+        bounds = np.append(np.searchsorted(mi, ln.F[ln.mark]), len(mi))   # message tokens of each snapshot
+        copies = np.diff(bounds)
+        holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
+        per = [pd.unique(w[bounds[i]:bounds[i + 1]]) for i in range(nseg)]   # small hash tables
+        messages = np.array([len(u) for u in per], dtype=np.int64)
+        self._close()
+        for i in range(nseg - 1):
+            if copies[i]:
+                ti = float(t[i])
+                if ti in self.done_t:
+                    raise NeedWholeFile("a snapshot time appears twice, apart")
+                self.done_t.add(ti)
+                self.rows.append((ti, int(copies[i]), int(holders[i]), int(messages[i])))
+        self.all_words = pd.unique(np.concatenate([self.all_words] + per))
+        lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
+        self.cur_t = float(t[-1])
+        self.cur = [int(copies[-1]), set(np.flatnonzero(ln.ntok[lines] > 1).tolist()),
+                    set(fs.word_bytes(per[-1]))]
+        return True
+
+    def _add_lines(self, data: bytes, fail) -> None:
         holder = -1
-        for line in src.data.split(b"\n"):
+        if b"\x0b" in data or b"\x0c" in data:
+            raise NeedWholeFile("vertical tab or form feed (the parser keeps them inside tokens)")
+        for line in data.split(b"\n"):
             toks = line.split()
             if not toks:
                 continue
@@ -129,6 +397,8 @@ class _MessageLocation:
                     raise fail(f"not a well-formed MessageLocationReport: bad snapshot marker {head.decode('utf-8', 'replace')!r} (expected '[<time>]')") from None
                 if len(toks) > 1:
                     raise fail("not a well-formed MessageLocationReport: a message ID appears before any '(x,y)' coordinate")
+                if not _PLAIN.fullmatch(head[1:-1]):
+                    raise NeedWholeFile("a snapshot time that is not a plain decimal")
                 if t != self.cur_t:
                     self._close()
                     self.cur_t = t
@@ -141,9 +411,13 @@ class _MessageLocation:
             if b"(" in line[1:] or b"[" in line:
                 raise NeedWholeFile("several coordinates or a marker inside a line")
             _coord(fail, head)
+            if not _PLAIN_XY.fullmatch(head):
+                raise NeedWholeFile("a coordinate that is not a pair of plain decimals")
             holder += 1
             msgs = toks[1:]
             if msgs:
+                if _NA_WORDS.intersection(msgs):
+                    raise NeedWholeFile("a message ID the parser reads as a missing value")
                 self.cur[0] += len(msgs)
                 self.cur[1].add(holder)
                 self.cur[2].update(msgs)
@@ -151,6 +425,7 @@ class _MessageLocation:
 
     def finish(self) -> Summary:
         self._close()
+        self.all.update(fs.word_bytes(self.all_words))
         rows = sorted(self.rows)
         per = np.array(rows, dtype="float64").reshape(-1, 4)
         n = len(per)
@@ -159,6 +434,34 @@ class _MessageLocation:
               "holders_per_snapshot_mean": float(per[:, 2].mean()) if n else math.nan,
               "messages_per_snapshot_mean": float(per[:, 3].mean()) if n else math.nan}
         return Summary(sc, _series(per[:, 0], per[:, 1], holders=per[:, 2], messages=per[:, 3]), "timeseries")
+
+
+def _coords_ok(tk: fs.Tokens, ci: np.ndarray) -> bool:
+    """Whether the tokens ``ci`` are all '(<decimal>,<decimal>)' (one comma, plain decimals)."""
+    s, e = tk.starts[ci], tk.ends[ci]
+    n = e - s
+    if not len(ci):
+        return True
+    if int(n.min()) < 5 or int(n.max()) > 40 or (tk.buf[e - 1] != 41).any():
+        return False
+    m = np.lib.stride_tricks.sliding_window_view(tk.buf, int(n.max()))[s] if int(s.max()) + int(n.max()) <= len(tk.buf) \
+        else np.lib.stride_tricks.sliding_window_view(np.append(tk.buf, np.zeros(40, np.uint8)), int(n.max()))[s]
+    comma = (m == 44) & (np.arange(m.shape[1]) < n[:, None])
+    if (comma.sum(axis=1) != 1).any():
+        return False
+    cp = s + comma.argmax(axis=1)
+    return _decimals(tk, s + 1, cp) is not None and _decimals(tk, cp + 1, e - 1) is not None
+
+
+def _decimals(tk: fs.Tokens, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """Values of plain decimal tokens (fastpath_snapshots, else fastpath for long ones), or None."""
+    v = fs.decimals(tk, s, e)
+    return fp.decimals(tk.buf, s, e) if v is None else v
+
+
+_PLAIN = re.compile(rb"-?(\d+\.?\d*|\.\d+)")
+_PLAIN_XY = re.compile(rb"\(" + _PLAIN.pattern + rb"," + _PLAIN.pattern + rb"\)")
+_NA_WORDS = frozenset((b"nan", b"NaN", b"n/a"))
 
 
 def _coord(fail, tok: bytes) -> None:

@@ -1,0 +1,386 @@
+"""The snapshot reports' streamed folds (stream_snapshots.py) on their numpy fast paths give exactly
+the whole-frame summaries (summaries.py): same keys, same floats, same curves; odd input (blank
+lines, CRLF, tabs, nan words, 17-digit times, times going back, tiny blocks, ...) takes the exact
+parser and gives the same result or the same kind of error. Synthetic cases never skip."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from shared_data import ONE_REPORTS
+
+from oppnda_nb.reports import ReportError, Summary, read_report, summarize_path, summarize_report
+from oppnda_nb.reports import fastpath_snapshots as fs
+from oppnda_nb.reports import stream_snapshots as ss
+from oppnda_nb.reports.tables import _Src
+
+TYPES = ["LocationSnapshotReport", "MessageCopyCountReport", "MessageLocationReport"]
+# Means the streamed fold sums in another order than the whole frame (a last-bit difference at most).
+SUMMED = {"LocationSnapshotReport": {"step_mean", "x_mean", "y_mean"}}
+REAL = sorted(p for d in ("all-types", "large-heads") for p in (ONE_REPORTS / d).glob("*.txt")
+              if any(p.stem.endswith(t) for t in TYPES))
+
+
+def _type(p: Path) -> str:
+    return next(t for t in TYPES if p.stem.endswith(t))
+
+
+def assert_exact(rt: str, w: Summary, s: Summary, summed=None) -> None:
+    """Same keys in the same order, equal floats (NaN = NaN), and curves equal to the bit."""
+    summed = SUMMED.get(rt, set()) if summed is None else summed
+    assert list(w.scalars) == list(s.scalars)
+    for k, x in w.scalars.items():
+        y = s.scalars[k]
+        if k in summed:
+            assert (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-13), (k, x, y)
+        else:
+            assert (math.isnan(x) and math.isnan(y)) or x == y, (k, x, y)
+    assert w.curve_kind == s.curve_kind
+    if w.curve is None:
+        assert s.curve is None
+    else:
+        pd.testing.assert_frame_equal(w.curve.reset_index(drop=True), s.curve.reset_index(drop=True), check_exact=True)
+
+
+def whole(p) -> Summary:
+    return summarize_report(read_report(p))
+
+
+@pytest.fixture
+def no_fast(monkeypatch):
+    """The folds without their fast paths (every block through the parser or the line loop)."""
+    def off():
+        monkeypatch.setattr(ss, "_each", lambda data, fast: None)
+        monkeypatch.setattr(ss._MessageLocation, "_add_fast", lambda self, data: False)
+    return off
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic files
+
+def _synthetic(rt: str, seed: int = 0, snaps: int = 40) -> str:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(snaps):
+        t = 10 * (k + 1) if seed % 2 else round(float(rng.uniform(0, 1)) + 30 * k, 1)
+        rows.append(f"[{t}]")
+        if rt == "LocationSnapshotReport":
+            for h in rng.permutation(12)[: 8 + k % 5]:
+                rows.append(f"p{h} {rng.uniform(0, 3000):.4f} {rng.uniform(0, 3000):.{int(rng.integers(0, 5))}f}")
+        elif rt == "MessageCopyCountReport":
+            for m in range(k % 7, k % 7 + 9):
+                rows.append(f"M{m} {int(rng.integers(1, 40))}")
+        else:
+            for h in range(6 + k % 3):
+                msgs = " ".join(f"M{int(m)}" for m in rng.integers(0, 30, int(rng.integers(0, 5))))
+                rows.append(f"({rng.uniform(0, 3000):.2f},{rng.uniform(0, 3000):.2f}) {msgs}".rstrip())
+    return "\n".join(rows) + "\n"
+
+
+CHUNKS = [1, 23, 64, 200, 4096, 1 << 20]
+
+
+@pytest.mark.parametrize("rt", TYPES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_synthetic_equals_whole(tmp_path: Path, rt: str, seed: int, monkeypatch):
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_text(_synthetic(rt, seed))
+    w = whole(p)
+    for piece in (1 << 18, 300):                      # one piece per block, and many
+        monkeypatch.setattr(ss, "PIECE", piece)
+        for chunk in CHUNKS:
+            assert_exact(rt, w, summarize_path(p, chunk_bytes=chunk))
+    assert_exact(rt, w, summarize_path(p, lean=True))
+
+
+@pytest.mark.parametrize("rt", TYPES)
+def test_fast_path_equals_parser_path_bit_for_bit(tmp_path: Path, rt: str, no_fast, monkeypatch):
+    """Every key, the summed means too, is the same float whichever way a block is read."""
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_text(_synthetic(rt, 3, snaps=120))
+    fast = {c: summarize_path(p, chunk_bytes=c) for c in (200, 4096, 1 << 20)}
+    no_fast()
+    for c, s in fast.items():
+        assert_exact(rt, summarize_path(p, chunk_bytes=c), s, summed=set())
+
+
+@pytest.mark.parametrize("rt", TYPES)
+def test_fast_paths_take_clean_blocks(rt: str):
+    data = _synthetic(rt, 0).encode()
+    if rt == "MessageLocationReport":
+        fold = ss._MessageLocation()
+        assert fold._add_fast(data)
+    else:
+        fast = ss._location_fast if rt == "LocationSnapshotReport" else ss._copy_count_fast
+        assert fast(data) is not None
+
+
+def _odd(rt: str, how: str) -> bytes:
+    lines = _synthetic(rt, 5).encode().splitlines(keepends=True)
+    k = len(lines) // 2
+    while lines[k].startswith(b"["):
+        k += 1
+    head, _, rest = lines[k].rstrip(b"\n").partition(b" ")
+    if how == "blank":
+        lines.insert(k, b"\n")
+    elif how == "crlf":
+        lines = [ln.replace(b"\n", b"\r\n") for ln in lines]
+    elif how == "truncated":
+        lines[-1] = lines[-1][:-3]
+    elif how == "tab":
+        lines[k] = lines[k].replace(b" ", b"\t", 1)
+    elif how == "double":
+        lines[k] = lines[k].replace(b" ", b"  ", 1)
+    elif how == "trailing":
+        lines[k] = lines[k].replace(b"\n", b" \n")
+    elif how == "leading":
+        lines[k] = b" " + lines[k]
+    elif how == "nan_name":
+        lines[k] = b"nan " + rest + b"\n" if rt != "MessageLocationReport" else head + b" M1 nan\n"
+    elif how == "nan_value":
+        lines[k] = head + b" NaN\n" if rt == "MessageCopyCountReport" else \
+            (head + b" n/a 5\n" if rt == "LocationSnapshotReport" else b"(nan,4.5) M3\n")
+    elif how == "long_time":
+        lines[k - 1 if lines[k - 1].startswith(b"[") else 0] = b"[1189.4000000000137]\n"
+    elif how == "long_value":
+        lines[k] = head + (b" 7 1189.4000000000137\n" if rt == "LocationSnapshotReport" else
+                           b" 12345678901\n" if rt == "MessageCopyCountReport" else b" M1\n")
+        if rt == "MessageLocationReport":
+            lines[k] = b"(1189.4000000000137,-0.5) M1 M2\n"
+    elif how == "time_back":
+        marks = [i for i, ln in enumerate(lines) if ln.startswith(b"[")]
+        lines[marks[len(marks) // 2]] = b"[0.5]\n"
+    elif how == "time_repeat":
+        marks = [i for i, ln in enumerate(lines) if ln.startswith(b"[")]
+        lines[marks[len(marks) // 2]] = lines[marks[len(marks) // 2 - 1]]
+    elif how == "time_apart":
+        marks = [i for i, ln in enumerate(lines) if ln.startswith(b"[")]
+        lines[marks[len(marks) // 2]] = lines[marks[2]]
+    elif how == "bad_marker":
+        lines[0] = b"[ten]\n"
+    elif how == "marker_sci":
+        lines[0] = b"[1e1]\n"
+    elif how == "long_name":
+        lines[k] = b"a_very_long_name_9 " + rest + b"\n" if rt != "MessageLocationReport" else head + b" MSG_0000012345\n"
+    elif how == "bracket_name":
+        lines[k] = b"p[3 " + rest + b"\n" if rt != "MessageLocationReport" else head + b" M(3 M[4\n"
+    elif how == "signs":
+        lines[k] = head + (b" -0.0 .5\n" if rt == "LocationSnapshotReport" else b" 007\n" if rt == "MessageCopyCountReport"
+                           else b"")
+        if rt == "MessageLocationReport":
+            lines[k] = b"(-0.0,.5) M1\n"
+    elif how == "bad_number":
+        lines[k] = head + (b" 1.2.3 4\n" if rt == "LocationSnapshotReport" else b" 2.5\n" if rt == "MessageCopyCountReport"
+                           else b"")
+        if rt == "MessageLocationReport":
+            lines[k] = b"(1.2.3,4) M1\n"
+    elif how == "empty_snapshots":
+        lines.insert(k, b"[99999]\n[99999.5]\n")
+    elif how == "few_fields":
+        lines[k] = head + b"\n"
+    elif how == "utf8":
+        lines[k] = "h\u00e9 ".encode() + rest + b"\n" if rt != "MessageLocationReport" else head + " M\u00e9".encode() + b"\n"
+    else:
+        raise AssertionError(how)
+    return b"".join(lines)
+
+
+ODD = ["blank", "crlf", "truncated", "tab", "double", "trailing", "leading", "nan_name", "nan_value", "long_time",
+       "long_value", "time_back", "time_repeat", "time_apart", "bad_marker", "marker_sci", "long_name",
+       "bracket_name", "signs", "bad_number", "empty_snapshots", "few_fields", "utf8"]
+
+
+@pytest.mark.parametrize("rt", TYPES)
+@pytest.mark.parametrize("how", ODD)
+def test_odd_input_equals_whole(tmp_path: Path, rt: str, how: str, monkeypatch):
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_bytes(_odd(rt, how))
+    try:
+        w = whole(p)
+    except ReportError:
+        for chunk in (64, 4096, 1 << 20):
+            with pytest.raises(ReportError):
+                summarize_path(p, chunk_bytes=chunk)
+        return
+    for piece in (1 << 18, 300):
+        monkeypatch.setattr(ss, "PIECE", piece)
+        for chunk in (1, 64, 4096, 1 << 20):
+            assert_exact(rt, w, summarize_path(p, chunk_bytes=chunk))
+
+
+@pytest.mark.parametrize("rt", TYPES)
+@pytest.mark.parametrize("how", ["blank", "crlf", "tab", "double", "leading", "nan_name", "long_time", "bad_marker",
+                                 "long_name", "few_fields", "bad_number"])
+def test_odd_blocks_leave_the_fast_path(rt: str, how: str):
+    """Input the fast path does not read exactly is handed to the parser (None / False)."""
+    lines = _odd(rt, how).splitlines(keepends=True)
+    data = b"".join(lines[:-1]) if how == "truncated" else b"".join(lines)
+    if rt == "MessageLocationReport":
+        # a 17-digit marker (read exactly by fastpath.decimals) and a holder without messages are plain input
+        assert ss._MessageLocation()._add_fast(data) == (how in ("long_time", "few_fields"))
+    else:
+        fast = ss._location_fast if rt == "LocationSnapshotReport" else ss._copy_count_fast
+        if how == "long_time":     # read exactly by fastpath.decimals: the fast path keeps it, the value must match
+            r = fast(data)
+            assert r is not None and 1189.4000000000137 in set(r[0].tolist())
+            return
+        assert fast(data) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# byte helpers
+
+def _toks(words: list[bytes]) -> tuple[fs.Tokens, np.ndarray]:
+    tk = fs.tokens(b"[1]\n" + b"x" * 20 + b"\n" + b" ".join(words) + b"\n")
+    return tk, np.arange(2, 2 + len(words))
+
+
+def test_decimals_are_exact():
+    rng = np.random.default_rng(11)
+    vals = [f"{x:.{k}f}" for x, k in zip(rng.uniform(-1e5, 1e5, 20000), rng.integers(0, 10, 20000))]
+    vals += ["0.1", "12", "-3.25", "123456789012345", ".5", "5.", "0043200.1000", "-0.0", "-.5", "99999999", "7",
+             "1607.6188", "12345678901234.5", "-123456789012.45", "1.23456789012345"]
+    for near_start in (False, True):
+        if near_start:
+            tk = fs.tokens(b"[1]\n" + " ".join(vals[-15:]).encode() + b"\n")
+            idx, want = np.arange(1, 16), vals[-15:]
+        else:
+            tk, idx = _toks([v.encode() for v in vals])
+            want = vals
+        got = fs.decimals(tk, tk.starts[idx], tk.ends[idx])
+        assert got.tolist() == [float(v) for v in want]
+        assert np.signbit(got).tolist() == [v.startswith("-") for v in want]
+    for bad in [b"1a", b"1.0.", b":", b"/", b"1e5", b"1.2.3", b"-", b".", b"--1", b"1-", b"-.", b"+1", b"1,5", b"inf",
+                b"1234567890123456", b"0x1"]:
+        tk, idx = _toks([b"1.5", bad])
+        assert fs.decimals(tk, tk.starts[idx], tk.ends[idx]) is None, bad
+
+
+@pytest.mark.parametrize("f", [0, 1, 4, 7])
+def test_decimals_with_a_fixed_fraction_are_exact(f: int):
+    """Tokens with the same digits after the dot take the two-word reading; others the general one."""
+    rng = np.random.default_rng(f)
+    top = 10 ** min(8, 14 - f) - 1                       # at most 16 characters
+    vals = [f"{x:.{f}f}" + ("." if f == 0 else "") for x in rng.uniform(-top, top, 5000)]
+    vals += [f"{0:.{f}f}" + ("." if f == 0 else ""), "-" + f"{0:.{f}f}" + ("." if f == 0 else "")]
+    tk, idx = _toks([v.encode() for v in vals])
+    got = fs.decimals(tk, tk.starts[idx], tk.ends[idx])
+    assert got.tolist() == [float(v) for v in vals]
+    assert np.signbit(got).tolist() == [v.startswith("-") for v in vals]
+    assert fs._dec_fixed(tk, tk.starts[idx], tk.ends[idx], tk.ends[idx] - tk.starts[idx],
+                         np.ndarray(shape=(len(tk.buf) - 7,), dtype="<u8", buffer=tk.buf, strides=(1,))) is not None
+    for odd in (["123456789.5", "1.5"] if f == 1 else ["1.5", "2.25"]):      # 9 integer digits / other fractions
+        vals.append(odd)
+    tk, idx = _toks([v.encode() for v in vals])
+    assert fs.decimals(tk, tk.starts[idx], tk.ends[idx]).tolist() == [float(v) for v in vals]
+    for bad in [b"1.2.3", b"--1." + b"0" * f, b"1-." + b"0" * f, b"." + b"x" * f]:
+        tk, idx = _toks([vals[0].encode(), bad])
+        assert fs.decimals(tk, tk.starts[idx], tk.ends[idx]) is None, bad
+
+
+def test_small_ints_and_keys():
+    ints = [b"0", b"7", b"12", b"345", b"99999999", b"00000001", b"10203040"]
+    tk, idx = _toks(ints)
+    assert fs.small_ints(tk, idx).tolist() == [int(v) for v in ints]
+    for bad in [b"1a", b"-1", b"1.0", b":", b"/", b"123456789", b"nan"]:
+        tk, idx = _toks([b"5", bad])
+        assert fs.small_ints(tk, idx) is None, bad
+    names = [b"M1", b"M10", b"p0", b"M1", b"abcdefgh", b"M10", b"n/a"]
+    tk, idx = _toks(names)
+    w = tk.words(idx)
+    assert fs.word_bytes(w) == names
+    assert fs.na_words(w) and not fs.na_words(w[:-1])
+    c, u = fs.codes(w)
+    assert fs.word_bytes(u[c]) == names
+    big = (np.arange(5000, dtype=np.uint64) * np.uint64(7919)) ^ np.uint64(0x4D)      # many keys: the hash table path
+    c, u = fs.codes(big)
+    assert (u[c] == big).all()
+    tk, idx = _toks([b"abcdefghi"])
+    assert tk.words(idx) is None
+
+
+@pytest.mark.parametrize("data", [b"", b"[1]\nM1 2", b"[1]\r\nM1 2\r\n", b"[1]\nM1\t2\n", b"[1]\n\nM1 2\n",
+                                  b"[1]\nM1  2\n", b"[1]\n M1 2\n", b"[1]\nM1 2\x00\n"])
+def test_tokens_refuse_odd_layouts(data: bytes):
+    assert fs.tokens(data) is None
+
+
+def test_tokens_drop_one_trailing_blank():
+    tk = fs.tokens(b"[1]\nM1 2 \nM2 3\n")
+    assert [tk.text(i) for i in range(len(tk.starts))] == [b"[1]", b"M1", b"2", b"M2", b"3"]
+    assert tk.line.tolist() == [0, 1, 1, 2, 2]
+
+
+def test_pieces_keep_whole_snapshots(monkeypatch):
+    data = _synthetic("MessageCopyCountReport", 1, snaps=60).encode()
+    monkeypatch.setattr(ss, "PIECE", 100)
+    parts = ss._pieces(data)
+    assert len(parts) > 5 and b"".join(parts) == data
+    assert all(p.startswith(b"[") and p.endswith(b"\n") for p in parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared real files
+
+@pytest.mark.skipif(not REAL, reason="shared ONE report data not available")
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.parent.name + "/" + _type(p))
+def test_real_equals_whole(path: Path):
+    rt = _type(path)
+    w = whole(path)
+    for chunk in (4096, 100_000, None):
+        assert_exact(rt, w, summarize_path(path, chunk_bytes=chunk))
+
+
+@pytest.mark.skipif(not REAL, reason="shared ONE report data not available")
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.parent.name + "/" + _type(p))
+def test_real_blocks_take_the_fast_path(path: Path):
+    data = path.read_bytes()
+    data = data[:data.rfind(b"\n[", 0, 300_000) + 1]
+    rt = _type(path)
+    if rt == "MessageLocationReport":
+        assert ss._MessageLocation()._add_fast(data)
+    else:
+        assert (ss._location_fast if rt == "LocationSnapshotReport" else ss._copy_count_fast)(data) is not None
+
+
+def test_src_type_is_what_the_folds_get():
+    """The folds read ``src.data`` only (the block's bytes), as streaming.fold_blocks passes them."""
+    src = _Src("x", _synthetic("MessageCopyCountReport").encode(), "MessageCopyCountReport", ":", [])
+    fold = ss.COPY_COUNT.make()
+    fold.add(src, lambda s: pytest.fail("a clean block needs no parser"))
+    assert fold.finish().scalars["snapshots"] == 40.0
+
+
+@pytest.mark.parametrize("case", ["four_digits", "wide", "repeats", "mixed_digits", "not_decimal", "negative_zero",
+                                  "one_value"])
+def test_coordinate_median_is_exact(case: str):
+    """The location fold's coordinate column: the median equals pandas' to the bit in int32 and float64 mode."""
+    rng = np.random.default_rng(len(case))
+    if case == "four_digits":
+        blocks = [np.round(rng.uniform(0, 3000, 5000), 4) for _ in range(7)]
+    elif case == "wide":
+        blocks = [np.round(rng.uniform(-2e5, 2e5, 3000), 2) for _ in range(5)]
+    elif case == "repeats":
+        blocks = [rng.integers(0, 5, 4000).astype(float) for _ in range(4)]
+    elif case == "mixed_digits":                      # a later block needs more digits: float64 mode
+        blocks = [np.round(rng.uniform(0, 99, 2000), 1), np.round(rng.uniform(0, 99, 2000), 6)]
+    elif case == "not_decimal":
+        blocks = [rng.uniform(0, 1, 3000) for _ in range(3)]
+    elif case == "negative_zero":
+        blocks = [np.array([-0.0, -0.0, -0.0, 1.5]), np.array([-0.0, 2.0])]
+    else:
+        blocks = [np.array([7.25])]
+    col = ss._Coordinate()
+    for b in blocks:
+        col.add(b)
+    allv = pd.Series(np.concatenate(blocks))
+    st = col.stats("x")
+    med = float(allv.median())
+    assert st["x_median"] == med and np.signbit(st["x_median"]) == np.signbit(med)
+    assert math.isclose(st["x_mean"], float(allv.mean()), rel_tol=1e-13)
+    assert col.ints == (case in ("four_digits", "wide", "repeats", "one_value"))
+    assert ss._Coordinate().stats("y") == {"y_mean": pytest.approx(math.nan, nan_ok=True),
+                                            "y_median": pytest.approx(math.nan, nan_ok=True)}
