@@ -163,25 +163,187 @@ def decimal_max(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> float | None:
     """The largest of the unsigned decimal tokens ``buf[s:e]`` (digits and at most one dot), exactly
     as float() reads it, or None if a token is anything else. Only the integer parts are converted
     for all tokens; the tokens with the largest integer part are then read in full."""
+    n = len(s)
+    if not n:
+        return None
     length = e - s
-    if not len(s) or length.min() < 1 or length.max() > _MAX_WIDTH:
+    if int(length.min()) < 1:
         return None
-    width = int(length.max())
-    m, inside = _chars(buf, s, e, width)
-    d = m - np.uint8(48)
-    dig = (d <= 9) & inside
-    dot = m == 46
-    if not (dig | dot | ~inside).all():
+    w = int(length.max())
+    if w > _MAX_WIDTH:
         return None
-    ndot = dot.sum(axis=1)
-    if ndot.max() > 1 or (length - ndot).min() < 1:
+    if int(s.max()) + w + 1 > len(buf):
+        buf = np.concatenate([buf, np.zeros(w + 1, np.uint8)])
+    m = np.lib.stride_tricks.sliding_window_view(buf, w + 1)[s]      # each token and one byte more
+    isdot = m == 46
+    good = (m - np.uint8(48) <= 9) | isdot
+    good[:, w] = False
+    if not (good.argmin(axis=1) >= length).all():     # the first byte neither digit nor dot is past the token
         return None
-    ilen = np.where(ndot > 0, dot.argmax(axis=1), length)
+    rows = np.arange(n)
+    p = isdot.argmax(axis=1)
+    hasdot = isdot[rows, p] & (p < length)
+    isdot[rows, p] = False
+    p2 = isdot.argmax(axis=1)
+    if (hasdot & isdot[rows, p2] & (p2 < length)).any():
+        return None                                   # a second dot in a token
+    if int((length - hasdot).min()) < 1:
+        return None                                   # "." alone
+    ilen = np.where(hasdot, p, length)
     top = int(ilen.max())
     if top > _MAX_DIGITS:
         return None
-    ival = np.zeros(len(s), np.int64)
+    ival = np.zeros(n, np.int64)
     for j in range(top):
-        ival = np.where(j < ilen, ival * 10 + d[:, j], ival)
+        ival = np.where(j < ilen, ival * 10 + (m[:, j] - np.uint8(48)), ival)
     cand = np.flatnonzero(ival == ival.max())
     return max(float(bytes(buf[s[i]:e[i]])) for i in cand)
+
+
+# --------------------------------------------------------------------------------------------
+# One-pass layout: every blank and newline found in a single scan; fields come from their indices.
+
+
+class Lines:
+    """Separators of a block of complete lines: ``sep`` holds the position of every blank and newline
+    in order, ``nl`` the index in ``sep`` of each line's newline; ``trail``: every line ends with one
+    blank before its newline (then that blank ends the last field)."""
+
+    __slots__ = ("buf", "sep", "nl", "trail")
+
+    def __init__(self, buf: np.ndarray, sep: np.ndarray, nl: np.ndarray, trail: bool):
+        self.buf, self.sep, self.nl, self.trail = buf, sep, nl, trail
+
+    def __len__(self) -> int:
+        return len(self.nl)
+
+    def nseps(self) -> np.ndarray:
+        """Separators of each line (its fields, plus one with a trailing blank)."""
+        return np.diff(self.nl, prepend=-1)
+
+    def grid(self, k: int) -> np.ndarray | None:
+        """(lines, k [+1 with ``trail``]) separator positions when every line has exactly ``k`` fields, else None."""
+        n, w = len(self.nl), k + self.trail
+        if not n or len(self.sep) != n * w:
+            return None
+        g = self.sep.reshape(n, w)
+        if not (self.buf[g[:, -1]] == 10).all():       # n newlines, each the w-th separator: w per line
+            return None
+        return g
+
+    @staticmethod
+    def line_starts(g: np.ndarray) -> np.ndarray:
+        s = np.empty(len(g), dtype=g.dtype)
+        s[0] = 0
+        s[1:] = g[:-1, -1] + 1
+        return s
+
+    def field(self, g: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) of field ``i`` of every line of a :meth:`grid`."""
+        return (self.line_starts(g) if i == 0 else g[:, i - 1] + 1), g[:, i]
+
+
+def scan(body: bytes, *, trailing_ok: bool, na_words: bool = True) -> Lines | None:
+    """The :class:`Lines` of ``body`` (complete lines of single-blank separated tokens), or None when
+    the block is not that simple (same rules as :func:`layout`: tabs, CR, other control bytes, blank
+    lines, double/leading blanks, trailing blanks unless ``trailing_ok``, ``nan``/``NaN``/``n/a``
+    tokens when ``na_words``). One scan of the bytes, not one per separator kind."""
+    if not body or body[-1] != 10:
+        return None
+    buf = np.frombuffer(body, dtype=np.uint8)
+    sep = np.flatnonzero(buf <= 32)
+    sc = buf[sep]
+    isnl = sc == 10
+    nl = np.flatnonzero(isnl)
+    if len(nl) + int(np.count_nonzero(sc == 32)) != len(sep) or buf[0] <= 32:
+        return None                                              # tab, CR, control byte, leading blank
+    adj = (sep[1:] - sep[:-1]) == 1                              # an empty token between two separators
+    trail = False
+    if adj.any():
+        pairs = int(np.count_nonzero(adj))
+        if not trailing_ok or pairs != len(nl) or not (isnl[1:][adj].all() and (sc[:-1][adj] == 32).all()):
+            if trailing_ok and b" \n" in body and b"\n\n" not in body and b"  " not in body:
+                return scan(body.replace(b" \n", b"\n"), trailing_ok=False, na_words=na_words)
+            return None                                          # blank line, double blank, ...
+        trail = True                                             # every line ends "<blank><newline>"
+    if na_words and _na_tokens(buf, sep):
+        return None
+    return Lines(buf, sep, nl, trail)
+
+
+def _na_tokens(buf: np.ndarray, sep: np.ndarray) -> bool:
+    """Whether a token (at the block start or after a separator) is ``nan``, ``NaN`` or ``n/a``."""
+    starts = sep[:-1] + 1
+    c0 = buf[starts]
+    cand = starts[(c0 == 110) | (c0 == 78)]
+    if buf[0] in (110, 78):
+        cand = np.append(cand, 0)
+    return bool(len(cand)) and bool(_na_at(buf, cand).any())
+
+
+_LEFT = {}
+
+
+def numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """Float64 values of the plain decimal tokens ``buf[s:e]`` (``-12.5``, ``7``, ``.5``, ``5.``), or
+    None if one is anything else: the same values and the same None cases as :func:`decimals`, in
+    fewer passes (tokens right-aligned, so padding is leading zeros and needs no mask afterwards)."""
+    n = len(s)
+    if not n:
+        return np.empty(0, np.float64)
+    length = e - s
+    if int(length.min()) < 1:
+        return None
+    w = int(length.max())
+    if w > _MAX_WIDTH:
+        return None
+    win = np.lib.stride_tricks.sliding_window_view(buf, w)
+    m = win[np.maximum(e - w, 0)]
+    small = e < w
+    if small.any():                                  # tokens ending in the first w bytes: from a padded copy
+        tiny = np.concatenate([np.zeros(w, np.uint8), buf[:w]])
+        m[small] = np.lib.stride_tricks.sliding_window_view(tiny, w)[e[small]]
+    lead = w - length
+    if int(lead.max()) > 0:
+        left = _LEFT.get(w)
+        if left is None:
+            left = _LEFT[w] = np.arange(w) < np.arange(w + 1)[:, None]    # left[k]: the first k columns
+        np.putmask(m, left[lead], 48)                # bytes before a token read as leading zeros
+    rows = np.arange(n)
+    neg = m[rows, lead] == 45
+    if neg.any():
+        m[rows[neg], lead[neg]] = 48
+    d = m - np.uint8(48)
+    isdot = m == 46
+    if not ((d <= 9) | isdot).all():
+        return None
+    p = isdot.argmax(axis=1)
+    hasdot = isdot[rows, p]
+    ndots = int(np.count_nonzero(hasdot))
+    if int(np.count_nonzero(isdot)) != ndots:
+        return None                                  # two dots in a token
+    ndig = length - hasdot - neg
+    if int(ndig.min()) < 1:
+        return None
+    d[isdot] = 0
+    mant = np.zeros(n, np.int64)
+    for j in range(w):
+        mant *= 10
+        mant += d[:, j]
+    if ndots:
+        frac = np.where(hasdot, w - 1 - p, 0)
+        f = np.minimum(frac, 17)                     # longer fractions: read in full below
+        mant = np.where(hasdot, mant // _IPOW10[f + 1] * _IPOW10[f] + mant % _IPOW10[f], mant)
+    else:
+        frac = np.zeros(n, np.int64)
+    long = ndig > _MAX_DIGITS
+    out = mant.astype(np.float64) / _POW10[np.minimum(frac, _MAX_DIGITS)]
+    if neg.any():
+        out[neg] = -out[neg]
+    if long.any():                                   # more digits than a double holds exactly
+        v = np.ascontiguousarray(m[long]).view(f"S{w}").ravel().astype(np.float64)
+        out[long] = np.where(neg[long], -v, v)
+    return out
+
+
+_IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
