@@ -287,10 +287,46 @@ _LEFT = {}
 def numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     """Float64 values of the plain decimal tokens ``buf[s:e]`` (``-12.5``, ``7``, ``.5``, ``5.``), or
     None if one is anything else: the same values and the same None cases as :func:`decimals`, in
-    fewer passes (tokens right-aligned, so padding is leading zeros and needs no mask afterwards)."""
+    fewer passes (tokens right-aligned, so padding is leading zeros and needs no mask afterwards).
+    ``mantissa / 10**k`` is exact when the mantissa is below 2**53 (not only for 15 digits); other
+    tokens (Java's 17-digit doubles) go through numpy's correctly rounded conversion."""
+    r = _parse(buf, s, e)
+    if r is None:
+        return None
+    out, long, m, neg, w = r
+    if long.any():
+        out[long] = _slow(m, long, neg, w)
+    return out
+
+
+def extremes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) of the plain decimal tokens ``buf[s:e]`` exactly as :func:`numbers` reads them, or
+    None; tokens too long for the fast conversion are read in full only near the extremes."""
+    r = _parse(buf, s, e)
+    if r is None or not len(s):
+        return None
+    out, long, m, neg, w = r
+    if long.any():
+        lo, hi = float(np.nanmin(out)) if not np.isnan(out).all() else 0.0, float(np.nanmax(out)) if not np.isnan(out).all() else 0.0
+        tol_lo, tol_hi = abs(lo) * 1e-14 + 1e-300, abs(hi) * 1e-14 + 1e-300   # the estimate's error is < 1e-15
+        near = long & ((out <= lo + tol_lo) | (out >= hi - tol_hi) | ~np.isfinite(out))
+        if near.any():
+            out = out.copy()
+            out[near] = _slow(m, near, neg, w)
+    return float(out.min()), float(out.max())
+
+
+def _slow(m: np.ndarray, rows: np.ndarray, neg: np.ndarray, w: int) -> np.ndarray:
+    v = np.ascontiguousarray(m[rows]).view(f"S{w}").ravel().astype(np.float64)
+    return np.where(neg[rows], -v, v)
+
+
+def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray):
+    """(values, rows not exact yet, right-aligned bytes, negative, width) of plain decimal tokens, or None.
+    Values of the not-exact rows are estimates within 1e-15 (or anything if over 17 digits)."""
     n = len(s)
     if not n:
-        return np.empty(0, np.float64)
+        return np.empty(0, np.float64), np.zeros(0, bool), None, np.zeros(0, bool), 0
     length = e - s
     if int(length.min()) < 1:
         return None
@@ -325,25 +361,24 @@ def numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     ndig = length - hasdot - neg
     if int(ndig.min()) < 1:
         return None
-    d[isdot] = 0
+    if ndots:
+        d[isdot] = 0
+    c0 = max(0, w - 19)                              # columns left of the last 19: only for > 17 digits
     mant = np.zeros(n, np.int64)
-    for j in range(w):
+    for j in range(c0, w):
         mant *= 10
         mant += d[:, j]
+    frac = np.where(hasdot, w - 1 - p, 0) if ndots else np.zeros(n, np.int64)
     if ndots:
-        frac = np.where(hasdot, w - 1 - p, 0)
-        f = np.minimum(frac, 17)                     # longer fractions: read in full below
+        f = np.minimum(frac, 17)
         mant = np.where(hasdot, mant // _IPOW10[f + 1] * _IPOW10[f] + mant % _IPOW10[f], mant)
-    else:
-        frac = np.zeros(n, np.int64)
-    long = ndig > _MAX_DIGITS
-    out = mant.astype(np.float64) / _POW10[np.minimum(frac, _MAX_DIGITS)]
+    long = (ndig > 17) | (mant > 2 ** 53) | (frac > 22)
+    out = mant.astype(np.float64) / _POW10X[np.minimum(frac, 22)]
     if neg.any():
         out[neg] = -out[neg]
-    if long.any():                                   # more digits than a double holds exactly
-        v = np.ascontiguousarray(m[long]).view(f"S{w}").ravel().astype(np.float64)
-        out[long] = np.where(neg[long], -v, v)
-    return out
+    out[ndig > 17] = np.nan                          # no estimate: the leading columns were left out
+    return out, long, m, neg, w
 
 
+_POW10X = 10.0 ** np.arange(23)      # exact doubles
 _IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
