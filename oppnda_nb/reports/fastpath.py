@@ -11,7 +11,16 @@ rounded value of the decimal (what a C ``strtod`` gives); longer ones (Java's 17
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
+import multiprocessing
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
+
+log = logging.getLogger("oppnda_nb.reports.fastpath")
 
 _MAX_DIGITS = 15
 _MAX_WIDTH = 32
@@ -382,3 +391,48 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray):
 
 _POW10X = 10.0 ** np.arange(23)      # exact doubles
 _IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# The heap while a file streams: every block allocates and frees the same few large arrays. By
+# default glibc maps each one fresh (page faults) and gives it back at once (munmap): about as much
+# time as the arithmetic. In a worker process, keep them in the heap while a file streams, and
+# give the memory back when it ends.
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_HEAP_KEEP = 256 * 1024 * 1024        # larger arrays are still mapped (and unmapped) one by one
+_GLIBC_DEFAULT = 128 * 1024
+
+
+def _libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+@contextmanager
+def reuse_heap() -> Iterator[None]:
+    """Freed block arrays stay in the heap for the next block (glibc, in worker processes only:
+    the caller's kernel keeps its allocator as it is); on exit the heap is trimmed and the glibc
+    default thresholds set again, so what a worker keeps afterwards does not grow."""
+    if _LIBC is None or multiprocessing.parent_process() is None:
+        yield
+        return
+    try:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _HEAP_KEEP)
+        _LIBC.mallopt(_M_TRIM_THRESHOLD, 2 * _HEAP_KEEP)
+    except (OSError, AttributeError, ValueError) as exc:       # not glibc after all: nothing to tune
+        log.debug("mallopt unavailable: %s", exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        _LIBC.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT)
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT)
+        _LIBC.malloc_trim(0)
