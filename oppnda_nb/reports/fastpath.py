@@ -330,9 +330,16 @@ def _slow(m: np.ndarray, rows: np.ndarray, neg: np.ndarray, w: int) -> np.ndarra
     return np.where(neg[rows], -v, v)
 
 
-def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray):
+def plain_numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> bool:
+    """Whether every token ``buf[s:e]`` is a plain decimal (what :func:`numbers` reads), without
+    converting them: for columns the parser only checks."""
+    return _parse(buf, s, e, values=False) is not None
+
+
+def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
     """(values, rows not exact yet, right-aligned bytes, negative, width) of plain decimal tokens, or None.
-    Values of the not-exact rows are estimates within 1e-15 (or anything if over 17 digits)."""
+    Values of the not-exact rows are estimates within 1e-15 (or anything if over 17 digits).
+    ``values=False``: only the checks (a true value instead of the tuple)."""
     n = len(s)
     if not n:
         return np.empty(0, np.float64), np.zeros(0, bool), None, np.zeros(0, bool), 0
@@ -370,6 +377,8 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray):
     ndig = length - hasdot - neg
     if int(ndig.min()) < 1:
         return None
+    if not values:
+        return True
     if ndots:
         d[isdot] = 0
     c0 = max(0, w - 19)                              # columns left of the last 19: only for > 17 digits

@@ -92,7 +92,9 @@ def _fast_delivered(src: _Src) -> dict | None:
         return None
     lay, g, header = lg
     buf, col = lay.buf, {}
-    for i, name in ((0, "time"), (2, "size"), (3, "hopcount"), (4, "deliveryTime")):
+    if not fp.plain_numbers(buf, *lay.field(g, 0)):      # time: checked, not needed
+        return None
+    for i, name in ((2, "size"), (3, "hopcount"), (4, "deliveryTime")):
         col[name] = fp.numbers(buf, *lay.field(g, i))
         if col[name] is None:
             return None
@@ -636,8 +638,8 @@ def _fast_ns2(data: bytes) -> dict | None:
     speed = fp.numbers(buf, ss, se - 1)
     if node is None or trange is None or speed is None:
         return None
-    if fp.numbers(buf, *lines.field(g, 5)) is None or fp.numbers(buf, *lines.field(g, 6)) is None:
-        return None
+    if not (fp.plain_numbers(buf, *lines.field(g, 5)) and fp.plain_numbers(buf, *lines.field(g, 6))):
+        return None                                       # x and y: checked, not needed
     return {"time": np.array(trange), "node": node, "speed": speed, "n": len(node)}
 
 
