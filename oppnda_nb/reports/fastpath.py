@@ -369,27 +369,36 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
     isdot = m == 46
     if not ((d <= 9) | isdot).all():
         return None
-    p = isdot.argmax(axis=1)
-    hasdot = isdot[rows, p]
-    ndots = int(np.count_nonzero(hasdot))
-    if int(np.count_nonzero(isdot)) != ndots:
-        return None                                  # two dots in a token
-    ndig = length - hasdot - neg
-    if int(ndig.min()) < 1:
-        return None
-    if not values:
-        return True
-    if ndots:
-        d[isdot] = 0
-    c0 = max(0, w - 19)                              # columns left of the last 19: only for > 17 digits
-    mant = np.zeros(n, np.int64)
-    for j in range(c0, w):
-        mant *= 10
-        mant += d[:, j]
-    frac = np.where(hasdot, w - 1 - p, 0) if ndots else np.zeros(n, np.int64)
-    if ndots:
-        f = np.minimum(frac, 17)
-        mant = np.where(hasdot, mant // _IPOW10[f + 1] * _IPOW10[f] + mant % _IPOW10[f], mant)
+    dots = int(np.count_nonzero(isdot))
+    c = w - 1 - int(np.argmax(isdot[0])) if dots else 0      # the first token's decimals
+    if dots == 0 or (dots == n and c < w and isdot[:, w - 1 - c].all()):
+        # no dots, or every token has its dot in the same column (same decimals, as "%.4f" writes)
+        ndig = length - neg - (dots > 0)
+        if int(ndig.min()) < 1:
+            return None
+        if not values:
+            return True
+        skip = w - 1 - c if dots else -1
+        mant = np.zeros(n, np.int64)
+        for j in range(max(0, w - 19), w):
+            if j != skip:
+                mant *= 10
+                mant += d[:, j]
+        frac = np.full(n, c, np.int64)
+    else:
+        p = isdot.argmax(axis=1)
+        hasdot = isdot[rows, p]
+        if dots != int(np.count_nonzero(hasdot)):
+            return None                              # two dots in a token
+        ndig = length - hasdot - neg
+        if int(ndig.min()) < 1:
+            return None
+        if not values:
+            return True
+        mant = np.zeros(n, np.int64)
+        for j in range(max(0, w - 19), w):           # columns left of the last 19: only for > 17 digits
+            mant = np.where(isdot[:, j], mant, mant * 10 + d[:, j])
+        frac = np.where(hasdot, w - 1 - p, 0)
     long = (ndig > 17) | (mant > 2 ** 53) | (frac > 22)
     out = mant.astype(np.float64) / _POW10X[np.minimum(frac, 22)]
     if neg.any():
