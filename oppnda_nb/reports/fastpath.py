@@ -326,7 +326,8 @@ def extremes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[float, floa
 
 
 def _slow(m: np.ndarray, rows: np.ndarray, neg: np.ndarray, w: int) -> np.ndarray:
-    v = np.ascontiguousarray(m[rows]).view(f"S{w}").ravel().astype(np.float64)
+    """numpy's correctly rounded conversion of the tokens ``rows`` of a (width, tokens) byte array."""
+    v = np.ascontiguousarray(m[:, rows].T).view(f"S{w}").ravel().astype(np.float64)
     return np.where(neg[rows], -v, v)
 
 
@@ -339,7 +340,10 @@ def plain_numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> bool:
 def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
     """(values, rows not exact yet, right-aligned bytes, negative, width) of plain decimal tokens, or None.
     Values of the not-exact rows are estimates within 1e-15 (or anything if over 17 digits).
-    ``values=False``: only the checks (a true value instead of the tuple)."""
+    ``values=False``: only the checks (a true value instead of the tuple).
+
+    The tokens are gathered one byte column at a time into a (width, tokens) array, right-aligned:
+    column j holds byte ``e - width + j`` of every token; the bytes before a token read as '0'."""
     n = len(s)
     if not n:
         return np.empty(0, np.float64), np.zeros(0, bool), None, np.zeros(0, bool), 0
@@ -349,29 +353,20 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
     w = int(length.max())
     if w > _MAX_WIDTH:
         return None
-    win = np.lib.stride_tricks.sliding_window_view(buf, w)
-    m = win[np.maximum(e - w, 0)]
-    small = e < w
-    if small.any():                                  # tokens ending in the first w bytes: from a padded copy
-        tiny = np.concatenate([np.zeros(w, np.uint8), buf[:w]])
-        m[small] = np.lib.stride_tricks.sliding_window_view(tiny, w)[e[small]]
-    lead = w - length
-    if int(lead.max()) > 0:
-        left = _LEFT.get(w)
-        if left is None:
-            left = _LEFT[w] = np.arange(w) < np.arange(w + 1)[:, None]    # left[k]: the first k columns
-        np.putmask(m, left[lead], 48)                # bytes before a token read as leading zeros
-    rows = np.arange(n)
-    neg = m[rows, lead] == 45
-    if neg.any():
-        m[rows[neg], lead[neg]] = 48
+    base = e - w
+    m = np.empty((w, n), np.uint8)
+    for j in range(w):
+        np.take(buf, base + j, out=m[j], mode="clip")   # below 0 only before a token: replaced next
+    neg = buf[s] == 45
+    lead = w - length + neg                          # the sign reads as a leading zero too
+    np.putmask(m, np.arange(w)[:, None] < lead, 48)
     d = m - np.uint8(48)
     isdot = m == 46
     if not ((d <= 9) | isdot).all():
         return None
     dots = int(np.count_nonzero(isdot))
-    c = w - 1 - int(np.argmax(isdot[0])) if dots else 0      # the first token's decimals
-    if dots == 0 or (dots == n and c < w and isdot[:, w - 1 - c].all()):
+    c = w - 1 - int(np.argmax(isdot[:, 0])) if dots else 0     # the first token's decimals
+    if dots == 0 or (dots == n and isdot[w - 1 - c].all()):
         # no dots, or every token has its dot in the same column (same decimals, as "%.4f" writes)
         ndig = length - neg - (dots > 0)
         if int(ndig.min()) < 1:
@@ -383,11 +378,11 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
         for j in range(max(0, w - 19), w):
             if j != skip:
                 mant *= 10
-                mant += d[:, j]
+                mant += d[j]
         frac = np.full(n, c, np.int64)
     else:
-        p = isdot.argmax(axis=1)
-        hasdot = isdot[rows, p]
+        p = isdot.argmax(axis=0)
+        hasdot = isdot[p, np.arange(n)]
         if dots != int(np.count_nonzero(hasdot)):
             return None                              # two dots in a token
         ndig = length - hasdot - neg
@@ -397,7 +392,7 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
             return True
         mant = np.zeros(n, np.int64)
         for j in range(max(0, w - 19), w):           # columns left of the last 19: only for > 17 digits
-            mant = np.where(isdot[:, j], mant, mant * 10 + d[:, j])
+            mant = np.where(isdot[j], mant, mant * 10 + d[j])
         frac = np.where(hasdot, w - 1 - p, 0)
     long = (ndig > 17) | (mant > 2 ** 53) | (frac > 22)
     out = mant.astype(np.float64) / _POW10X[np.minimum(frac, 22)]

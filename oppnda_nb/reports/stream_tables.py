@@ -418,6 +418,7 @@ class _ConnectivityStrings:
 _HOST_DIGITS = 5
 _HOST_BITS = 20             # 10**5 * 8 < 2**20
 _K_BITS = 22                # contacts per pair in the numeric keys
+_POS_BITS = 22              # lines per block in the sort keys
 
 
 def _host_keys(v: np.ndarray) -> np.ndarray | None:
@@ -441,25 +442,24 @@ def _pair_str(pk: int) -> str:
 
 
 def _small_ints(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
-    """Values of tokens of 1 to 5 digits without a leading zero, else None."""
+    """Values of tokens of 1 to 5 digits without a leading zero, else None (one byte column at a time)."""
     length = e - s
     if not len(s) or int(length.min()) < 1 or int(length.max()) > _HOST_DIGITS:
         return None
-    w = int(length.max())
-    m = np.lib.stride_tricks.sliding_window_view(buf, w + 1)[s] if int(s.max()) + w + 1 <= len(buf) else None
-    if m is None:
-        return None
-    d = m - np.uint8(48)
-    if (m[:, 0] == 48).any() and (d[:, 0][length > 1] == 0).any():
-        return None                                     # a leading zero
+    top = len(buf) - 1
     v = np.zeros(len(s), np.int64)
-    ok = np.ones(len(s), bool)
-    for j in range(w):
+    for j in range(int(length.max())):
         inside = j < length
-        dj = d[:, j]
-        ok &= (dj <= 9) | ~inside
-        v = np.where(inside, v * 10 + dj, v)
-    return v if ok.all() else None
+        d = buf[np.minimum(s + j, top)] - np.uint8(48)
+        if j == 0:
+            if ((d > 9) | ((d == 0) & (length > 1))).any():
+                return None                             # not a digit, or a leading zero
+            v += d
+            continue
+        if ((d > 9) & inside).any():
+            return None
+        v = np.where(inside, v * 10 + d, v)
+    return v
 
 
 def _fast_connectivity(src: _Src) -> dict | None:
@@ -532,8 +532,11 @@ class _Connectivity:
         t = c["time"]
         n = len(t)
         gk = (pk << 1) | down
-        order = np.argsort(gk, kind="stable")
-        gs = gk[order]
+        if n >= 1 << _POS_BITS:
+            return False
+        packed = np.sort((gk << _POS_BITS) | np.arange(n))   # by pair, state, then position (no stable argsort)
+        order = packed & ((1 << _POS_BITS) - 1)
+        gs = packed >> _POS_BITS
         new = np.empty(n, bool)
         new[:1] = True
         new[1:] = gs[1:] != gs[:-1]
@@ -561,10 +564,11 @@ class _Connectivity:
         self.up += n - nd
         self.down += nd
         self.tmax = _nanmax(self.tmax, t)
-        self.pairs = np.union1d(self.pairs, pk)
-        key = np.concatenate([self.open_key, (((pk << _K_BITS) | k) << 1) | down])
-        tm = np.concatenate([self.open_time, t])
-        o = np.argsort(key)
+        upk = gs[new] >> 1                               # this block's pairs, sorted (once per state)
+        self.pairs = np.union1d(self.pairs, upk)
+        key = np.concatenate([self.open_key, ((((pk << _K_BITS) | k) << 1) | down)[order]])
+        tm = np.concatenate([self.open_time, t[order]])
+        o = np.argsort(key, kind="stable")             # sorted runs (open ones; each pair's ups, downs): a fast merge
         key, tm = key[o], tm[o]
         match = np.zeros(len(key), bool)
         if len(key) > 1:
