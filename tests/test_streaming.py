@@ -530,6 +530,9 @@ def test_numbers_and_extremes_equal_float_bit_for_bit(seed: int):
     rng = np.random.default_rng(seed)
     toks = _tokens(rng, 3000) + [b"0.1", b"-0", b".5", b"5.", b"1189.4000000000137", b"9007199254740993",
                                  b"-924.6999999999829", b"0.826165233459003", b"8.803980654158522", b"00012.50"]
+    toks += [repr(float(x)).encode() for x in rng.uniform(-1e4, 1e4, 2000)]    # Java/Python shortest doubles
+    toks += [str(2 ** 53 + 2 * k + 1).encode() for k in range(30)]             # exactly between two doubles
+    toks += [f"{2 ** 53 + 2 * k + 1}"[:-2].encode() + b"." + f"{2 ** 53 + 2 * k + 1}"[-2:].encode() for k in range(30)]
     buf, s, e = _buf(toks)
     exp = np.array([float(t) for t in toks])
     got = fastpath.numbers(buf, s, e)

@@ -308,6 +308,22 @@ def numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     return out
 
 
+_EXTENDED = np.finfo(np.longdouble).nmant >= 63        # x87 80-bit long double (Linux, x86-64)
+_LPOW10 = np.array([10 ** k for k in range(23)], dtype=np.longdouble) if _EXTENDED else None
+
+
+def _extended(mant: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mant / 10**frac correctly rounded to float64 for mant < 2**63, frac <= 22, through one
+    division in 64-bit-mantissa long double (both operands exact, the quotient correctly rounded)
+    and one rounding to double: exact unless the quotient is exactly halfway between two doubles;
+    those rows are returned as not done (True in the second array)."""
+    q = mant.astype(np.longdouble) / _LPOW10[frac]
+    out = q.astype(np.float64)
+    other = np.nextafter(out, np.where(q > out.astype(np.longdouble), np.inf, -np.inf))
+    mid = (out.astype(np.longdouble) + other.astype(np.longdouble)) / 2
+    return out, (q == mid) | ~np.isfinite(out)
+
+
 def extremes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[float, float] | None:
     """(min, max) of the plain decimal tokens ``buf[s:e]`` exactly as :func:`numbers` reads them, or
     None; tokens too long for the fast conversion are read in full only near the extremes."""
@@ -396,6 +412,12 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
         frac = np.where(hasdot, w - 1 - p, 0)
     long = (ndig > 17) | (mant > 2 ** 53) | (frac > 22)
     out = mant.astype(np.float64) / _POW10X[np.minimum(frac, 22)]
+    if _EXTENDED and long.any():                     # 16-17 digits (Java's doubles): long double, see _extended
+        ext = np.flatnonzero(long & (ndig <= 17) & (frac <= 22))
+        if len(ext):
+            v, tie = _extended(mant[ext], frac[ext])
+            out[ext] = v
+            long[ext[~tie]] = False
     if neg.any():
         out[neg] = -out[neg]
     out[ndig > 17] = np.nan                          # no estimate: the leading columns were left out
