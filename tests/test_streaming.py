@@ -608,3 +608,14 @@ def test_worker_heap_reuse_gives_the_same_summary(tmp_path: Path):
     assert_bits(Summary(scalars, warnings=warns), Summary(here.scalars, warnings=here.warnings))
     with fastpath.reuse_heap():                      # the main process: nothing changes, no error
         pass
+
+
+def test_word_at_compares_up_to_eight_bytes_anywhere():
+    data = b"CONN up\nCONNX down\nCON"
+    buf = np.frombuffer(data, np.uint8)
+    assert fastpath.word_at(buf, np.array([0, 8, 19]), b"CONN ").tolist() == [True, False, False]
+    assert fastpath.word_at(buf, np.array([5, 14]), b"up\n").tolist() == [True, False]
+    assert fastpath.word_at(buf, np.array([14, 19]), b"down\n").tolist() == [True, False]   # 19: past the end
+    assert fastpath.word_at(buf, np.array([19]), b"CON").tolist() == [True]
+    with pytest.raises(ValueError):
+        fastpath.word_at(buf, np.array([0]), b"123456789")

@@ -469,15 +469,14 @@ def _fast_connectivity(src: _Src) -> dict | None:
     if g is None:
         return None
     buf = lines.buf
-    cs, ce = lines.field(g, 1)
-    if not (fp.token_is(buf, cs, ce, b"CONN")).all():
+    if not fp.word_at(buf, g[:, 0] + 1, b"CONN ").all():
         return None
     h1, h2 = _small_ints(buf, *lines.field(g, 2)), _small_ints(buf, *lines.field(g, 3))
     if h1 is None or h2 is None:
         return None
-    ss, se = lines.field(g, 4)
-    up = fp.token_is(buf, ss, se, b"up")
-    if not (up | fp.token_is(buf, ss, se, b"down")).all():
+    ss = g[:, 3] + 1
+    up = fp.word_at(buf, ss, b"up\n")
+    if not (up | fp.word_at(buf, ss, b"down\n")).all():
         return None
     t = fp.numbers(buf, *lines.field(g, 0))
     if t is None:
@@ -612,11 +611,6 @@ class _ParsedSrc:
         self.src, self.frame = src, frame
 
 
-def _starts_with(buf: np.ndarray, s: np.ndarray, e: np.ndarray, word: bytes) -> np.ndarray:
-    """Whether each token ``buf[s:e]`` starts with ``word`` (and is longer)."""
-    return fp.token_is(buf, s, s + len(word), word) & (e - s > len(word))
-
-
 def _fast_ns2(data: bytes) -> dict | None:
     """time, node and speed of a plain block of '$ns_ at t "$node_(i) setdest x y speed"' lines
     (x and y checked as numbers, as the parser does), or None (then the parser reads the block)."""
@@ -625,19 +619,22 @@ def _fast_ns2(data: bytes) -> dict | None:
     if g is None:
         return None
     buf = lines.buf
-    if not (fp.token_is(buf, *lines.field(g, 0), b"$ns_").all() and fp.token_is(buf, *lines.field(g, 1), b"at").all()
-            and fp.token_is(buf, *lines.field(g, 4), b"setdest").all()):
+    if not (fp.word_at(buf, lines.line_starts(g), b"$ns_ at ").all()
+            and fp.word_at(buf, g[:, 3] + 1, b"setdest ").all()):
         return None
     ns, ne = lines.field(g, 3)
     ss, se = lines.field(g, 7)
     if not ((buf[ne - 1] == 41).all() and (buf[se - 1] == 34).all()):
         return None
-    for pre in (b'"\\$node_(', b'"$node_('):         # ONE writes the Tcl-escaped form
-        if _starts_with(buf, ns, ne, pre).all():
-            break
+    if fp.word_at(buf, ns, b'"\\$node_').all() and (buf[ns + 8] == 40).all():   # ONE writes the Tcl-escaped form
+        pre = 9
+    elif fp.word_at(buf, ns, b'"$node_(').all():
+        pre = 8
     else:
         return None
-    node = _small_ints(buf, ns + len(pre), ne - 1)
+    if int((ne - ns).min()) <= pre:
+        return None
+    node = _small_ints(buf, ns + pre, ne - 1)
     trange = fp.extremes(buf, *lines.field(g, 2))      # only the first and last time are needed
     speed = fp.numbers(buf, ss, se - 1)
     if node is None or trange is None or speed is None:
