@@ -271,32 +271,37 @@ class Lines:
         return (self.line_starts(g) if i == 0 else g[:, i - 1] + 1), g[:, i]
 
 
-def scan(body: bytes, *, trailing_ok: bool, na_words: bool = True) -> Lines | None:
-    """The :class:`Lines` of ``body`` (complete lines of single-blank separated tokens), or None when
-    the block is not that simple (same rules as :func:`layout`: tabs, CR, other control bytes, blank
-    lines, double/leading blanks, trailing blanks unless ``trailing_ok``, ``nan``/``NaN``/``n/a``
-    tokens when ``na_words``). One scan of the bytes, not one per separator kind."""
-    if not body or body[-1] != 10:
+def scan(body: bytes, *, trailing_ok: bool, na_words: bool = True, start: int = 0) -> Lines | None:
+    """The :class:`Lines` of ``body[start:]`` (complete lines of single-blank separated tokens), or
+    None when the block is not that simple (same rules as :func:`layout`: tabs, CR, other control
+    bytes, blank lines, double/leading blanks, trailing blanks unless ``trailing_ok``,
+    ``nan``/``NaN``/``n/a`` tokens when ``na_words``). One scan of the bytes, not one per separator
+    kind; positions are int32 (half the memory) when the block allows."""
+    if len(body) <= start or body[-1] != 10:
         return None
-    buf = np.frombuffer(body, dtype=np.uint8)
+    buf = np.frombuffer(body, dtype=np.uint8, offset=start)
     sep = np.flatnonzero(buf <= 32)
+    if len(buf) < 2 ** 31 - 8:
+        sep = sep.astype(np.int32)
     sc = buf[sep]
     isnl = sc == 10
     nl = np.flatnonzero(isnl)
     if len(nl) + int(np.count_nonzero(sc == 32)) != len(sep) or buf[0] <= 32:
         return None                                              # tab, CR, control byte, leading blank
-    adj = (sep[1:] - sep[:-1]) == 1                              # an empty token between two separators
+    adj = np.subtract(sep[1:], sep[:-1]) == 1                    # an empty token between two separators
     trail = False
     if adj.any():
         pairs = int(np.count_nonzero(adj))
         if not trailing_ok or pairs != len(nl) or not (isnl[1:][adj].all() and (sc[:-1][adj] == 32).all()):
-            if trailing_ok and b" \n" in body and b"\n\n" not in body and b"  " not in body:
-                return scan(body.replace(b" \n", b"\n"), trailing_ok=False, na_words=na_words)
+            rest = body[start:]
+            if trailing_ok and b" \n" in rest and b"\n\n" not in rest and b"  " not in rest:
+                return scan(rest.replace(b" \n", b"\n"), trailing_ok=False, na_words=na_words)
             return None                                          # blank line, double blank, ...
         trail = True                                             # every line ends "<blank><newline>"
+    del adj, sc, isnl
     if na_words and _na_tokens(buf, sep):
         return None
-    return Lines(buf, sep, nl, trail)
+    return Lines(buf, sep, nl.astype(sep.dtype), trail)
 
 
 def _na_tokens(buf: np.ndarray, sep: np.ndarray) -> bool:

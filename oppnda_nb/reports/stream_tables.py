@@ -37,13 +37,13 @@ def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
     return out if len(out) == rows else None
 
 
-def _header_body(src: _Src, names: list[str]) -> tuple[bytes, list[str]] | None:
-    """(data lines, leading '#' lines) of a block of a '#'-headed table, None if the header is unusual."""
+def _header_body(src: _Src, names: list[str]) -> tuple[int, list[str]] | None:
+    """(offset of the data lines, leading '#' lines) of a block of a '#'-headed table, None if the header is unusual."""
     n = fp.header_len(src.data)
     header = _hash_header(src)
     if src.data.count(b"\n", 0, n) != len(header):
         return None
-    return src.data[n:], header
+    return n, header
 
 
 def _yes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
@@ -71,7 +71,7 @@ def _fast_grid(src: _Src, report_type: str, spaces: int):
     hb = _header_body(src, _COLS[report_type])
     if hb is None:
         return None
-    lines = fp.scan(hb[0], trailing_ok=True, na_words=False)
+    lines = fp.scan(src.data, trailing_ok=True, na_words=False, start=hb[0])
     g = lines.grid(spaces + 1) if lines is not None else None
     return None if g is None else (lines, g, hb[1])
 
