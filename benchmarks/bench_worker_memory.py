@@ -9,6 +9,7 @@ file), peak MB, peak-baseline, (peak-baseline)/size (gamma), seconds, MB/s. The 
     PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py                 # the shared large run
     PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py --read FILE...  # read_report instead
     PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py --lean FILE...  # lean mode
+    PYTHONPATH=$PWD python benchmarks/bench_worker_memory.py --scale 20 FILE... # synthetic: data lines x20
 """
 from __future__ import annotations
 
@@ -22,6 +23,23 @@ from pathlib import Path
 import psutil
 
 MB = 1024 * 1024
+
+
+def scaled_copy(path: str, k: int, dst: Path) -> str:
+    """A copy of the line table ``path`` in ``dst`` (same name) with its data lines repeated ``k``
+    times and its leading '#' lines once: a synthetic large file of the same shape."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    n = 0
+    while n < len(data) and data.startswith(b"#", n):
+        n = data.find(b"\n", n) + 1 or len(data)
+    out = dst / Path(path).name
+    with open(out, "wb") as fh:
+        fh.write(data[:n])
+        for _ in range(k):
+            fh.write(data[n:])
+    return str(out)
+
 def _default() -> list[str]:
     """Every report of the large run (decompressed from the shared data on first use)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -96,6 +114,9 @@ def main(argv=None) -> int:
     ap.add_argument("--alone", action="store_true",
                     help="do not import pandas here (by default this process imports it as a run's kernel does, "
                          "so the libraries' pages are shared as in a pool: PSS splits them among the processes)")
+    ap.add_argument("--scale", type=int, default=1, metavar="K",
+                    help="SYNTHETIC: measure a temporary copy of each file with its data lines repeated K times "
+                         "(header once); for line tables whose real files are small")
     args = ap.parse_args(argv)
     if not args.alone:
         import pandas  # noqa: F401  (the kernel of a run has it: it reads the summaries and averages)
@@ -110,11 +131,19 @@ def main(argv=None) -> int:
           f"{'alone' if args.alone else 'next to a kernel with pandas, as in a pool'}")
     print(f"{'type':34s} {'size':>8s} {'base':>7s} {'peak':>7s} {'above':>7s} {'[rss]':>7s} {'gamma':>6s} "
           f"{'s':>6s} {'MB/s':>7s}")
+    tmp = None
+    if args.scale > 1:
+        import tempfile
+        tmp = tempfile.TemporaryDirectory(prefix="oppnda-scaled-")
+        files = [scaled_copy(f, args.scale, Path(tmp.name)) for f in files]
+        print(f"# SYNTHETIC: data lines of each file repeated {args.scale} times")
     for f in files:
         r = measure(ctx, f, mode)
         flag = "" if r["status"] == "ok" else f"  ERROR {r['detail']}"
         print(f"{r['type']:34s} {r['size']:8.1f} {r['base']:7.1f} {r['peak']:7.1f} {r['above']:7.1f} "
               f"{r['rss_above']:7.1f} {r['gamma']:6.2f} {r['secs']:6.2f} {r['mbs']:7.1f}{flag}", flush=True)
+    if tmp is not None:
+        tmp.cleanup()
     return 0
 
 

@@ -336,3 +336,286 @@ def test_decimals_are_exact():
         b2 = np.frombuffer(bad + b"\n", np.uint8)
         assert fastpath.decimals(b2, np.array([0]), np.array([len(bad)])) is None
         assert fastpath.decimal_max(b2, np.array([0]), np.array([len(bad)])) is None
+
+
+# --------------------------------------------------------------------------------------------
+# One-scan fast paths of the line tables (fastpath.scan / numbers / extremes; the Connectivity and
+# MovementNs2 folds): bit-for-bit equal to the parser path, on clean and odd input.
+import multiprocessing  # noqa: E402
+
+from oppnda_nb.reports import streaming  # noqa: E402
+
+LINE_TABLES = ["EventLogReport", "DeliveredMessagesReport", "CreatedMessagesReport", "ConnectivityONEReport",
+               "MovementNs2Report"]
+_FAST_FNS = {"EventLogReport": "_fast_eventlog", "DeliveredMessagesReport": "_fast_delivered",
+             "CreatedMessagesReport": "_fast_created", "ConnectivityONEReport": "_fast_connectivity",
+             "MovementNs2Report": "_fast_ns2"}
+
+
+def assert_bits(a: Summary, b: Summary) -> None:
+    """Same keys and the same float64 bits (NaN = NaN), the same curves and warnings."""
+    assert list(a.scalars) == list(b.scalars)
+    bits = lambda d: [np.float64(v).view(np.int64) if not math.isnan(v) else "nan" for v in d.values()]  # noqa: E731
+    assert bits(a.scalars) == bits(b.scalars), (a.scalars, b.scalars)
+    assert (a.curve is None) == (b.curve is None)
+    if a.curve is not None:
+        pd.testing.assert_frame_equal(a.curve, b.curve, check_exact=True)
+    assert a.warnings == b.warnings
+
+
+def parser_path(path, monkeypatch, chunk: int) -> Summary:
+    """The streamed summary with every fast path off (each block read by the parser, as before the
+    fast paths) and Connectivity folded by the string-keyed fold."""
+    with monkeypatch.context() as mp:
+        for fn in _FAST_FNS.values():
+            mp.setattr(stream_tables, fn, lambda *a, **k: None)
+        spec = REGISTRY["ConnectivityONEReport"].stream
+        make = spec.make
+        object.__setattr__(spec, "make", stream_tables._ConnectivityStrings)
+        try:
+            return summarize_path(path, chunk_bytes=chunk)
+        finally:
+            object.__setattr__(spec, "make", make)
+
+
+def _odd2(rt: str, how: str, seed: int = 9) -> bytes:
+    text = _synthetic(rt, np.random.default_rng(seed), n=120).encode()
+    lines = text.splitlines(keepends=True)
+    k = len(lines) // 2
+    data_at = [i for i, ln in enumerate(lines) if not ln.startswith((b"#", b"$node_"))]
+    if how == "clean":
+        pass
+    elif how == "blank_lines":
+        lines.insert(k, b"\n")
+        lines.insert(k + 5, b"   \n")
+    elif how == "crlf":
+        lines = [ln.replace(b"\n", b"\r\n") for ln in lines]
+    elif how == "crlf_one":
+        lines[k] = lines[k].replace(b"\n", b"\r\n")
+    elif how == "tabs":
+        lines[k] = lines[k].replace(b" ", b"\t")
+    elif how == "trailing_blank":
+        lines[k] = lines[k].replace(b"\n", b" \n")
+    elif how == "all_trailing_blanks":
+        lines = [ln.replace(b"\n", b" \n") for ln in lines]
+    elif how == "truncated":
+        lines[-1] = lines[-1][:-3]
+    elif how in ("nan", "NaN", "n/a"):
+        for i in data_at[3::17]:
+            parts = lines[i].split(b" ")
+            parts[min(2, len(parts) - 1)] = how.encode() + (b"\n" if parts[min(2, len(parts) - 1)].endswith(b"\n") else b"")
+            lines[i] = b" ".join(parts)
+    elif how == "java_times":             # 17 significant digits, as Java prints doubles
+        for j, i in enumerate(data_at):
+            parts = lines[i].split(b" ")
+            t = 1189.4000000000137 + j * 0.30000000000000004
+            pos = 2 if rt == "MovementNs2Report" else 0
+            parts[pos] = repr(t).encode()
+            lines[i] = b" ".join(parts)
+    elif how == "negative_times":
+        for i in data_at[::3]:
+            parts = lines[i].split(b" ")
+            pos = 2 if rt == "MovementNs2Report" else 0
+            parts[pos] = b"-" + parts[pos]
+            lines[i] = b" ".join(parts)
+    elif how == "bad_time":
+        parts = lines[data_at[len(data_at) // 2]].split(b" ")
+        parts[2 if rt == "MovementNs2Report" else 0] = b"1e5"
+        lines[data_at[len(data_at) // 2]] = b" ".join(parts)
+    elif how == "big_hosts":              # Connectivity: hosts past the numeric keys (string fold from there)
+        lines = [ln.replace(b" 3 ", b" 1234567 ") for ln in lines]
+    elif how == "named_hosts":
+        lines = lines[:k] + [ln.replace(b" 4 ", b" h4 ") for ln in lines[k:]]
+    elif how == "leading_zero":
+        lines[k] = lines[k].replace(b" 2 ", b" 02 ").replace(b"(2)", b"(02)")
+    else:
+        raise AssertionError(how)
+    return b"".join(lines)
+
+
+ODD2 = ["clean", "blank_lines", "crlf", "crlf_one", "tabs", "trailing_blank", "all_trailing_blanks", "truncated",
+        "nan", "NaN", "n/a", "java_times", "negative_times", "bad_time", "big_hosts", "named_hosts", "leading_zero"]
+
+
+@pytest.mark.parametrize("rt", LINE_TABLES)
+@pytest.mark.parametrize("how", ODD2)
+def test_line_table_fast_paths_equal_the_parser_bit_for_bit(tmp_path: Path, rt: str, how: str, monkeypatch):
+    """Where the whole frame is an error, a block's parser may still read it (a trailing blank on a
+    block's first line: pandas drops it); the fast paths then do exactly what the parser path does."""
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_bytes(_odd2(rt, how))
+    try:
+        w = whole(p)
+    except ReportError:
+        w = None
+    for chunk in (23, 97, 300, 1 << 20):          # tiny blocks (about one line each) up to one block
+        try:
+            ref = parser_path(p, monkeypatch, chunk)
+        except ReportError as exc:
+            with pytest.raises(ReportError) as got:
+                summarize_path(p, chunk_bytes=chunk)
+            assert got.value.reason == exc.reason
+            continue
+        s = summarize_path(p, chunk_bytes=chunk)
+        assert_bits(ref, s)
+        if w is not None:
+            assert_same(w, s)
+    if w is None:
+        with pytest.raises(ReportError):
+            summarize_path(p, chunk_bytes=1 << 20)
+
+
+@pytest.mark.parametrize("rt", LINE_TABLES)
+def test_line_table_fast_path_is_taken_on_clean_blocks(rt: str):
+    data = _synthetic(rt, np.random.default_rng(2)).encode()
+    if rt == "MovementNs2Report":
+        assert stream_tables._fast_ns2(data[data.find(b"$ns_"):]) is not None
+    else:
+        assert getattr(stream_tables, _FAST_FNS[rt])(_Src("x", data, rt, ":", [])) is not None
+
+
+def test_ns2_fast_path_reads_one_escaped_node_form():
+    line = b'$ns_ at 1189.4000000000137 "\\$node_(81) setdest 1757.03621 332.07297 0.826165233459003"\n'
+    c = stream_tables._fast_ns2(line * 3)
+    assert c is not None and c["node"].tolist() == [81] * 3 and c["speed"][0] == 0.826165233459003
+    assert c["time"].tolist() == [1189.4000000000137] * 2
+    mixed = line + line.replace(b"\\$", b"$")
+    assert stream_tables._fast_ns2(mixed) is None        # two forms in one block: the parser reads it
+
+
+def test_connectivity_string_fold_takes_over_with_the_same_state(tmp_path: Path, monkeypatch):
+    """Numeric keys for the first blocks, then hosts past them (large, negative): the open contacts, counts and
+    pairs move to the string-keyed fold; the result equals the whole frame and the string fold."""
+    rows = []
+    for i in range(400):
+        a, b = (i * 7) % 23, (i * 11) % 19 + 30
+        rows.append(f"{i * 0.5:.2f} CONN {a} {b} {'up' if (i // 19) % 2 == 0 else 'down'}")
+    big = lambda i: 1234567 + i % 3 if i % 3 == 0 else -(i % 5) if i % 5 == 1 else i % 23  # noqa: E731
+    rows += [f"{200 + i:.2f} CONN {big(i)} {(i * 11) % 19 + 30} {'down' if i % 4 else 'up'}" for i in range(100)]
+    p = tmp_path / "x_ConnectivityONEReport.txt"
+    p.write_text("\n".join(rows) + "\n")
+    w = whole(p)
+    for chunk in (64, 4000, 1 << 20):
+        s = summarize_path(p, chunk_bytes=chunk)
+        assert_same(w, s)
+        assert_bits(parser_path(p, monkeypatch, chunk), s)
+
+
+def test_host_keys_sort_as_strings():
+    v = np.array([0, 1, 2, 9, 10, 19, 100, 190, 1000, 99999, 12, 120, 1200])
+    keys = stream_tables._host_keys(v)
+    assert [str(x) for x in v[np.argsort(keys)]] == sorted(str(x) for x in v)
+    assert [stream_tables._host_str(int(k)) for k in keys] == [str(x) for x in v]
+    assert stream_tables._host_keys(np.array([100000])) is None and stream_tables._host_keys(np.array([-1])) is None
+
+
+def _tokens(rng: np.random.Generator, n: int, max_digits: int = 21) -> list[bytes]:
+    out = []
+    for _ in range(n):
+        digs = "".join(rng.choice(list("0123456789"), int(rng.integers(1, max_digits + 1))))
+        r = rng.random()
+        t = digs if r < 0.3 else (lambda p: digs[:p] + "." + digs[p:])(int(rng.integers(0, len(digs) + 1)))
+        out.append(("-" + t if rng.random() < 0.3 else t).encode())
+    return out
+
+
+def _buf(toks: list[bytes]):
+    data = b" ".join(toks) + b"\n"
+    s = np.cumsum([0] + [len(t) + 1 for t in toks[:-1]])
+    return np.frombuffer(data, np.uint8), s, s + np.array([len(t) for t in toks])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numbers_and_extremes_equal_float_bit_for_bit(seed: int):
+    rng = np.random.default_rng(seed)
+    toks = _tokens(rng, 3000) + [b"0.1", b"-0", b".5", b"5.", b"1189.4000000000137", b"9007199254740993",
+                                 b"-924.6999999999829", b"0.826165233459003", b"8.803980654158522", b"00012.50"]
+    toks += [repr(float(x)).encode() for x in rng.uniform(-1e4, 1e4, 2000)]    # Java/Python shortest doubles
+    toks += [str(2 ** 53 + 2 * k + 1).encode() for k in range(30)]             # exactly between two doubles
+    toks += [f"{2 ** 53 + 2 * k + 1}"[:-2].encode() + b"." + f"{2 ** 53 + 2 * k + 1}"[-2:].encode() for k in range(30)]
+    buf, s, e = _buf(toks)
+    exp = np.array([float(t) for t in toks])
+    got = fastpath.numbers(buf, s, e)
+    assert got.view(np.int64).tolist() == exp.view(np.int64).tolist()
+    assert fastpath.plain_numbers(buf, s, e)
+    for k in (1, 2, 50, len(toks)):
+        part = slice(len(toks) - k, None)
+        assert fastpath.extremes(buf, s[part], e[part]) == (exp[part].min(), exp[part].max())
+    old = fastpath.decimals(buf, s, e)
+    assert old.view(np.int64).tolist() == exp.view(np.int64).tolist()
+
+
+@pytest.mark.parametrize("bad", [b"1e5", b"1.2.3", b"+1", b"-", b".", b"-.", b"1_0", b"inf", b"nan", b"1-2", b"--1",
+                                 b"0x1", b"1,5", b"9" * 33])
+def test_numbers_refuse_what_decimals_refuse(bad: bytes):
+    buf, s, e = _buf([b"7", bad, b"2.5"])
+    assert fastpath.numbers(buf, s, e) is None and fastpath.decimals(buf, s, e) is None
+    assert fastpath.extremes(buf, s, e) is None and not fastpath.plain_numbers(buf, s, e)
+    assert fastpath.decimal_max(buf, s, e) is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decimal_max_equals_float_max(seed: int):
+    rng = np.random.default_rng(seed)
+    toks = [t.lstrip(b"-") for t in _tokens(rng, 500, max_digits=15)]
+    toks = [t for t in toks if len(t.split(b".")[0]) <= 15]
+    buf, s, e = _buf(toks)
+    assert fastpath.decimal_max(buf, s, e) == max(float(t) for t in toks)
+    nosep = np.frombuffer(b"".join(toks), np.uint8)      # tokens not followed by a separator
+    s2 = np.cumsum([0] + [len(t) for t in toks[:-1]])
+    assert fastpath.decimal_max(nosep, s2, s2 + np.array([len(t) for t in toks])) == max(float(t) for t in toks)
+
+
+@pytest.mark.parametrize("body", [b"a b c\nd e f\n", b"a b c \nd e f \n", b"a b c \nd e f\n", b"a  b c\n", b" a b c\n",
+                                  b"a b c\n\nd e f\n", b"a\tb c\n", b"a b c\r\n", b"a b c", b"", b"a nan c\n",
+                                  b"nan b c\n", b"a n/a c\n", b"a nanx c\n", b"a b\n", b"a b c d\n"])
+def test_scan_agrees_with_layout(body: bytes):
+    for trailing_ok in (False, True):
+        old = fastpath.layout(body, trailing_ok=trailing_ok)
+        new = fastpath.scan(body, trailing_ok=trailing_ok)
+        assert (old is None) == (new is None), (body, trailing_ok)
+        if old is None:
+            continue
+        g_old, g_new = old.grid(2), new.grid(3)
+        assert (g_old is None) == (g_new is None)
+        if g_old is not None:
+            for i in range(3):
+                so, eo = old.field(g_old, i)
+                sn, en = new.field(g_new, i)
+                assert [bytes(old.buf[a:b]) for a, b in zip(so, eo)] == [bytes(new.buf[a:b]) for a, b in zip(sn, en)]
+
+
+def _summary_in_child(path: str, chunk: int, q) -> None:
+    s = summarize_path(path, chunk_bytes=chunk)
+    q.put((s.scalars, s.warnings))
+
+
+def test_worker_heap_reuse_gives_the_same_summary(tmp_path: Path):
+    """In a child process the blocks reuse the heap (fastpath.reuse_heap): same summary as here."""
+    p = tmp_path / "x_EventLogReport.txt"
+    p.write_text(_synthetic("EventLogReport", np.random.default_rng(4), n=3000))
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_summary_in_child, args=(str(p), 4096, q))
+    proc.start()
+    try:
+        scalars, warns = q.get(timeout=120)
+    finally:
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    here = summarize_path(p, chunk_bytes=4096)
+    assert_bits(Summary(scalars, warnings=warns), Summary(here.scalars, warnings=here.warnings))
+    with fastpath.reuse_heap():                      # the main process: nothing changes, no error
+        pass
+
+
+def test_word_at_compares_up_to_eight_bytes_anywhere():
+    data = b"CONN up\nCONNX down\nCON"
+    buf = np.frombuffer(data, np.uint8)
+    assert fastpath.word_at(buf, np.array([0, 8, 19]), b"CONN ").tolist() == [True, False, False]
+    assert fastpath.word_at(buf, np.array([5, 14]), b"up\n").tolist() == [True, False]
+    assert fastpath.word_at(buf, np.array([14, 19]), b"down\n").tolist() == [True, False]   # 19: past the end
+    assert fastpath.word_at(buf, np.array([19]), b"CON").tolist() == [True]
+    with pytest.raises(ValueError):
+        fastpath.word_at(buf, np.array([0]), b"123456789")

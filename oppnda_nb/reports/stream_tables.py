@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import fastpath as fp
-from .base import Summary
+from .base import ReportError, Summary
 from .folds import Column, Distinct
 from .parsers import _COLS
 from .parsers_events import _EVENT_FIELDS, _eventlog_raw
@@ -38,13 +38,13 @@ def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
     return out if len(out) == rows else None
 
 
-def _header_body(src: _Src, names: list[str]) -> tuple[bytes, list[str]] | None:
-    """(data lines, leading '#' lines) of a block of a '#'-headed table, None if the header is unusual."""
+def _header_body(src: _Src, names: list[str]) -> tuple[int, list[str]] | None:
+    """(offset of the data lines, leading '#' lines) of a block of a '#'-headed table, None if the header is unusual."""
     n = fp.header_len(src.data)
     header = _hash_header(src)
     if src.data.count(b"\n", 0, n) != len(header):
         return None
-    return src.data[n:], header
+    return n, header
 
 
 def _yes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
@@ -59,30 +59,33 @@ def _ttl(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     """A TTL column: numbers, ``n/a`` as NaN (as pd.to_numeric(errors="coerce") reads them), else None."""
     na = fp.token_is(buf, s, e, b"n/a")
     out = np.full(len(s), np.nan)
-    v = fp.decimals(buf, s[~na], e[~na])
+    v = fp.numbers(buf, s[~na], e[~na])
     if v is None:
         return None
     out[~na] = v
     return out
 
 
-def _fast_grid(src: _Src, report_type: str, fields: int):
-    """(layout, grid, header lines) of a block of ``report_type`` whose data lines hold at least
-    ``fields`` plain space-separated fields, or None (then the fold uses the parser)."""
+def _fast_grid(src: _Src, report_type: str, spaces: int):
+    """(lines, grid, header lines) of a block of ``report_type`` whose data lines all hold exactly
+    ``spaces`` single blanks between fields (a trailing blank allowed), or None (the fold uses the parser)."""
     hb = _header_body(src, _COLS[report_type])
     if hb is None:
         return None
-    lay = fp.layout(hb[0], trailing_ok=True, na_words=False)
-    g = lay.grid(fields) if lay is not None else None
-    return None if g is None else (lay, g, hb[1])
+    lines = fp.scan(src.data, trailing_ok=True, na_words=False, start=hb[0])
+    g = lines.grid(spaces + 1) if lines is not None else None
+    return None if g is None else (lines, g, hb[1])
 
 
 def _missing_words(lay, g, fields: tuple[int, ...]) -> bool:
     """Does one of ``fields`` hold a word the parser reads as missing (a required field then)?"""
     for i in fields:
         s, e = lay.field(g, i)
-        if any(fp.token_is(lay.buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
-            return True
+        three = (e - s) == 3                            # only 3-byte tokens can be one of them
+        if three.any():
+            s, e = s[three], e[three]
+            if any(fp.token_is(lay.buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+                return True
     return False
 
 
@@ -93,8 +96,10 @@ def _fast_delivered(src: _Src) -> dict | None:
         return None
     lay, g, header = lg
     buf, col = lay.buf, {}
-    for i, name in ((0, "time"), (2, "size"), (3, "hopcount"), (4, "deliveryTime")):
-        col[name] = fp.decimals(buf, *lay.field(g, i))
+    if not fp.plain_numbers(buf, *lay.field(g, 0)):      # time: checked, not needed
+        return None
+    for i, name in ((2, "size"), (3, "hopcount"), (4, "deliveryTime")):
+        col[name] = fp.numbers(buf, *lay.field(g, i))
         if col[name] is None:
             return None
     col["ttl"] = _ttl(buf, *lay.field(g, 7))
@@ -156,14 +161,14 @@ def _fast_created(src: _Src) -> dict | None:
         return None
     lay, g, header = lg
     buf = lay.buf
-    t, size = fp.decimals(buf, *lay.field(g, 0)), fp.decimals(buf, *lay.field(g, 2))
+    t, size = fp.extremes(buf, *lay.field(g, 0)), fp.numbers(buf, *lay.field(g, 2))   # time: first and last only
     ttl, yes = _ttl(buf, *lay.field(g, 5)), _yes(buf, *lay.field(g, 6))
     if t is None or size is None or ttl is None or yes is None:
         return None
     if _missing_words(lay, g, (1, 3, 4)):
         return None
     _check_header(src, header, _COLS["CreatedMessagesReport"])
-    return {"time": t, "size": size, "ttl": ttl, "responses": float(yes.sum())}
+    return {"time": np.array(t), "size": size, "ttl": ttl, "responses": float(yes.sum()), "n": len(size)}
 
 
 class _Created:
@@ -177,8 +182,8 @@ class _Created:
             f = parse(src)
             c = {"time": f["time"].to_numpy("float64"), "size": f["size"].to_numpy("float64"),
                  "ttl": pd.to_numeric(f["TTL"], errors="coerce").to_numpy("float64"),
-                 "responses": float(f["isResponse"].sum())}
-        self.n += len(c["size"])
+                 "responses": float(f["isResponse"].sum()), "n": len(f)}
+        self.n += c["n"]
         self.size.add(c["size"])
         t = c["time"]
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
@@ -252,39 +257,55 @@ class _MessageReport:
 # Folds of the event reports
 
 
+# Action of an EventLog line from (token length, first byte, second byte): code 1.. in _ACTION_NAMES.
+_ACTION_NAMES = ("CONN", "C", "S", "DE", "A", "DR", "R")
+_ACTION_CODE = np.zeros(8 << 16, np.int8)
+for _i, _a in enumerate(_ACTION_NAMES, 1):
+    _b = _a.encode() + b" "
+    _ACTION_CODE[(len(_a) << 16) | (_b[0] << 8) | _b[1]] = _i
+_ACTION_FIELDS = np.array([0] + [_EVENT_FIELDS[a] for a in _ACTION_NAMES], np.int64)
+
+
 def _fast_eventlog(src: _Src) -> dict | None:
     """Action, DE-reason and CONN-state counts and the largest time of a block (None: use the parser).
 
-    Read from the space positions: the action and field count of each line, the last field of DE
-    and CONN lines, and the largest time (fastpath.decimal_max).
+    One scan of the separators (fastpath.scan) gives every line's fields; the action is looked up
+    from its length and first two bytes, and only the time column is read as numbers.
     """
-    lay = fp.layout(src.data, trailing_ok=False)
-    if lay is None or not len(lay) or lay.spaces.min() < 3:
+    lines = fp.scan(src.data, trailing_ok=False)
+    if lines is None or not len(lines):
         return None
-    buf, sp = lay.buf, lay.sp
-    first = sp[lay.first]
-    a0, a1 = first + 1, sp[lay.first + 1]
-    counts, known = {}, np.zeros(len(lay), bool)
-    for a, n in _EVENT_FIELDS.items():
-        m = fp.token_is(buf, a0, a1, a.encode())
-        if m.any():
-            if (lay.spaces[m] != n - 1).any():
-                return None                 # a field count the parser reports
-            counts[a] = m
-            known |= m
-    if not known.all():
+    buf, sep, nl = lines.buf, lines.sep, lines.nl
+    nf = lines.nseps()                                   # fields per line (no trailing blanks here)
+    if int(nf.min()) < 4 or int(nf.max()) > 6:
         return None
-    tmax = fp.decimal_max(buf, lay.starts, first)
+    f0 = nl - nf + 1                                     # index in sep of each line's first blank
+    tend = sep[f0]
+    a0 = tend + 1
+    alen = np.minimum(sep[f0 + 1] - a0, 7)
+    code = _ACTION_CODE[(alen << 16) | (buf[a0].astype(np.int64) << 8) | buf[a0 + 1]]
+    if not code.all() or (_ACTION_FIELDS[code] != nf).any():
+        return None                                      # an unknown action or a field count the parser reports
+    conn = code == 1
+    if conn.any():
+        c = a0[conn]
+        if not ((buf[c + 2] == 78) & (buf[c + 3] == 78)).all():  # "CO??" is CONN only with "NN"
+            return None
+    starts = np.empty_like(tend)
+    starts[0] = 0
+    starts[1:] = sep[nl[:-1]] + 1
+    tmax = fp.decimal_max(buf, starts, tend)
     if tmax is None:
         return None
-    last = sp[lay.first + lay.spaces - 1] + 1
-    out = {"n": len(lay), "act": {a: int(m.sum()) for a, m in counts.items()}, "de": {}, "conn": {}, "tmax": tmax}
-    for a, words in (("DE", ("R", "D", "A")), ("CONN", ("up", "down"))):
-        if a in counts:
-            m = counts[a]
-            into = out["de" if a == "DE" else "conn"]
+    counts = np.bincount(code, minlength=len(_ACTION_NAMES) + 1)
+    out = {"n": len(lines), "act": {a: int(counts[i]) for i, a in enumerate(_ACTION_NAMES, 1) if counts[i]},
+           "de": {}, "conn": {}, "tmax": tmax}
+    for i, key, words in ((4, "de", ("R", "D", "A")), (1, "conn", ("up", "down"))):
+        if counts[i]:
+            rows = nl[code == i]
+            ls, le = sep[rows - 1] + 1, sep[rows]      # the last field of those lines
             for w in words:
-                into[w] = int(fp.token_is(buf, last[m], lay.ends[m], w.encode()).sum())
+                out[key][w] = int(fp.token_is(buf, ls, le, w.encode()).sum())
     return out
 
 
@@ -336,7 +357,7 @@ class _EventLog:
         return Summary(sc)
 
 
-class _Connectivity:
+class _ConnectivityStrings:
     """Contacts: the k-th 'up' of an unordered host pair ends at its k-th 'down' (as summaries._contacts)."""
 
     def __init__(self):
@@ -395,17 +416,262 @@ class _Connectivity:
         return Summary(sc)
 
 
+# Host numbers as keys that sort as their decimal strings do ("100" < "19" < "2"): the value
+# left-aligned on _HOST_DIGITS digits, times 8, plus its digit count. A pair key (both hosts, in
+# string order) then sorts as the fold's pair strings "lo\x1fhi" do.
+_HOST_DIGITS = 5
+_HOST_BITS = 20             # 10**5 * 8 < 2**20
+_K_BITS = 22                # contacts per pair in the numeric keys
+_POS_BITS = 22              # lines per block in the sort keys
+
+
+def _host_keys(v: np.ndarray) -> np.ndarray | None:
+    """String-order keys of integer hosts ``v`` (None if one is negative or has more than 5 digits)."""
+    if not len(v):
+        return v.astype(np.int64)
+    if int(v.min()) < 0 or int(v.max()) >= 10 ** _HOST_DIGITS:
+        return None
+    v = v.astype(np.int64)
+    digits = 1 + (v >= 10) + (v >= 100) + (v >= 1000) + (v >= 10000)
+    return v * (10 ** (_HOST_DIGITS - digits)) * 8 + digits
+
+
+def _host_str(key: int) -> str:
+    digits = key & 7
+    return str((key >> 3) // 10 ** (_HOST_DIGITS - digits))
+
+
+def _pair_str(pk: int) -> str:
+    return _host_str(pk >> _HOST_BITS) + "\x1f" + _host_str(pk & ((1 << _HOST_BITS) - 1))
+
+
+def _small_ints(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """Values of tokens of 1 to 5 digits without a leading zero, else None (one byte column at a time)."""
+    length = e - s
+    if not len(s) or int(length.min()) < 1 or int(length.max()) > _HOST_DIGITS:
+        return None
+    top = len(buf) - 1
+    v = np.zeros(len(s), np.int64)
+    for j in range(int(length.max())):
+        inside = j < length
+        d = buf[np.minimum(s + j, top)] - np.uint8(48)
+        if j == 0:
+            if ((d > 9) | ((d == 0) & (length > 1))).any():
+                return None                             # not a digit, or a leading zero
+            v += d
+            continue
+        if ((d > 9) & inside).any():
+            return None
+        v = np.where(inside, v * 10 + d, v)
+    return v
+
+
+def _fast_connectivity(src: _Src) -> dict | None:
+    """time, both hosts and up/down of a plain block of 'time CONN h1 h2 up|down' lines (None: use the parser)."""
+    lines = fp.scan(src.data, trailing_ok=False)
+    g = lines.grid(5) if lines is not None else None
+    if g is None:
+        return None
+    buf = lines.buf
+    if not fp.word_at(buf, g[:, 0] + 1, b"CONN ").all():
+        return None
+    h1, h2 = _small_ints(buf, *lines.field(g, 2)), _small_ints(buf, *lines.field(g, 3))
+    if h1 is None or h2 is None:
+        return None
+    ss = g[:, 3] + 1
+    up = fp.word_at(buf, ss, b"up\n")
+    if not (up | fp.word_at(buf, ss, b"down\n")).all():
+        return None
+    t = fp.numbers(buf, *lines.field(g, 0))
+    if t is None:
+        return None
+    return {"time": t, "h1": h1, "h2": h2, "up": up}
+
+
+class _Connectivity:
+    """Contacts: the k-th 'up' of an unordered host pair ends at its k-th 'down' (as summaries._contacts).
+
+    Hosts are integer keys while they are small numbers (always, in ONE's files); a block with
+    other hosts moves the state to _ConnectivityStrings, which keys pairs by strings. Both give the
+    same durations in the same order (pairs in string order, then k), so the same sums."""
+
+    def __init__(self):
+        self.events = self.up = self.down = self.contacts = 0
+        self.tmax = -math.inf
+        self.dur = Column()
+        self.pairs = np.empty(0, np.int64)             # distinct pair keys, sorted
+        self.seen_keys = np.empty(0, np.int64)         # pair key << 1 | down -> events so far
+        self.seen_n = np.empty(0, np.int64)
+        self.open_key = np.empty(0, np.int64)          # (pair key << K | k) << 1 | down, unmatched
+        self.open_time = np.empty(0, np.float64)
+        self.strings: _ConnectivityStrings | None = None
+
+    def add(self, src: _Src, parse) -> None:
+        if self.strings is None:
+            c = _fast_connectivity(src)
+            if c is None:
+                f = parse(src)
+                if not len(f):
+                    return
+                c = {"time": f["time"].to_numpy("float64"), "up": (f["state"].astype(str) == "up").to_numpy(),
+                     "h1": f["host1"].to_numpy(), "h2": f["host2"].to_numpy()}
+                if not all(c[h].dtype.kind in "iu" for h in ("h1", "h2")) or not self._numeric(c):
+                    self._to_strings()
+                    self.strings.add(_ParsedSrc(src, f), lambda s: s.frame)
+                return
+            if self._numeric(c):
+                return
+            self._to_strings()
+        self.strings.add(src, parse)
+
+    def _numeric(self, c: dict) -> bool:
+        """Fold one block of numeric hosts; False (nothing folded) if the hosts do not fit the keys."""
+        a, b = _host_keys(c["h1"]), _host_keys(c["h2"])
+        if a is None or b is None:
+            return False
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        pk = (lo << _HOST_BITS) | hi
+        down = ~c["up"]
+        t = c["time"]
+        n = len(t)
+        gk = (pk << 1) | down
+        if n >= 1 << _POS_BITS:
+            return False
+        packed = np.sort((gk << _POS_BITS) | np.arange(n))   # by pair, state, then position (no stable argsort)
+        order = packed & ((1 << _POS_BITS) - 1)
+        gs = packed >> _POS_BITS
+        new = np.empty(n, bool)
+        new[:1] = True
+        new[1:] = gs[1:] != gs[:-1]
+        gstart = np.flatnonzero(new)
+        gid = np.cumsum(new) - 1
+        ukeys = gs[gstart]
+        ucount = np.diff(np.append(gstart, n))
+        at = np.searchsorted(self.seen_keys, ukeys)
+        found = at < len(self.seen_keys)
+        found[found] = self.seen_keys[at[found]] == ukeys[found]
+        prior = np.zeros(len(ukeys), np.int64)
+        prior[found] = self.seen_n[at[found]]
+        k = np.empty(n, np.int64)
+        k[order] = np.arange(n) - gstart[gid] + prior[gid]
+        if n and int(k.max()) >= 1 << _K_BITS:
+            return False
+        self.seen_n = self.seen_n.copy()
+        self.seen_n[at[found]] += ucount[found]
+        self.seen_keys = np.concatenate([self.seen_keys, ukeys[~found]])
+        self.seen_n = np.concatenate([self.seen_n, ucount[~found]])
+        so = np.argsort(self.seen_keys)
+        self.seen_keys, self.seen_n = self.seen_keys[so], self.seen_n[so]
+        self.events += n
+        nd = int(down.sum())
+        self.up += n - nd
+        self.down += nd
+        self.tmax = _nanmax(self.tmax, t)
+        upk = gs[new] >> 1                               # this block's pairs, sorted (once per state)
+        self.pairs = np.union1d(self.pairs, upk)
+        key = np.concatenate([self.open_key, ((((pk << _K_BITS) | k) << 1) | down)[order]])
+        tm = np.concatenate([self.open_time, t[order]])
+        o = np.argsort(key, kind="stable")             # sorted runs (open ones; each pair's ups, downs): a fast merge
+        key, tm = key[o], tm[o]
+        match = np.zeros(len(key), bool)
+        if len(key) > 1:
+            match[:-1] = (key[:-1] >> 1) == (key[1:] >> 1)   # an up and the down of the same pair and k
+        i = np.flatnonzero(match)
+        self.contacts += len(i)
+        self.dur.add(tm[i + 1] - tm[i])
+        keep = ~match
+        keep[i + 1] = False
+        self.open_key, self.open_time = key[keep], tm[keep]
+        return True
+
+    def _to_strings(self) -> None:
+        s = _ConnectivityStrings()
+        s.events, s.up, s.down, s.contacts, s.tmax, s.dur = self.events, self.up, self.down, self.contacts, self.tmax, self.dur
+        if len(self.pairs):
+            s.pairs.add(np.array([_pair_str(int(x)) for x in self.pairs], dtype=object))
+        if len(self.seen_keys):
+            idx = [_pair_str(int(x) >> 1) + "\x1f" + ("down" if x & 1 else "up") for x in self.seen_keys]
+            s.seen = pd.Series(self.seen_n, index=idx, dtype="int64")
+        if len(self.open_key):
+            ok = self.open_key
+            s.open = pd.DataFrame({"p": np.array([_pair_str(int(x) >> (_K_BITS + 1)) for x in ok], dtype=object),
+                                   "up": (ok & 1) == 0, "k": (ok >> 1) & ((1 << _K_BITS) - 1),
+                                   "time": self.open_time})
+        self.strings = s
+
+    def finish(self) -> Summary:
+        if self.strings is not None:
+            return self.strings.finish()
+        s = _ConnectivityStrings()
+        s.events, s.up, s.down, s.contacts, s.tmax, s.dur = self.events, self.up, self.down, self.contacts, self.tmax, self.dur
+        s.pairs.keys = pd.RangeIndex(len(self.pairs))      # only its size is read
+        return s.finish()
+
+
+class _ParsedSrc:
+    """A block already parsed (its frame), passed on to a fold that calls parse(src)."""
+
+    def __init__(self, src: _Src, frame: pd.DataFrame):
+        self.src, self.frame = src, frame
+
+
+def _fast_ns2(data: bytes) -> dict | None:
+    """time, node and speed of a plain block of '$ns_ at t "$node_(i) setdest x y speed"' lines
+    (x and y checked as numbers, as the parser does), or None (then the parser reads the block)."""
+    lines = fp.scan(data, trailing_ok=True)
+    g = lines.grid(8) if lines is not None else None
+    if g is None:
+        return None
+    buf = lines.buf
+    if not (fp.word_at(buf, lines.line_starts(g), b"$ns_ at ").all()
+            and fp.word_at(buf, g[:, 3] + 1, b"setdest ").all()):
+        return None
+    ns, ne = lines.field(g, 3)
+    ss, se = lines.field(g, 7)
+    if not ((buf[ne - 1] == 41).all() and (buf[se - 1] == 34).all()):
+        return None
+    if fp.word_at(buf, ns, b'"\\$node_').all() and (buf[ns + 8] == 40).all():   # ONE writes the Tcl-escaped form
+        pre = 9
+    elif fp.word_at(buf, ns, b'"$node_(').all():
+        pre = 8
+    else:
+        return None
+    if int((ne - ns).min()) <= pre:
+        return None
+    node = _small_ints(buf, ns + pre, ne - 1)
+    trange = fp.extremes(buf, *lines.field(g, 2))      # only the first and last time are needed
+    speed = fp.numbers(buf, ss, se - 1)
+    if node is None or trange is None or speed is None:
+        return None
+    if not (fp.plain_numbers(buf, *lines.field(g, 5)) and fp.plain_numbers(buf, *lines.field(g, 6))):
+        return None                                       # x and y: checked, not needed
+    return {"time": np.array(trange), "node": node, "speed": speed, "n": len(node)}
+
+
 class _Ns2:
     def __init__(self):
         self.n, self.nodes, self.speed = 0, Distinct(), Column()
         self.tmin, self.tmax = math.inf, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        f = parse(src)
-        self.n += len(f)
-        self.nodes.add(f["node"].to_numpy())
-        self.speed.add(f["speed"].to_numpy("float64"))
-        t = f["time"].to_numpy("float64")
+        data = src.data
+        cut = 0 if data.startswith(b"$ns_") else data.find(b"\n$ns_") + 1   # the init lines come first
+        c = _fast_ns2(data[cut:]) if cut >= 0 else None
+        if c is not None and cut:
+            try:
+                head = parse(_Src(src.path, data[:cut], src.report_type, src.separator, src.warnings))
+            except ReportError:
+                head = None
+            if head is None or len(head):
+                c = None                                   # the parser reports the error (or the moves) as before
+        if c is None:
+            f = parse(src)
+            c = {"time": f["time"].to_numpy("float64"), "node": f["node"].to_numpy(),
+                 "speed": f["speed"].to_numpy("float64"), "n": len(f)}
+        self.n += c["n"]
+        self.nodes.add(c["node"])
+        self.speed.add(c["speed"])
+        t = c["time"]
         self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
 
     def finish(self) -> Summary:
@@ -416,6 +682,7 @@ class _Ns2:
         sc["first_time"] = self.tmin if self.n and self.tmin != math.inf else math.nan
         sc["last_time"] = self.tmax if self.n and self.tmax != -math.inf else math.nan
         return Summary(sc)
+
 
 CREATED = StreamSpec(_Created, header=True)
 DELIVERED = StreamSpec(_Delivered, header=True)

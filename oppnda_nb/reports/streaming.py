@@ -72,6 +72,11 @@ def fold_blocks(path: str, report_type: str, stream: StreamSpec, parse, blocks, 
                 seen.add(w)
                 warns.append(w)
 
+    with fp.reuse_heap():                        # blocks reuse the heap (workers only), see fastpath
+        return _fold(fold, feed, stream, blocks)
+
+
+def _fold(fold, feed, stream: StreamSpec, blocks) -> Summary:
     header = b""
     head_acc: bytes | None = b"" if stream.header else None
     pending, pending_line = b"", 1
