@@ -1,6 +1,6 @@
 """Benchmark: memory and speed of one worker summarising one report, measured from outside.
 
-For each file, a fresh worker (forkserver, pandas and oppnda_nb.reports preloaded, as the pool's
+For each file, a fresh worker (forkserver, pandas and the job's worker modules preloaded, as the pool's
 workers are) runs ``summarize_path`` (or ``read_report`` with ``--read``); this process samples the
 worker's PSS and RSS every 25 ms and prints: type, size MB, baseline MB (after imports, before the
 file), peak MB, peak-baseline, (peak-baseline)/size (gamma), seconds, MB/s. The registry's priors
@@ -23,6 +23,8 @@ from pathlib import Path
 import psutil
 
 MB = 1024 * 1024
+#: what the pool's forkserver preloads and its workers import before their first file (job.WORKER_MODULES)
+WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 
 
 def scaled_copy(path: str, k: int, dst: Path) -> str:
@@ -50,8 +52,12 @@ def _default() -> list[str]:
 
 def _work(conn, path: str, mode: str) -> None:
     """Worker: wait for 'go', run the work on ``path``, send back the seconds (or the error)."""
+    import importlib
+
     from oppnda_nb import reports
 
+    for m in WORKER_MODULES:        # as the pool's workers do before their first file
+        importlib.import_module(m)
     conn.send("ready")
     conn.recv()
     t0 = time.perf_counter()
@@ -126,7 +132,7 @@ def main(argv=None) -> int:
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["pandas", "numpy", "oppnda_nb.reports"])
+        ctx.set_forkserver_preload(["pandas", "numpy", *WORKER_MODULES])
     print(f"# mode={mode} start={method} sampling every 25 ms; MB = 2**20; PSS (RSS above baseline in []); "
           f"{'alone' if args.alone else 'next to a kernel with pandas, as in a pool'}")
     print(f"{'type':34s} {'size':>8s} {'base':>7s} {'peak':>7s} {'above':>7s} {'[rss]':>7s} {'gamma':>6s} "
