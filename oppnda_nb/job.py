@@ -41,7 +41,7 @@ from .system import MB
 log = logging.getLogger("oppnda_nb.job")
 
 #: learned memory models are kept per parser version and model shape (a new one invalidates them)
-_STORE_KEY = f"oppnda_nb-{__version__}-chunked"
+_STORE_KEY = f"oppnda_nb-{__version__}-fastpaths"  # bumped when the readers' memory changes
 #: the in-process path: key:value files up to this size each, this much in all
 IN_PROCESS_FILE_BYTES = 256 * 1024
 IN_PROCESS_TOTAL_BYTES = 32 * MB

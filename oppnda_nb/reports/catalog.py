@@ -30,8 +30,9 @@ KNOWN_REPORT_TYPES: tuple[str, ...] = tuple(sorted(KIND_OF))
 _BY_LOWER = {name.lower(): name for name in KIND_OF}
 
 # Worker memory per type, measured with benchmarks/bench_worker_memory.py (forkserver worker, PSS
-# sampled every 25 ms from outside; baseline after imports 26.5 MB) on the large run, its heads cut
-# at 1, 4 and 16 MB, the small corpora and a generated 600 MB DeliveredMessagesReport. A worker's
+# sampled every 25 ms from outside; baseline after the worker modules' imports 27.9 MB) on the large
+# run, its heads cut at 1, 4 and 16 MB, the small corpora, a generated 600 MB DeliveredMessagesReport
+# and synthetic large copies (`--scale`, or the large run's snapshots repeated with shifted times). A worker's
 # peak for a file of s MB is modelled (memory_model.TypeModel) as
 #     overhead_mb + gamma * s + min(ramp * s, chunk_mb)
 # overhead: the baseline plus what a worker may keep before it retires (8 MB); chunk_mb: what one
@@ -40,14 +41,14 @@ _BY_LOWER = {name.lower(): name for name in KIND_OF}
 # Each prior is at or above every measured peak (comment: size -> measured peak, PSS).
 #: (gamma, overhead_mb, chunk_mb, ramp)
 PRIORS: dict[str, tuple[float, float, float, float | None]] = {
-    "EventLogReport": (0.02, 35.0, 32.0, 7.0),           # 1 -> 33.8, 4 -> 53.3, 16 -> 64.5, 84 -> 64.3
-    "LocationSnapshotReport": (2.0, 35.0, 20.0, 9.0),    # 1 -> 35.8, 4 -> 57.2, 12.3 -> 73.7
-    "MessageCopyCountReport": (1.0, 35.0, 40.0, 12.0),   # 1 -> 38.0, 4 -> 73.8, 13.9 -> 80.9
-    "MessageLocationReport": (0.3, 35.0, 25.0, 26.0),    # 1 (whole) -> 52.2, 4 -> 40.9, 22.2 -> 61.4
-    "MovementNs2Report": (0.3, 35.0, 25.0, 10.0),        # 1 -> 37.1, 4 -> 51.6, 21.4 -> 62.4
-    "DeliveredMessagesReport": (0.012, 35.0, 35.0, 25.0),  # 0.5 -> 36.6, 600 -> 72.8
-    "CreatedMessagesReport": (0.012, 35.0, 35.0, 15.0),  # 0.5 -> 32.2
-    "ConnectivityONEReport": (1.0, 35.0, 40.0, 28.0),    # 0.7 -> 45.7, 1.4 -> 71.2
+    "EventLogReport": (0.02, 35.0, 28.0, 7.0),           # 1 -> 34.5, 4 -> 54.1, 16 -> 60.4, 84 -> 60.4
+    "LocationSnapshotReport": (0.45, 35.0, 30.0, 9.0),   # 1 -> 39.6, 4 -> 59.4, 12.3 -> 69.5, 99 -> 104
+    "MessageCopyCountReport": (0.1, 35.0, 32.0, 12.0),   # 1 -> 39.8, 4 -> 56.4, 13.9 -> 65.7, 111 -> 72
+    "MessageLocationReport": (0.05, 35.0, 25.0, 26.0),   # 1 (whole) -> 54.0, 4 -> 49.1, 22.2 -> 57.4, 178 -> 64
+    "MovementNs2Report": (0.3, 35.0, 25.0, 10.0),        # 1 -> 35.7, 4 -> 52.9, 21.4 -> 59.5
+    "DeliveredMessagesReport": (0.005, 35.0, 26.0, 25.0),  # 0.5 -> 36.6, 1 -> 37.8, 4 -> 43.2, 16 -> 59.1, 600 -> 62.4
+    "CreatedMessagesReport": (0.012, 35.0, 35.0, 15.0),  # 0.5 -> 35.8, 21 (x40) -> 60
+    "ConnectivityONEReport": (0.2, 35.0, 35.0, 28.0),    # 0.7 -> 45.7, 1.4 -> 40.1, 28.9 (x20) -> 73
     "ConnectivityDtnsim2Report": (1.0, 35.0, 40.0, 23.0),  # 0.7 -> 42.5
     "DistanceDelayReport": (0.1, 35.0, 35.0, 28.0),      # 0.4 -> 36.4
     "MessageReport": (0.1, 35.0, 35.0, 35.0),            # 0.2 -> 36.2
