@@ -138,6 +138,7 @@ class Plan:
     predicted_peak_bytes: float
     warnings: list[str] = field(default_factory=list)
     after_pool_bytes: float = 0.0  # the part of the prediction after the pool: averaging the summaries
+    held_bytes: float = 0.0  # what the kernel comes to hold while the pool runs (summaries, pandas)
 
     @property
     def largest_bytes(self) -> int:
@@ -210,7 +211,7 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
                           per_worker_bytes=0.0 if in_process else worker_adjustment(method))
     after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
-                warnings, after)
+                warnings, after, held)
 
 
 def plan_folder(folder=None, manager: ResourceManager | None = None, *, config: Any = None,
@@ -393,6 +394,8 @@ class Run(Background):
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
                        oversize=oversize, in_process=in_process,
                        planned_peak_bytes=self.plan.predicted_peak_bytes)
+        if local:  # the local pool admits files next to the kernel (Dask's workers are on their own)
+            options["kernel_reserve_bytes"] = self.plan.kernel_bytes + self.plan.held_bytes
         if file_timeout is not None:
             options["file_timeout"] = file_timeout
         make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)

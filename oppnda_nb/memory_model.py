@@ -194,20 +194,27 @@ def plan_peak(kernel_bytes: float, estimates: Iterable[float], workers: int,
               per_worker_bytes: float = 0.0) -> float:
     """M(t) of the spec with per-file estimates: kernel + helpers + Σ of the largest files that run together.
 
-    The ``workers`` largest estimates are added while they fit ``budget_bytes`` (the pool never
-    starts one that does not fit next to others; the first always runs); workers left without a
-    file count ``idle_bytes`` each; ``helpers_bytes`` is the pool's helper processes (forkserver,
+    Each worker gets the largest estimate that still fits ``budget_bytes`` next to those already
+    counted (the pool never starts a file that does not fit next to others, and a smaller one may
+    run instead; the first always runs). The fit is judged as the pool's admission at its most
+    permissive (kernel and raw estimates, no helpers), so the plan never runs fewer files together
+    than the pool may, and stays an upper bound. Workers left without a file count ``idle_bytes`` each; ``helpers_bytes`` is the pool's helper processes (forkserver,
     resource tracker); ``per_worker_bytes`` is added to each running estimate
     (:func:`worker_adjustment`). This is the run's predicted peak, in bytes.
     """
     ests = sorted((float(e) for e in estimates), reverse=True)
     total, k = float(kernel_bytes) + float(helpers_bytes), 0
-    for e in ests[: max(1, int(workers))]:
-        if k > 0 and total + e > budget_bytes:
+    admitted = float(kernel_bytes)       # what admission counts at the least
+    slots = max(1, int(workers))
+    for e in ests:
+        if k >= slots:
             break
+        if k > 0 and admitted + e > budget_bytes:
+            continue                     # it waits; a smaller file may run next to the others
         total += max(0.0, e + float(per_worker_bytes))
+        admitted += e
         k += 1
-    idle = max(0, min(int(workers), len(ests)) - k)
+    idle = max(0, min(slots, len(ests)) - k)
     return total + idle * float(idle_bytes)
 
 

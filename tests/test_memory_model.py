@@ -97,9 +97,12 @@ def test_store_round_trip_and_corrupt_store(tmp_path, caplog):
 
 
 def test_plan_peak_and_workers_that_fit():
-    # kernel 100 + the two largest (50 + 30) = 180; with a budget of 160 only the largest fits
+    # kernel 100 + the two largest (50 + 30) = 180; with a budget of 160 the 30 waits next to the 50
+    # and the 10 runs instead (admission lets a smaller file start): 160; with 140 none fits next
+    # to the 50, so the second worker is idle
     assert plan_peak(100, [10, 50, 30], workers=2) == 180
-    assert plan_peak(100, [10, 50, 30], workers=2, budget_bytes=160, idle_bytes=5) == 155
+    assert plan_peak(100, [10, 50, 30], workers=2, budget_bytes=160, idle_bytes=5) == 160
+    assert plan_peak(100, [10, 50, 30], workers=2, budget_bytes=140, idle_bytes=5) == 155
     assert workers_that_fit(100, [10, 50, 30], budget_bytes=185, upper=3) == 2
     assert workers_that_fit(100, [200], budget_bytes=150, upper=3) == 0
 

@@ -313,7 +313,8 @@ class Job(Scheduler, EventedJob):
         if now - t > max(0.5, 3 * self.sample_interval):  # the monitor refreshes it every sample
             budget = self._budget_for(s)
             self._budget_cache = (now, budget)
-        kernel = (s.kernel + s.helpers) if s is not None else float(self.manager.base_bytes())
+        kernel = max(s.kernel if s is not None else float(self.manager.base_bytes()), self.options.kernel_reserve_bytes)
+        kernel += s.helpers if s is not None else 0.0
         measured = dict(s.workers) if s is not None else {}
         committed = adm.committed_bytes(kernel, [(w.estimate, measured.get(w.pid, 0.0)) for w in self._pool if w.task],
                                         [measured.get(w.pid, 0.0) for w in self._pool if not w.task])

@@ -31,6 +31,8 @@ class PoolOptions:
     ``planned_peak_bytes``: the caller's predicted peak of the whole run (its plan: what it holds
     besides the pool and what it does after it, e.g. averaging the results): the predicted peak the
     pool reports and plots is never below it, so a run shows one prediction.
+    ``kernel_reserve_bytes``: what the caller's kernel will reach while the pool runs (the results
+    it receives and holds): admission counts the kernel as at least this, not only as it is now.
     """
 
     start_method: str | None = None
@@ -52,6 +54,7 @@ class PoolOptions:
     watchdog_margin: float = 0.25
     watchdog_margin_mb: float = 20.0
     planned_peak_bytes: float = 0.0
+    kernel_reserve_bytes: float = 0.0
     #: run the work in the calling process, one file after another (no worker processes): for
     #: files so small that starting workers costs more than it saves. Same admission (a file that
     #: does not fit next to the kernel is not run), events, stop and accounting.
