@@ -432,3 +432,19 @@ def test_outcomes_keep_their_counts_per_status_when_replaced():
     o[1] = FileOutcome("b", 1, Status.PROCESSED)  # a retry that worked replaces the failure
     assert {k: v for k, v in o.by_status.items() if v} == {"processed": 2, "skipped": 1}
     assert len(o) == 3
+
+
+def test_stopping_an_in_process_run_keeps_what_was_done_and_cancels_the_rest(tmp_path):
+    # outcomes are recorded in batches: a stop must still count every file processed before it
+    files = make_files(tmp_path, [(f"s{i:02d}.txt", 1_000) for i in range(40)])
+    rec = Recorder()
+    job = Job(files, tw.sleep_work, (0.05,), big_manager(), in_process=True, sample_interval=0.05)
+    job.add_listener(rec)
+    job.start()
+    threading.Timer(0.4, job.stop).start()
+    r = job.wait(timeout=30)
+    c = r.counts
+    assert str(r.status) == "cancelled" and r.accounting_ok
+    assert c["processed"] >= 1 and c["cancelled"] >= 1 and c["processed"] + c["cancelled"] == 40
+    finished = {o.path for o in rec.kinds("file_finished")}
+    assert finished == {o.path for o in r.outcomes if str(o.status) == "processed"}
