@@ -138,15 +138,20 @@ def iter_blocks(path: str, chunk_bytes: int, warns: list[str]) -> Iterator[tuple
                         raw = raw[3:]
                         offset = 3
                         warns.append("file starts with a UTF-8 byte order mark (ignored); ONE writes plain ASCII")
-                buf = carry + raw if carry else raw
-                cut = buf.rfind(b"\n") if not eof else len(buf) - 1
-                if eof and buf and not buf.endswith(b"\n"):
-                    cut = buf.rfind(b"\n")
-                if cut < 0 and not eof:
-                    carry = buf
-                    continue
-                block, carry = buf[:cut + 1], buf[cut + 1:]
-                del buf
+                # carry never holds a newline (it is what follows the last one), so at the end of the
+                # file it is an unfinished line (handled below) and the block is empty
+                block = b""
+                if not eof:
+                    cut = raw.rfind(b"\n")
+                    if cut < 0:
+                        carry = carry + raw if carry else raw
+                        continue
+                    if carry:    # one copy: the carried partial line and this read's complete lines
+                        block = b"".join((carry, memoryview(raw)[:cut + 1]))
+                    else:
+                        block = raw if cut + 1 == len(raw) else raw[:cut + 1]
+                    carry = raw[cut + 1:]
+                    del raw
                 if block:
                     _check_chars(path, block, offset)
                     if content or not block.isspace():
