@@ -113,17 +113,25 @@ def _chars(buf: np.ndarray, s: np.ndarray, e: np.ndarray, width: int) -> tuple[n
     return m, inside
 
 
+def _widths(s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(length of each token, the longest) of non-empty tokens ``[s, e)``; None if one is empty or
+    longer than the fast conversions read."""
+    length = e - s
+    if int(length.min()) < 1:
+        return None
+    w = int(length.max())
+    return None if w > _MAX_WIDTH else (length, w)
+
+
 def decimals(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     """Float64 values of the plain decimal tokens ``buf[s:e]`` (exact, see the module docstring), or None."""
     n = len(s)
     if not n:
         return np.empty(0, np.float64)
-    length = e - s
-    if length.min() < 1:
+    lw = _widths(s, e)
+    if lw is None:
         return None
-    width = int(length.max())
-    if width > _MAX_WIDTH:
-        return None
+    length, width = lw
     m, inside = _chars(buf, s, e, width)
     neg = m[:, 0] == 45
     d = m - np.uint8(48)                        # digits 0..9; everything else wraps above 9
@@ -194,12 +202,10 @@ def decimal_max(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> float | None:
     n = len(s)
     if not n:
         return None
-    length = e - s
-    if int(length.min()) < 1:
+    lw = _widths(s, e)
+    if lw is None:
         return None
-    w = int(length.max())
-    if w > _MAX_WIDTH:
-        return None
+    length, w = lw
     if int(s.max()) + w + 1 > len(buf):
         buf = np.concatenate([buf, np.zeros(w + 1, np.uint8)])
     m = np.lib.stride_tricks.sliding_window_view(buf, w + 1)[s]      # each token and one byte more
@@ -387,12 +393,10 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
     n = len(s)
     if not n:
         return np.empty(0, np.float64), np.zeros(0, bool), None, np.zeros(0, bool), 0
-    length = e - s
-    if int(length.min()) < 1:
+    lw = _widths(s, e)
+    if lw is None:
         return None
-    w = int(length.max())
-    if w > _MAX_WIDTH:
-        return None
+    length, w = lw
     base = e - w
     m = np.empty((w, n), np.uint8)
     for j in range(w):
