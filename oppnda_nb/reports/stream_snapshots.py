@@ -84,6 +84,18 @@ def _lines(data: bytes) -> _Lines | None:
     return _Lines(tk, F, ntok, mark, seg, t)
 
 
+def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
+    """The block's lines (:func:`_lines`), which lines are rows (not markers) and each row's first
+    token, when every row has ``k`` tokens; else None."""
+    ln = _lines(data)
+    if ln is None:
+        return None
+    rows = ~ln.mark
+    if (ln.ntok[rows] != k).any():
+        return None
+    return ln, rows, ln.F[rows]
+
+
 class _Coordinate:
     """Exact mean and median of a coordinate column in little memory: the values are kept as int32
     decimal mantissas (``m / 10**f`` gives each value back bit for bit; ONE writes 4 digits after
@@ -216,13 +228,11 @@ class _Location:
 
 def _location_fast(data: bytes):
     """(t, host names, host codes, x, y) of the host lines ('name x y') of a simple block, or None."""
-    ln = _lines(data)
-    if ln is None:
+    r = _rows(data, 3)
+    if r is None:
         return None
-    host = ~ln.mark
-    if (ln.ntok[host] != 3).any():
-        return None
-    tk, hi = ln.tk, ln.F[host]
+    ln, host, hi = r
+    tk = ln.tk
     x = _decimals(tk, tk.starts[hi + 1], tk.ends[hi + 1])
     y = _decimals(tk, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
     w = tk.words(hi) if y is not None else None
@@ -291,13 +301,11 @@ class _CopyCount:
 def _copy_count_fast(data: bytes):
     """(snapshot t, rows and copies per snapshot, distinct message keys, copies) of a simple block
     ('msg copies' lines, whole non-negative copy counts), or None."""
-    ln = _lines(data)
-    if ln is None:
+    r = _rows(data, 2)
+    if r is None:
         return None
-    rows = ~ln.mark
-    if (ln.ntok[rows] != 2).any():
-        return None
-    tk, ri = ln.tk, ln.F[rows]
+    ln, rows, ri = r
+    tk = ln.tk
     c = fs.small_ints(tk, ri + 1)
     w = tk.words(ri) if c is not None else None
     if w is None or fs.na_words(w):
