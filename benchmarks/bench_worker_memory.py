@@ -23,8 +23,6 @@ from pathlib import Path
 import psutil
 
 MB = 1024 * 1024
-#: what the pool's forkserver preloads and its workers import before their first file (job.WORKER_MODULES)
-WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 
 
 def scaled_copy(path: str, k: int, dst: Path) -> str:
@@ -50,13 +48,13 @@ def _default() -> list[str]:
     return sorted(str(p) for p in large_run_folder().glob("*.txt"))
 
 
-def _work(conn, path: str, mode: str) -> None:
+def _work(conn, path: str, mode: str, modules: list[str]) -> None:
     """Worker: wait for 'go', run the work on ``path``, send back the seconds (or the error)."""
     import importlib
 
     from oppnda_nb import reports
 
-    for m in WORKER_MODULES:        # as the pool's workers do before their first file
+    for m in modules:               # as the pool's workers do before their first file
         importlib.import_module(m)
     conn.send("ready")
     conn.recv()
@@ -78,9 +76,9 @@ def _mem(proc: psutil.Process) -> tuple[float, float]:
     return info.pss / MB, info.rss / MB
 
 
-def measure(ctx, path: str, mode: str, interval: float = 0.025) -> dict:
+def measure(ctx, path: str, mode: str, modules: list[str], interval: float = 0.025) -> dict:
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=_work, args=(child, path, mode))
+    p = ctx.Process(target=_work, args=(child, path, mode, modules))
     p.start()
     try:
         proc = psutil.Process(p.pid)
@@ -127,12 +125,14 @@ def main(argv=None) -> int:
     if not args.alone:
         import pandas  # noqa: F401  (the kernel of a run has it: it reads the summaries and averages)
         import oppnda_nb.reports.registry  # noqa: F401
+    from oppnda_nb.job import WORKER_MODULES  # what the pool's forkserver preloads and its workers import first
+
     files = args.files or _default()
     mode = "read" if args.read else "lean" if args.lean else "summary"
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["pandas", "numpy", *WORKER_MODULES])
+        ctx.set_forkserver_preload(["pandas", "numpy", *WORKER_MODULES])  # as the pool's forkserver
     print(f"# mode={mode} start={method} sampling every 25 ms; MB = 2**20; PSS (RSS above baseline in []); "
           f"{'alone' if args.alone else 'next to a kernel with pandas, as in a pool'}")
     print(f"{'type':34s} {'size':>8s} {'base':>7s} {'peak':>7s} {'above':>7s} {'[rss]':>7s} {'gamma':>6s} "
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         files = [scaled_copy(f, args.scale, Path(tmp.name)) for f in files]
         print(f"# SYNTHETIC: data lines of each file repeated {args.scale} times")
     for f in files:
-        r = measure(ctx, f, mode)
+        r = measure(ctx, f, mode, WORKER_MODULES)
         flag = "" if r["status"] == "ok" else f"  ERROR {r['detail']}"
         print(f"{r['type']:34s} {r['size']:8.1f} {r['base']:7.1f} {r['peak']:7.1f} {r['above']:7.1f} "
               f"{r['rss_above']:7.1f} {r['gamma']:6.2f} {r['secs']:6.2f} {r['mbs']:7.1f}{flag}", flush=True)
