@@ -49,6 +49,8 @@ DEFAULT_TEMPLATE = "{scenario_name}_{router}_{seed}_{ttl}_{buffer}_{report_type}
 _FIELD_RE = re.compile(r"\{([^{}:]*)(?::((?:[^{}]|\{\d*,?\d*\})*))?\}")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
+#: names a pattern remembers (see NamePattern.parse_with_reason); more start the memory afresh
+NAME_MEMO_MAX = 1 << 18
 
 
 @dataclass
@@ -66,6 +68,15 @@ class NamePattern:
     delimiter: str = "_"
     components: dict[str, int] = field(default_factory=dict)
     extract: dict[str, re.Pattern] = field(default_factory=dict)
+    #: file name -> parse result: a run parses each name when it selects the files and again when
+    #: it summarises them (in this process for tiny files); not pickled, not compared
+    _memo: dict[str, tuple[dict[str, str] | None, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_memo"] = {}
+        return state
 
     @property
     def report_field(self) -> str | None:
@@ -80,7 +91,16 @@ class NamePattern:
         return self.parse_with_reason(filename)[0]
 
     def parse_with_reason(self, filename: str) -> tuple[dict[str, str] | None, str | None]:
-        """Like :meth:`parse` but also says why a name does not match."""
+        """Like :meth:`parse` but also says why a name does not match. (The same dict is returned
+        for the same name: callers do not change it.)"""
+        hit = self._memo.get(filename)
+        if hit is None:
+            if len(self._memo) >= NAME_MEMO_MAX:
+                self._memo.clear()
+            hit = self._memo[filename] = self._parse(filename)
+        return hit
+
+    def _parse(self, filename: str) -> tuple[dict[str, str] | None, str | None]:
         filename = filename.replace("\\", "/").rsplit("/", 1)[-1]
         if self.kind == "oppnda":
             name = filename.rsplit(".", 1)[0]

@@ -9,7 +9,7 @@ from shared_data import REFERENCE
 
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.naming import (
-    DEFAULT_FILENAME_PATTERN, as_pattern, coerce_params, coerce_value, compile_template, pattern_from_oppnda,
+    DEFAULT_FILENAME_PATTERN, DEFAULT_TEMPLATE, as_pattern, coerce_params, coerce_value, compile_template, pattern_from_oppnda,
 )
 
 REF_CONFIG = REFERENCE / "averager_config.json"
@@ -75,6 +75,23 @@ def test_patterns_are_picklable():
     for p in (compile_template("{a}_{b}"), pattern_from_oppnda(DEFAULT_FILENAME_PATTERN)):
         q = pickle.loads(pickle.dumps(p))
         assert q.parse("x_y_1_2_3M_R.txt") == p.parse("x_y_1_2_3M_R.txt")
+
+
+def test_parsed_names_are_remembered_but_never_pickled_or_compared():
+    from oppnda_nb.averaging import SummarizeSettings
+    from oppnda_nb.cache import version_key
+
+    fresh = compile_template(DEFAULT_TEMPLATE)
+    used = compile_template(DEFAULT_TEMPLATE)
+    key = version_key(SummarizeSettings(pattern=used))
+    name = "TEST_Epidemic_7_60_5M_MessageStatsReport.txt"
+    first = used.parse_with_reason(name)
+    assert first == fresh._parse(name) and first[0]["seed"] == "7"
+    assert used.parse_with_reason(name) is first                # remembered
+    assert used.parse_with_reason("TEST_x.txt") == (None, fresh._parse("TEST_x.txt")[1])  # a miss is remembered too
+    assert len(used._memo) == 2 and used == fresh
+    assert pickle.loads(pickle.dumps(used))._memo == {}
+    assert version_key(SummarizeSettings(pattern=used)) == key  # the cache key does not see the memory
 
 
 def test_coerce_value():
