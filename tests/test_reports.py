@@ -292,6 +292,20 @@ def _same(a: dict, b: dict) -> bool:
     return list(a) == list(b) and all((math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
 
 
+def test_keyvalue_summaries_share_their_key_strings(tmp_path: Path):
+    """Thousands of summaries held by the kernel share one string per key (interned)."""
+    from oppnda_nb.reports import summarize_keyvalue
+
+    summaries = []
+    for i, sep in enumerate((":", " : ")):
+        p = tmp_path / f"TEST_R_{i}_1_1_MessageStatsReport.txt"
+        p.write_text("".join(f"delivery_prob{sep}{j}.5\n" for j in range(3)))
+        summaries.append(summarize_keyvalue(str(p), None, sep, ()))
+    (ka,), (kb,) = (s.scalars for s in summaries)
+    assert ka == kb == "delivery_prob" and ka is kb
+    assert summaries[0].scalars[ka] == summaries[1].scalars[kb] == 2.5
+
+
 @pytest.mark.skipif(not REF_STATS, reason="OppNDA reference reports not available")
 def test_keyvalue_exactly_oppnda_semantics_on_reference_files():
     for path in REF_STATS[::7]:
