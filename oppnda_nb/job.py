@@ -42,6 +42,10 @@ log = logging.getLogger("oppnda_nb.job")
 
 #: learned memory models are kept per parser version and model shape (a new one invalidates them)
 _STORE_KEY = f"oppnda_nb-{__version__}-fastpaths"  # bumped when the readers' memory changes
+#: a run stores the summaries it parsed in the cache as they come: every this many files ...
+STORE_BATCH = 512
+#: ... or every this many seconds, whichever comes first (and the rest when the pool is done)
+STORE_EVERY_S = 2.0
 #: the in-process path: key:value files up to this size each, this much in all
 IN_PROCESS_FILE_BYTES = 256 * 1024
 IN_PROCESS_TOTAL_BYTES = 32 * MB
@@ -368,6 +372,12 @@ class Run(Background):
                                                               version=version_key(settings))
         self._stat = {p: (size, mtime) for p, size, mtime in stat_keys(self.files)}
         self._read_started_ns = time.time_ns()
+        # summaries go to the cache while the run proceeds (a kernel that dies at 90 % keeps them)
+        self._to_store: list[tuple[str, int, int, Any]] = []
+        self._offered: set[str] = set()
+        self._stored = 0
+        self._store_lock = threading.Lock()
+        self._next_store = time.monotonic() + STORE_EVERY_S
         # an unchanged input (same files, sizes, mtimes, settings, config): the last complete run's
         # averages are reused and the per-file summaries are loaded only if asked for (JobResult.results)
         self._run_key = self._memo = None
@@ -433,11 +443,33 @@ class Run(Background):
         self._listeners.append(callback)
 
     def _on_event(self, event: Event) -> None:
-        if self.learn and event.kind == EventKind.FILE_FINISHED:
-            peak = observed_peak(event.data)
-            if peak is not None:
-                self.manager.model.observe(event.data.report_type, event.data.size, peak)
+        if event.kind == EventKind.FILE_FINISHED:
+            if self.learn:
+                peak = observed_peak(event.data)
+                if peak is not None:
+                    self.manager.model.observe(event.data.report_type, event.data.size, peak)
+            self._keep(event.data)
         self._forward(event)
+
+    def _keep(self, outcome) -> None:
+        """Queue a freshly parsed summary for the cache; store the queue every STORE_BATCH files or
+        STORE_EVERY_S seconds (the listener runs in the pool's event thread, not the scheduler's)."""
+        if (self.cache is None or self._memo is not None or outcome.reason == pool.CACHED
+                or outcome.path not in self._stat):
+            return
+        with self._store_lock:
+            self._to_store.append((outcome.path, *self._stat[outcome.path], outcome.result))
+            due = len(self._to_store) >= STORE_BATCH or time.monotonic() >= self._next_store
+        if due:
+            self._flush_store()
+
+    def _flush_store(self) -> None:
+        with self._store_lock:
+            items, self._to_store = self._to_store, []
+            self._next_store = time.monotonic() + STORE_EVERY_S
+            if items:
+                self._offered.update(i[0] for i in items)
+                self._stored += self.cache.put_many(items, read_started_ns=self._read_started_ns)
 
     def _forward(self, event: Event) -> None:
         for cb in list(self._listeners):
@@ -497,11 +529,14 @@ class Run(Background):
         processed file's summary is now in the cache."""
         if self.cache is None or self._memo is not None:
             return False
-        fresh = [o.result for o in job_result.outcomes
+        self._flush_store()
+        fresh = [o for o in job_result.outcomes
                  if str(o.status) == "processed" and o.reason != pool.CACHED and o.path in self._stat]
-        stored = self.cache.put_many([(s.path, *self._stat[s.path], s) for s in fresh],
-                                     read_started_ns=self._read_started_ns)
-        return stored == len(fresh)
+        missed = [(o.path, *self._stat[o.path], o.result) for o in fresh if o.path not in self._offered]
+        if missed:  # (an engine that did not send every file's event)
+            self._offered.update(i[0] for i in missed)
+            self._stored += self.cache.put_many(missed, read_started_ns=self._read_started_ns)
+        return self._stored == len(fresh)
 
     def _load_cached(self, paths: list[str]) -> dict:
         """The cached summaries of ``paths`` (JobResult.results after an up-to-date re-run)."""

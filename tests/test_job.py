@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from oppnda_nb import ResourceManager, job
+from oppnda_nb import ResourceManager, job, pool
 from oppnda_nb.averaging import sample_folder
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.memory_model import helpers_allowance, plan_peak, worker_adjustment
@@ -204,6 +204,25 @@ def test_an_unchanged_rerun_reuses_the_averages_and_loads_summaries_on_demand(tm
     # the per-file summaries, e.g. for figures, are loaded from the cache when asked for
     assert [repr(s.scalars) for s in again.job.results] == [repr(s.scalars) for s in first.job.results]  # (NaN-safe)
     assert again.summary().count("written twice") == first.summary().count("written twice")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_summaries_reach_the_cache_while_the_run_proceeds(tmp_path, monkeypatch, workers):
+    """A kernel that dies late in a run keeps what was parsed: the summaries are stored in batches
+    as files finish, not only after the pool."""
+    folder = _small_folder(tmp_path / "in", n_ttl=3)
+    _aged(folder)
+    monkeypatch.setattr(job, "STORE_BATCH", 2)
+    run = job.Run(folder, output=tmp_path / "o1", cache=tmp_path / "summaries", workers=workers)
+    seen: list[int] = []
+    run.add_listener(lambda e: seen.append(run.cache.stats()["entries"])
+                     if e.kind == pool.EventKind.FILE_FINISHED else None)
+    res = run.run()
+    n = len(run.files)
+    assert res.job.counts["processed"] == n >= 6 and len(seen) == n
+    assert seen == [k - k % 2 for k in range(1, n + 1)]          # stored every 2 files, while running
+    assert run.cache.stats()["entries"] == n and run._memo is None
+    assert job.Run(folder, output=tmp_path / "o2", cache=tmp_path / "summaries", workers=workers)._memo is not None
 
 
 def test_a_changed_config_or_file_is_not_an_unchanged_rerun(tmp_path):
