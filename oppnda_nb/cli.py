@@ -55,7 +55,10 @@ def progress_line(progress, phase: str = "processing") -> str:
         rate = progress.mb_per_s
         parts.append(f"{rate:.2f} MB/s" if rate < 10 else f"{rate:,.0f} MB/s")
         parts.append(f"ETA {format_duration(progress.eta_s)}")
-        parts.append(f"{progress.running} running on {progress.workers} worker{'s' if progress.workers != 1 else ''}")
+        if progress.in_process:
+            parts.append("in this process (no workers)")
+        else:
+            parts.append(f"{progress.running} running on {progress.workers} worker{'s' if progress.workers != 1 else ''}")
     if progress.failed:
         parts.append(f"{progress.failed} failed")
     return " · ".join(parts)

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from oppnda_nb import ResourceManager, job, pool
+from oppnda_nb.cli import progress_line
 from oppnda_nb.averaging import sample_folder
 from oppnda_nb.errors import OppndaError
 from oppnda_nb.memory_model import helpers_allowance, plan_peak, worker_adjustment
@@ -259,7 +260,10 @@ def test_tiny_key_value_work_runs_in_process_with_the_same_accounting(tmp_path):
     before = {c.pid for c in psutil.Process().children(recursive=True)}
     run = job.Run(folder, output=tmp_path / "out", cache=False)
     assert run.job.options.in_process and run.plan.workers == 1
+    lines: list[str] = []
+    run.add_listener(lambda e: lines.append(progress_line(e.data)) if e.kind == pool.EventKind.PROGRESS else None)
     res = run.run()
+    assert lines and all("in this process (no workers)" in ln and "running on" not in ln for ln in lines)
     assert {c.pid for c in psutil.Process().children(recursive=True)} <= before  # no worker was started
     assert res.job.accounting_ok and res.job.counts["failed"] == 1 and res.exit_code == job.EXIT_INCOMPLETE
     pooled = job.Run(folder, output=tmp_path / "out2", cache=False, workers=2).run()

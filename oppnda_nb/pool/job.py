@@ -250,7 +250,7 @@ class Job(Scheduler, EventedJob):
                         elapsed_s=elapsed, running=sum(1 for w in self._pool if w.task is not None),
                         workers=len(self._pool), permits=self._sem.current_permits if self._sem is not None else 0,
                         processed=c.get("processed", 0), failed=c.get("failed", 0), skipped=c.get("skipped", 0),
-                        cancelled=c.get("cancelled", 0))
+                        cancelled=c.get("cancelled", 0), in_process=bool(self.options.in_process))
 
     def _maybe_progress(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -175,6 +175,7 @@ class Progress:
     failed: int = 0
     skipped: int = 0
     cancelled: int = 0
+    in_process: bool = False  # the files run in the caller's own process (no workers)
 
 
 @dataclass
