@@ -256,3 +256,69 @@ def decimals(t: Tokens, idx_s: np.ndarray, idx_e: np.ndarray) -> np.ndarray | No
     mant = np.where(has_dot, (full - r) // 10 + r, full)  # drop the dot's (zero) column
     out = mant.astype(np.float64) / _POW10F[frac]
     return np.where(neg, -out, out)
+
+
+class Keys:
+    """Dense codes (0, 1, ... in order of first appearance) of the uint64 token keys of a whole file,
+    kept across blocks: a key's code is found through a multiplicative hash table (``lut``, slot ->
+    code of the first key in it); the few keys whose slot is taken (``extra``, sorted) through a
+    binary search. Memory: the table (``1 << bits`` int32) and the distinct keys (few thousand)."""
+
+    MAX_KEYS = 1 << 20                        # beyond this many distinct keys: None (the caller's other way)
+
+    def __init__(self, bits: int = 16) -> None:
+        self.keys = np.empty(0, np.uint64)    # code -> key
+        self.bits = bits
+        self._build()
+
+    def _build(self) -> None:
+        k = len(self.keys)
+        while self.bits < 22 and (1 << self.bits) < 32 * k:    # about 32 slots per key: few keys share one
+            self.bits += 1
+        self.shift = np.uint64(64 - self.bits)
+        code = np.arange(k, dtype=np.int32)
+        best = None
+        for m in _MULT:                                # the multiplier with the fewest keys sharing a slot
+            mult = np.uint64(m)
+            slot = (self.keys * mult) >> self.shift
+            lut = np.full(1 << self.bits, -1, dtype=np.int32)
+            lut[slot[::-1]] = code[::-1]               # the first key of a slot wins (last write)
+            shared = lut[slot] != code
+            if best is None or shared.sum() < best[2].sum():
+                best = (mult, lut, shared)
+            if not shared.any():
+                break
+        self.mult, self.lut, shared = best
+        order = np.argsort(self.keys[shared])          # keys in a taken slot: sorted, with their codes
+        self.extra, self.extra_code = self.keys[shared][order], code[shared][order]
+
+    def codes(self, w: np.ndarray) -> np.ndarray | None:
+        """The code of each key of ``w`` (new keys get the next codes), or None if there are too many keys."""
+        c = self._lookup(w)
+        miss = c < 0
+        if miss.any():
+            new = pd.unique(w[miss])
+            if len(self.keys) + len(new) > self.MAX_KEYS:
+                return None
+            self.keys = np.concatenate([self.keys, new])
+            self._build()
+            c[miss] = self._lookup(w[miss])
+        return c
+
+    def _lookup(self, w: np.ndarray) -> np.ndarray:
+        """Codes of ``w``; -1 for keys not seen yet."""
+        c = self.lut[(w * self.mult) >> self.shift]
+        if not len(self.keys):
+            return c.astype(np.int64)
+        c = c.astype(np.int64)
+        bad = self.keys[c] != w                     # c == -1 reads the last key: also checked by value
+        bad |= c < 0
+        if bad.any():
+            wb = w[bad]
+            cb = np.full(len(wb), -1, np.int64)
+            if len(self.extra):
+                i = np.minimum(np.searchsorted(self.extra, wb), len(self.extra) - 1)
+                hit = self.extra[i] == wb
+                cb[hit] = self.extra_code[i[hit]]
+            c[bad] = cb
+        return c

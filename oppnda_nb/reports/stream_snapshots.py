@@ -35,9 +35,9 @@ class _Lines:
 PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
 
 
-def _pieces(data: bytes) -> list[bytes]:
-    """``data`` cut before '[' lines into pieces of about PIECE bytes (whole snapshots each)."""
-    size = PIECE
+def _pieces(data: bytes, times: int = 1) -> list[bytes]:
+    """``data`` cut before '[' lines into pieces of about ``times`` * PIECE bytes (whole snapshots each)."""
+    size = PIECE * times
     if len(data) < 2 * size:
         return [data]
     out, pos = [], 0
@@ -325,24 +325,41 @@ def _copy_count_fast(data: bytes):
 class _MessageLocation:
     """Per snapshot: message copies, holders carrying at least one message, distinct messages."""
 
+    PIECES = 4          # its pieces: PIECES * PIECE bytes (measured: fewer, larger pieces are faster here)
+
     def __init__(self):
         self.rows: list[tuple[float, int, int, int]] = []      # (t, copies, holders, messages)
         self.all: set[bytes] = set()                         # message IDs (the line loop)
-        self.all_words = np.empty(0, np.uint64)                # message keys (the fast path), decoded at the end
+        self.keys = fs.Keys()                                  # message keys (the fast path), decoded at the end
         self.cur_t: float | None = None
         self.cur = [0, set(), set()]                           # copies, holder ids, messages
+        self.pend: tuple[np.ndarray, np.ndarray] | None = None  # the fast path's holder ids and message codes of cur
         self.done_t: set[float] = set()
+
+    def _sets(self) -> None:
+        """The fast path's pending holders and messages of the open snapshot into its sets."""
+        if self.pend is not None:
+            h, m = self.pend
+            self.pend = None
+            self.cur[1].update(h.tolist())
+            self.cur[2].update(fs.word_bytes(self.keys.keys[m]))
 
     def _close(self) -> None:
         if self.cur_t is not None and self.cur[0]:
             if self.cur_t in self.done_t:
                 raise NeedWholeFile("a snapshot time appears twice, apart")
             self.done_t.add(self.cur_t)
-            self.rows.append((self.cur_t, self.cur[0], len(self.cur[1]), len(self.cur[2])))
+            if self.pend is not None and not self.cur[1] and not self.cur[2]:
+                holders, messages = len(self.pend[0]), len(self.pend[1])     # distinct already
+            else:
+                self._sets()
+                holders, messages = len(self.cur[1]), len(self.cur[2])
+            self.rows.append((self.cur_t, self.cur[0], holders, messages))
         self.cur = [0, set(), set()]
+        self.pend = None
 
     def add(self, src: _Src, parse) -> None:
-        for piece in _pieces(src.data):          # the line loop's reasons name no line: a piece can take it alone
+        for piece in _pieces(src.data, self.PIECES):   # the line loop's reasons name no line: a piece can take it alone
             if not self._add_fast(piece):
                 self._add_lines(piece, src.fail)
 
@@ -366,28 +383,42 @@ class _MessageLocation:
         c0 = w & np.uint64(0xFF)                # first characters: a '(' or '[' would open a holder or snapshot
         if ((c0 == 40) | (c0 == 91)).any() or fs.na_words(w, c0):
             return False
+        code = self.keys.codes(w)
+        if code is None:                        # very many distinct messages: the line loop's sets
+            return False
         nseg = len(t)
         bounds = np.append(np.searchsorted(mi, ln.F[ln.mark]), len(mi))   # message tokens of each snapshot
         copies = np.diff(bounds)
         holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
-        per = [pd.unique(w[bounds[i]:bounds[i + 1]]) for i in range(nseg)]   # small hash tables
-        messages = np.array([len(u) for u in per], dtype=np.int64)
+        k = len(self.keys.keys)
+        pair = np.repeat(np.arange(nseg, dtype=np.int64) * k, copies) + code     # (snapshot, message)
+        if nseg * k <= 1 << 22:
+            seen = np.zeros(nseg * k, dtype=bool)
+            seen[pair] = True
+            seen = seen.reshape(nseg, k)
+            messages = np.count_nonzero(seen, axis=1)
+            last = np.flatnonzero(seen[-1])
+        else:
+            u = np.unique(pair)
+            messages = np.bincount(u // k, minlength=nseg)
+            last = u[u >= (nseg - 1) * k] - (nseg - 1) * k
         self._close()
-        for i in range(nseg - 1):
-            if copies[i]:
-                ti = float(t[i])
-                if ti in self.done_t:
-                    raise NeedWholeFile("a snapshot time appears twice, apart")
-                self.done_t.add(ti)
-                self.rows.append((ti, int(copies[i]), int(holders[i]), int(messages[i])))
-        self.all_words = pd.unique(np.concatenate([self.all_words] + per))
+        done = copies[:-1] > 0
+        if done.any():
+            ts = t[:-1][done].tolist()
+            if len(set(ts)) < len(ts) or not self.done_t.isdisjoint(ts):
+                raise NeedWholeFile("a snapshot time appears twice, apart")
+            self.done_t.update(ts)
+            self.rows.extend(zip(ts, copies[:-1][done].tolist(), holders[:-1][done].tolist(),
+                                 messages[:-1][done].tolist()))
         lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
         self.cur_t = float(t[-1])
-        self.cur = [int(copies[-1]), set(np.flatnonzero(ln.ntok[lines] > 1).tolist()),
-                    set(fs.word_bytes(per[-1]))]
+        self.cur = [int(copies[-1]), set(), set()]
+        self.pend = (np.flatnonzero(ln.ntok[lines] > 1), last)
         return True
 
     def _add_lines(self, data: bytes, fail) -> None:
+        self._sets()
         holder = -1
         if b"\x0b" in data or b"\x0c" in data:
             raise NeedWholeFile("vertical tab or form feed (the parser keeps them inside tokens)")
@@ -433,7 +464,7 @@ class _MessageLocation:
 
     def finish(self) -> Summary:
         self._close()
-        self.all.update(fs.word_bytes(self.all_words))
+        self.all.update(fs.word_bytes(self.keys.keys))
         rows = sorted(self.rows)
         per = np.array(rows, dtype="float64").reshape(-1, 4)
         n = len(per)
