@@ -172,6 +172,14 @@ def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.
     k = n - f - 1 - neg                                   # digits before the dot
     if int(k.max()) > 8 or (f == 0 and int(k.min()) < 1):
         return None
+    if int(k.max()) + f <= 8:                             # all digits fit one word: '1607.6188' -> 16076188
+        x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
+        if f:
+            x |= (view[e - 8] ^ _ZEROS) & _TOP[f]
+        if (x & _HIGH).any() or ((x + _SIX) & _HIGH).any():
+            return None
+        v = _digits8(x).astype(np.float64) / _POW10F[f]
+        return np.where(neg, -v, v)
     frac = _digit_word(view[e - 8], _TOP[f]) if f else 0
     whole = _digit_word(view[e - f - 9], _TOP[k])
     if frac is None or whole is None:

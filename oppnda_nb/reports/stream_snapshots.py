@@ -167,6 +167,8 @@ class _Location:
     def __init__(self):
         self.t = Distinct()
         self.ids: dict[str, int] = {}                    # host name -> id (the hosts seen so far)
+        self.keys = fs.Keys()                            # host name keys of the fast path ...
+        self.key_id = np.empty(0, np.int64)              # ... and the id of each key's name
         self.x, self.y = _Coordinate(), _Coordinate()
         self.tmin, self.tmax = math.inf, -math.inf
         self.last = np.empty((0, 2))                     # per host id: its last (x, y), NaN if none yet
@@ -176,9 +178,27 @@ class _Location:
         cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in names], dtype=np.int64)
         return cat_id[codes]
 
+    def _key_ids(self, w: np.ndarray) -> np.ndarray | None:
+        """Host ids of name keys ``w`` (new names get the next ids, in order of appearance), or None."""
+        code = self.keys.codes(w)
+        if code is None:
+            return None
+        new = self.keys.keys[len(self.key_id):]
+        if len(new):
+            try:
+                names = [b.decode("utf-8") for b in fs.word_bytes(new)]
+            except UnicodeDecodeError:
+                return None
+            self.key_id = np.concatenate([self.key_id, [self.ids.setdefault(n, len(self.ids)) for n in names]])
+        return self.key_id[code]
+
     def add(self, src: _Src, parse) -> None:
         fast = _each(src.data, _location_fast)
-        if fast is None:
+        h = None
+        if fast is not None:
+            w = np.concatenate([r[1] for r in fast])
+            h = self._key_ids(w)
+        if h is None:
             f = parse(src)
             if not len(f):
                 return
@@ -186,18 +206,28 @@ class _Location:
             t = f["t"].to_numpy("float64")
             h = self._host_ids(host.categories, host.codes)
             x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+            ts, per = t, None                            # (rows' times)
         else:
-            h = np.concatenate([self._host_ids(r[1], r[2]) for r in fast])
-            t, x, y = (np.concatenate([r[i] for r in fast]) for i in (0, 3, 4))
-            if not len(t):
+            x, y = (np.concatenate([r[i] for r in fast]) for i in (2, 3))
+            if not len(x):
                 return
-        if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
+            ts = np.concatenate([r[0] for r in fast])    # times of the snapshots with rows ...
+            per = np.concatenate([r[4] for r in fast])   # ... and their rows
+            t = None
+        if ts.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
-        self.t.add(pd.unique(t))
+        self.t.add(pd.unique(ts))
         self.x.add(x)
         self.y.add(y)
-        self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        if (np.diff(t) >= 0).all():                      # rows in time order: a stable sort by host keeps it
+        self.tmin, self.tmax = _nanmin(self.tmin, ts), _nanmax(self.tmax, ts)
+        if len(self.last) < len(self.ids):
+            self.last = np.vstack([self.last, np.full((len(self.ids) - len(self.last), 2), np.nan)])
+        in_order = bool((np.diff(ts) >= 0).all())
+        if per is not None and in_order and self._add_table(h, x, y, per):
+            return
+        if t is None:
+            t = np.repeat(ts, per)
+        if in_order:                                     # rows in time order: a stable sort by host keeps it
             order = np.argsort(h.astype(np.uint16) if len(self.ids) < 65536 else h, kind="stable")
         else:
             order = np.lexsort((t, h))                   # by host, then time; stable like the whole-frame sort
@@ -205,16 +235,44 @@ class _Location:
         same = h[1:] == h[:-1]
         step = np.hypot(np.diff(x), np.diff(y))[same]
         first = np.concatenate([[True], ~same])
-        if len(self.last) < len(self.ids):
-            self.last = np.vstack([self.last, np.full((len(self.ids) - len(self.last), 2), np.nan)])
         fh = h[first]
-        prev = self.last[fh]
-        ok = ~np.isnan(prev[:, 0])
-        cross = np.hypot(x[first][ok] - prev[ok, 0], y[first][ok] - prev[ok, 1])
-        self.step_sum += float(step.sum()) + float(cross.sum())
-        self.step_n += len(step) + len(cross)
+        self._steps(step, fh, x[first], y[first])
         lastm = np.concatenate([~same, [True]])
         self.last[h[lastm]] = np.stack([x[lastm], y[lastm]], axis=1)
+
+    def _steps(self, step: np.ndarray, fh: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> None:
+        """Add the block's steps (host by host, in host id order) and each host's step from its last
+        position before the block (hosts ``fh`` in id order, first positions ``fx``, ``fy``)."""
+        prev = self.last[fh]
+        ok = ~np.isnan(prev[:, 0])
+        cross = np.hypot(fx[ok] - prev[ok, 0], fy[ok] - prev[ok, 1])
+        self.step_sum += float(step.sum()) + float(cross.sum())
+        self.step_n += len(step) + len(cross)
+
+    def _add_table(self, h: np.ndarray, x: np.ndarray, y: np.ndarray, per: np.ndarray) -> bool:
+        """The steps of a block in time order whose snapshots all list the same distinct hosts in the
+        same order (ONE's own shape): a snapshot x host table, no sort; the same steps in the same
+        order as the sort; False (nothing done) for any other block."""
+        nh = int(per[0])
+        if (per != nh).any():
+            return False
+        H = h.reshape(-1, nh)
+        h0 = H[0]
+        if (H[1:] != h0).any():
+            return False
+        perm = np.argsort(h0, kind="stable")
+        hs = h0[perm]
+        if (hs[1:] == hs[:-1]).any():                    # a host twice in a snapshot
+            return False
+        X, Y = x.reshape(-1, nh), y.reshape(-1, nh)
+        if (perm == np.arange(nh)).all():
+            step = np.hypot(np.diff(X, axis=0), np.diff(Y, axis=0)).T.copy().ravel()
+            self._steps(step, hs, X[0], Y[0])
+        else:
+            step = np.hypot(np.diff(X, axis=0), np.diff(Y, axis=0))[:, perm].T.copy().ravel()
+            self._steps(step, hs, X[0, perm], Y[0, perm])
+        self.last[h0] = np.stack([X[-1], Y[-1]], axis=1)
+        return True
 
     def finish(self) -> Summary:
         n = self.x.n
@@ -227,7 +285,8 @@ class _Location:
 
 
 def _location_fast(data: bytes):
-    """(t, host names, host codes, x, y) of the host lines ('name x y') of a simple block, or None."""
+    """(times of the snapshots with host lines, host name keys, x, y, host lines of those snapshots)
+    of the host lines ('name x y') of a simple block, or None."""
     r = _rows(data, 3)
     if r is None:
         return None
@@ -238,12 +297,9 @@ def _location_fast(data: bytes):
     w = tk.words(hi) if y is not None else None
     if w is None or fs.na_words(w):
         return None
-    codes, u = fs.codes(w)
-    try:
-        names = [b.decode("utf-8") for b in fs.word_bytes(u)]
-    except UnicodeDecodeError:
-        return None
-    return ln.t[ln.seg[host]], names, codes, x, y
+    per = np.bincount(ln.seg[host], minlength=len(ln.t))
+    keep = per > 0
+    return ln.t[keep], w, x, y, per[keep]
 
 
 class _CopyCount:
