@@ -306,11 +306,13 @@ class _CopyCount:
     def __init__(self):
         self.per_t: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (t, rows, copies sum) per block
         self.msgs = Distinct()                       # message names (blocks read by the parser)
-        self.words = np.empty(0, np.uint64)          # message keys (blocks read on the fast path), decoded at the end
+        self.keys = fs.Keys()                        # message keys (blocks read on the fast path), decoded at the end
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
         fast = _each(src.data, _copy_count_fast)
+        if fast is not None and self.keys.codes(np.concatenate([r[3] for r in fast])) is None:
+            fast = None                              # very many distinct messages: the parser's way
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -325,15 +327,14 @@ class _CopyCount:
             if not len(c):
                 return
             self.per_t.extend((r[0], r[1], r[2]) for r in fast)
-            self.words = pd.unique(np.concatenate([self.words] + [r[3] for r in fast]))
         self.n += len(c)
         self.total += float(c.sum())
         self.cmax = max(self.cmax, float(c.max()))
 
     def finish(self) -> Summary:
-        if len(self.words):
+        if len(self.keys.keys):
             try:
-                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.words)], dtype=str))
+                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.keys.keys)], dtype=str))
             except UnicodeDecodeError:
                 raise NeedWholeFile("a message name is not UTF-8") from None
         if self.per_t:
@@ -355,7 +356,7 @@ class _CopyCount:
 
 
 def _copy_count_fast(data: bytes):
-    """(snapshot t, rows and copies per snapshot, distinct message keys, copies) of a simple block
+    """(snapshot t, rows and copies per snapshot, message keys, copies) of a simple block
     ('msg copies' lines, whole non-negative copy counts), or None."""
     r = _rows(data, 2)
     if r is None:
@@ -366,16 +367,18 @@ def _copy_count_fast(data: bytes):
     w = tk.words(ri) if c is not None else None
     if w is None or fs.na_words(w):
         return None
-    seg = ln.seg[rows]
-    nseg = len(ln.t)
-    size = np.bincount(seg, minlength=nseg)
-    tot = np.bincount(seg, weights=c, minlength=nseg).astype(np.int64)   # exact: sums of small integers
-    keep = size > 0
-    t, size, tot = ln.t[keep], size[keep], tot[keep]
+    if not len(c):
+        return ln.t[:0], np.empty(0, np.int64), np.empty(0, np.int64), w, c
+    seg = ln.seg[rows]                                   # non-decreasing
+    cut = np.flatnonzero(seg[1:] != seg[:-1]) + 1
+    first = np.concatenate([[0], cut])                   # each non-empty snapshot's first row
+    t = ln.t[seg[first]]
+    size = np.diff(np.append(first, len(seg)))
+    tot = np.add.reduceat(c, first)
     if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
         t, inv = np.unique(t, return_inverse=True)
         size, tot = np.bincount(inv, weights=size).astype(np.int64), np.bincount(inv, weights=tot).astype(np.int64)
-    return t, size, tot, pd.unique(w), c
+    return t, size, tot, w, c
 
 
 class _MessageLocation:
