@@ -270,7 +270,7 @@ class Keys:
     """Dense codes (0, 1, ... in order of first appearance) of the uint64 token keys of a whole file,
     kept across blocks: a key's code is found through a multiplicative hash table (``lut``, slot ->
     code of the first key in it); the few keys whose slot is taken (``extra``, sorted) through a
-    binary search. Memory: the table (``1 << bits`` int32) and the distinct keys (few thousand)."""
+    binary search. Memory: the table (at most 4 MB) and the distinct keys (few thousand)."""
 
     MAX_KEYS = 1 << 20                        # beyond this many distinct keys: None (the caller's other way)
 
@@ -281,7 +281,7 @@ class Keys:
 
     def _build(self) -> None:
         k = len(self.keys)
-        while self.bits < 22 and (1 << self.bits) < 32 * k:    # about 32 slots per key: few keys share one
+        while self.bits < 20 and (1 << self.bits) < 32 * k:    # about 32 slots per key: few keys share one
             self.bits += 1
         self.shift = np.uint64(64 - self.bits)
         code = np.arange(k, dtype=np.int32)

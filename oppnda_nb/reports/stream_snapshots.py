@@ -310,9 +310,13 @@ class _CopyCount:
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        fast = _each(src.data, _copy_count_fast)
-        if fast is not None and self.keys.codes(np.concatenate([r[3] for r in fast])) is None:
-            fast = None                              # very many distinct messages: the parser's way
+        fast = []
+        for piece in _pieces(src.data):                  # each piece's message keys into the key table at once
+            r = _copy_count_fast(piece)
+            if r is None or self.keys.codes(r[3]) is None:      # (None: very many distinct messages)
+                fast = None
+                break
+            fast.append(r)
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -322,14 +326,17 @@ class _CopyCount:
             msg = f["msg"].array
             self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
             c = f["copies"].to_numpy("int64")
+            n, total, cmax = len(c), int(c.sum()), int(c.max())
         else:
-            c = np.concatenate([r[4] for r in fast])
-            if not len(c):
+            n = sum(len(r[4]) for r in fast)
+            if not n:
                 return
             self.per_t.extend((r[0], r[1], r[2]) for r in fast)
-        self.n += len(c)
-        self.total += float(c.sum())
-        self.cmax = max(self.cmax, float(c.max()))
+            total = sum(int(r[4].sum()) for r in fast)          # exact: integers
+            cmax = max(int(r[4].max()) for r in fast if len(r[4]))
+        self.n += n
+        self.total += float(total)
+        self.cmax = max(self.cmax, float(cmax))
 
     def finish(self) -> Summary:
         if len(self.keys.keys):
@@ -451,7 +458,7 @@ class _MessageLocation:
         holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
         k = len(self.keys.keys)
         pair = np.repeat(np.arange(nseg, dtype=np.int64) * k, copies) + code     # (snapshot, message)
-        if nseg * k <= 1 << 22:
+        if nseg * k <= 1 << 20:
             seen = np.zeros(nseg * k, dtype=bool)
             seen[pair] = True
             seen = seen.reshape(nseg, k)
