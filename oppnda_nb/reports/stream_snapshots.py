@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,20 +36,21 @@ class _Lines:
 PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
 
 
-def _pieces(data: bytes, times: int = 1) -> list[bytes]:
-    """``data`` cut before '[' lines into pieces of about ``times`` * PIECE bytes (whole snapshots each)."""
+def _pieces(data: bytes, times: int = 1) -> Iterator[bytes]:
+    """``data`` cut before '[' lines into pieces of about ``times`` * PIECE bytes (whole snapshots
+    each), one at a time (one piece's copy alive, not the whole block's)."""
     size = PIECE * times
     if len(data) < 2 * size:
-        return [data]
-    out, pos = [], 0
+        yield data
+        return
+    pos = 0
     while pos < len(data):
         cut = data.find(b"\n[", pos + size)
         if cut < 0 or len(data) - cut < size // 2:
-            out.append(data[pos:])
-            break
-        out.append(data[pos:cut + 1])
+            yield data[pos:]
+            return
+        yield data[pos:cut + 1]
         pos = cut + 1
-    return out
 
 
 def _each(data: bytes, fast) -> list | None:
@@ -316,7 +318,8 @@ class _CopyCount:
             if r is None or self.keys.codes(r[3]) is None:      # (None: very many distinct messages)
                 fast = None
                 break
-            fast.append(r)
+            c = r[4]                                     # only its count, exact sum and max are kept
+            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None))
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -328,12 +331,12 @@ class _CopyCount:
             c = f["copies"].to_numpy("int64")
             n, total, cmax = len(c), int(c.sum()), int(c.max())
         else:
-            n = sum(len(r[4]) for r in fast)
+            n = sum(r[3] for r in fast)
             if not n:
                 return
             self.per_t.extend((r[0], r[1], r[2]) for r in fast)
-            total = sum(int(r[4].sum()) for r in fast)          # exact: integers
-            cmax = max(int(r[4].max()) for r in fast if len(r[4]))
+            total = sum(r[4] for r in fast)                     # exact: integers
+            cmax = max(r[5] for r in fast if r[3])
         self.n += n
         self.total += float(total)
         self.cmax = max(self.cmax, float(cmax))
@@ -388,10 +391,13 @@ def _copy_count_fast(data: bytes):
     return t, size, tot, w, c
 
 
+_BITMAP = 1 << 20       # the message location fold marks (snapshot, message) pairs in a bitmap up to this size (else sorts)
+
+
 class _MessageLocation:
     """Per snapshot: message copies, holders carrying at least one message, distinct messages."""
 
-    PIECES = 4          # its pieces: PIECES * PIECE bytes (measured: fewer, larger pieces are faster here)
+    PIECES = 2          # its pieces: PIECES * PIECE bytes (measured: fewer, larger pieces are faster here)
 
     def __init__(self):
         self.rows: list[tuple[float, int, int, int]] = []      # (t, copies, holders, messages)
@@ -458,7 +464,7 @@ class _MessageLocation:
         holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
         k = len(self.keys.keys)
         pair = np.repeat(np.arange(nseg, dtype=np.int64) * k, copies) + code     # (snapshot, message)
-        if nseg * k <= 1 << 20:
+        if nseg * k <= _BITMAP:
             seen = np.zeros(nseg * k, dtype=bool)
             seen[pair] = True
             seen = seen.reshape(nseg, k)
