@@ -4,6 +4,7 @@ lines, CRLF, tabs, nan words, 17-digit times, times going back, tiny blocks, ...
 parser and gives the same result or the same kind of error. Synthetic cases never skip."""
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -12,8 +13,6 @@ import pandas as pd
 import pytest
 from shared_data import ONE_REPORTS
 
-from benchmarks.bench_worker_memory import scaled_copy
-
 from oppnda_nb.reports import ReportError, Summary, read_report, summarize_path, summarize_report
 from oppnda_nb.reports import fastpath_snapshots as fs
 from oppnda_nb.reports import stream_snapshots as ss
@@ -21,6 +20,11 @@ from oppnda_nb.reports.registry import REGISTRY
 from oppnda_nb.reports.streaming import fold_blocks
 from oppnda_nb.reports.tables import _Src
 from oppnda_nb.reports.textio import iter_blocks
+
+_BENCH = importlib.util.spec_from_file_location(        # the benchmark script (benchmarks/ is no installed package)
+    "bench_worker_memory", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_worker_memory.py")
+bench = importlib.util.module_from_spec(_BENCH)
+_BENCH.loader.exec_module(bench)
 
 TYPES = ["LocationSnapshotReport", "MessageCopyCountReport", "MessageLocationReport"]
 # Means the streamed fold sums in another order than the whole frame (a last-bit difference at most).
@@ -483,7 +487,7 @@ def test_scaled_copy_keeps_times_increasing(tmp_path: Path):
     for rt in TYPES:
         p = src / f"x_{rt}.txt"
         p.write_text(_synthetic(rt, 1, snaps=30))
-        q = scaled_copy(str(p), 3, tmp_path)
+        q = bench.scaled_copy(str(p), 3, tmp_path)
         marks = [float(ln[1:-1]) for ln in Path(q).read_text().splitlines() if ln.startswith("[")]
         assert len(marks) == 90 and all(b > a for a, b in zip(marks, marks[1:]))
         body = [ln for ln in Path(q).read_text().splitlines() if not ln.startswith("[")]
