@@ -494,3 +494,30 @@ def test_scaled_copy_keeps_times_increasing(tmp_path: Path):
         assert body == [ln for ln in p.read_text().splitlines() if not ln.startswith("[")] * 3
         spec = REGISTRY[rt]                            # the fold itself: NeedWholeFile would propagate
         assert_exact(rt, whole(q), fold_blocks(q, rt, spec.stream, spec.parse, iter_blocks(q, 500, []), ",", []))
+
+
+@pytest.mark.parametrize("f", [0, 2, 4])
+def test_mantissas_give_the_decimals(f: int):
+    """fastpath_snapshots.mantissas: m / 10**f is the same float as decimals(); a -0 or mixed widths: None."""
+    rng = np.random.default_rng(f)
+    vals = [f"{x:.{f}f}" + ("." if f == 0 else "") for x in rng.uniform(-99999, 99999, 3000)]
+    tk, idx = _toks([v.encode() for v in vals])
+    s, e = tk.starts[idx], tk.ends[idx]
+    m, got_f = fs.mantissas(tk, s, e)
+    assert got_f == f and m.dtype == np.int64
+    assert (m / fs._POW10F[f]).tolist() == fs.decimals(tk, s, e).tolist() == [float(v) for v in vals]
+    for odd in ("-0." + "0" * f, "1.234567", "12345678901.5"):
+        tk, idx = _toks([v.encode() for v in vals[:5] + [odd]])
+        assert fs.mantissas(tk, tk.starts[idx], tk.ends[idx]) is None, odd
+
+
+def test_coordinate_takes_mantissas():
+    """Values handed with their mantissas give the same median and mean as values alone."""
+    rng = np.random.default_rng(3)
+    blocks = [np.round(rng.uniform(0, 3000, 4000), 4) for _ in range(5)] + [np.round(rng.uniform(0, 9, 50), 2)]
+    plain, fast = ss._Coordinate(), ss._Coordinate()
+    for i, b in enumerate(blocks):
+        plain.add(b)
+        f = 4 if i < 5 else 2                            # the last block: another f, the values' own check
+        fast.add(b, (np.rint(b * 10.0 ** f).astype(np.int64), f))
+    assert plain.stats("x") == fast.stats("x") and fast.ints and fast.f == 4

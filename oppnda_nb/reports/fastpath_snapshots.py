@@ -162,9 +162,10 @@ def _digit_word(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
     return _digits8(x)
 
 
-def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray) -> np.ndarray | None:
-    """:func:`decimals` when every token has the same number ``f`` of digits after its dot and at
-    most 8 before it (``1607.6188``): integer and fraction digits read as one uint64 each."""
+def _fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray):
+    """(f, signs, unsigned mantissas) of tokens that all have the same number ``f`` of digits after
+    their dot and at most 8 before it (``1607.6188`` -> 4, False, 16076188), or None: the digits are
+    read as one uint64 (when they fit) or two (integer and fraction)."""
     f = int(n[0]) - 1 - int(np.argmax(t.buf[s[0]:e[0]] == 46)) if 46 in t.buf[s[0]:e[0]] else -1
     if f < 0 or f > 7 or (t.buf[e - f - 1] != 46).any():
         return None
@@ -178,14 +179,43 @@ def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.
             x |= (view[e - 8] ^ _ZEROS) & _TOP[f]
         if (x & _HIGH).any() or ((x + _SIX) & _HIGH).any():
             return None
-        v = _digits8(x).astype(np.float64) / _POW10F[f]
-        return np.where(neg, -v, v)
+        return f, neg, _digits8(x)
     frac = _digit_word(view[e - 8], _TOP[f]) if f else 0
     whole = _digit_word(view[e - f - 9], _TOP[k])
     if frac is None or whole is None:
         return None
-    v = (whole * np.uint64(10 ** f) + frac).astype(np.float64) / _POW10F[f]
+    return f, neg, whole * np.uint64(10 ** f) + frac
+
+
+def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray) -> np.ndarray | None:
+    """:func:`decimals` when every token has the same number ``f`` of digits after its dot and at
+    most 8 before it (``1607.6188``), see :func:`_fixed`."""
+    r = _fixed(t, s, e, n, view)
+    if r is None:
+        return None
+    f, neg, m = r
+    v = m.astype(np.float64) / _POW10F[f]
     return np.where(neg, -v, v)
+
+
+def mantissas(t: Tokens, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(int64 m, f) with ``m / 10**f`` the value of each decimal token ``buf[s:e]`` (the same floats
+    as :func:`decimals`) when all have ``f`` digits after the dot and at most 8 before it; else None
+    (also for a ``-0``, whose sign the integer would lose)."""
+    n = e - s
+    if not len(n) or int(n.max()) > 16 or int(n.min()) < 1 or int(e.min()) < 16:
+        return None
+    view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
+    r = _fixed(t, s, e, n, view)
+    if r is None:
+        return None
+    f, neg, m = r
+    m = m.astype(np.int64)
+    if neg.any():
+        if (neg & (m == 0)).any():
+            return None
+        m = np.where(neg, -m, m)
+    return m, f
 
 
 def _dec_swar(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray) -> np.ndarray | None:

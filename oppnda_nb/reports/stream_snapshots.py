@@ -121,13 +121,21 @@ class _Coordinate:
                 return m.astype(np.int32)
         return None
 
-    def add(self, a: np.ndarray) -> None:
+    def add(self, a: np.ndarray, mant: tuple[np.ndarray, int] | None = None) -> None:
+        """Add the values ``a``; ``mant``: (m, f) with ``m / 10**f == a`` exactly, if at hand (no NaN)."""
         a = np.asarray(a, dtype=np.float64)
-        a = a[~np.isnan(a)]
+        if mant is None:
+            a = a[~np.isnan(a)]
         if not len(a):
             return
         self.n += len(a)
         self.partial.append(float(a.sum()))
+        if self.ints and mant is not None and self.f in (None, mant[1]):
+            m, f = mant
+            if int(m.max()) < 2 ** 31 and int(m.min()) > -2 ** 31:
+                self.f = f
+                self.parts.append(m.astype(np.int32))
+                return
         if self.ints:
             m = self._as_ints(a)
             if m is not None:
@@ -167,7 +175,7 @@ class _Coordinate:
 
 class _Location:
     def __init__(self):
-        self.t = Distinct()
+        self.ts: list[np.ndarray] = []                   # each block's distinct snapshot times (counted at the end)
         self.ids: dict[str, int] = {}                    # host name -> id (the hosts seen so far)
         self.keys = fs.Keys()                            # host name keys of the fast path ...
         self.key_id = np.empty(0, np.int64)              # ... and the id of each key's name
@@ -209,18 +217,20 @@ class _Location:
             h = self._host_ids(host.categories, host.codes)
             x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
             ts, per = t, None                            # (rows' times)
+            mx = my = None
         else:
-            x, y = (np.concatenate([r[i] for r in fast]) for i in (2, 3))
+            x, y = (np.concatenate([r[i][0] for r in fast]) for i in (2, 3))
             if not len(x):
                 return
+            mx, my = (_joined([r[i][1] for r in fast]) for i in (2, 3))
             ts = np.concatenate([r[0] for r in fast])    # times of the snapshots with rows ...
             per = np.concatenate([r[4] for r in fast])   # ... and their rows
             t = None
         if ts.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
-        self.t.add(pd.unique(ts))
-        self.x.add(x)
-        self.y.add(y)
+        self.ts.append(pd.unique(ts))
+        self.x.add(x, mx)
+        self.y.add(y, my)
         self.tmin, self.tmax = _nanmin(self.tmin, ts), _nanmax(self.tmax, ts)
         if len(self.last) < len(self.ids):
             self.last = np.vstack([self.last, np.full((len(self.ids) - len(self.last), 2), np.nan)])
@@ -278,12 +288,19 @@ class _Location:
 
     def finish(self) -> Summary:
         n = self.x.n
-        sc = {"snapshots": float(len(self.t)), "hosts": float(len(self.ids)),
+        sc = {"snapshots": float(len(pd.unique(np.concatenate(self.ts)))) if self.ts else 0.0, "hosts": float(len(self.ids)),
               "first_t": self.tmin if n else math.nan, "last_t": self.tmax if n else math.nan,
               "step_mean": self.step_sum / self.step_n if self.step_n else math.nan}
         sc.update(self.x.stats("x"))
         sc.update(self.y.stats("y"))
         return Summary(sc)
+
+
+def _joined(parts: list) -> tuple[np.ndarray, int] | None:
+    """The pieces' (mantissas, f) as one, if every piece has them with the same f."""
+    if any(p is None for p in parts) or len({p[1] for p in parts}) != 1:
+        return None
+    return np.concatenate([p[0] for p in parts]), parts[0][1]
 
 
 def _location_fast(data: bytes):
@@ -294,14 +311,20 @@ def _location_fast(data: bytes):
         return None
     ln, host, hi = r
     tk = ln.tk
-    x = _decimals(tk, tk.starts[hi + 1], tk.ends[hi + 1])
-    y = _decimals(tk, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
-    w = tk.words(hi) if y is not None else None
+    xy = []
+    for j in (1, 2):
+        s, e = tk.starts[hi + j], tk.ends[hi + j]
+        m = fs.mantissas(tk, s, e)                       # the usual 'dddd.dddd': also as integers for _Coordinate
+        v = m[0] / fs._POW10F[m[1]] if m is not None else _decimals(tk, s, e)
+        if v is None:
+            return None
+        xy.append((v, m))
+    w = tk.words(hi)
     if w is None or fs.na_words(w):
         return None
     per = np.bincount(ln.seg[host], minlength=len(ln.t))
     keep = per > 0
-    return ln.t[keep], w, x, y, per[keep]
+    return ln.t[keep], w, xy[0], xy[1], per[keep]
 
 
 class _CopyCount:
