@@ -338,10 +338,28 @@ class Keys:
             new = pd.unique(w[miss])
             if len(self.keys) + len(new) > self.MAX_KEYS:
                 return None
+            k0 = len(self.keys)
             self.keys = np.concatenate([self.keys, new])
-            self._build()
+            if (1 << self.bits) < 32 * len(self.keys) and self.bits < 20:
+                self._build()                          # a larger table (its size doubles: rare)
+            else:
+                self._insert(new, k0)
             c[miss] = self._lookup(w[miss])
         return c
+
+    def _insert(self, new: np.ndarray, k0: int) -> None:
+        """Put the new keys (codes from ``k0``) into free slots of the table, the others into ``extra``."""
+        code = np.arange(k0, k0 + len(new), dtype=np.int32)
+        slot = (new * self.mult) >> self.shift
+        _, first = np.unique(slot, return_index=True)  # the first new key of each slot ...
+        first = first[self.lut[slot[first]] < 0]       # ... if the slot is free
+        self.lut[slot[first]] = code[first]
+        rest = np.ones(len(new), dtype=bool)
+        rest[first] = False
+        if rest.any():
+            extra = np.concatenate([self.extra, new[rest]])
+            order = np.argsort(extra)
+            self.extra, self.extra_code = extra[order], np.concatenate([self.extra_code, code[rest]])[order]
 
     def _lookup(self, w: np.ndarray) -> np.ndarray:
         """Codes of ``w``; -1 for keys not seen yet."""

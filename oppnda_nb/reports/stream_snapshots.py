@@ -331,18 +331,18 @@ class _CopyCount:
     def __init__(self):
         self.per_t: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (t, rows, copies sum) per block
         self.msgs = Distinct()                       # message names (blocks read by the parser)
-        self.keys = fs.Keys()                        # message keys (blocks read on the fast path), decoded at the end
+        self.words = np.empty(0, np.uint64)          # message keys (blocks read on the fast path), decoded at the end
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
         fast = []
-        for piece in _pieces(src.data):                  # each piece's message keys into the key table at once
+        for piece in _pieces(src.data):
             r = _copy_count_fast(piece)
-            if r is None or self.keys.codes(r[3]) is None:      # (None: very many distinct messages)
+            if r is None:
                 fast = None
                 break
-            c = r[4]                                     # only its count, exact sum and max are kept
-            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None))
+            c = r[4]                                     # only its distinct keys, count, exact sum and max are kept
+            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None, pd.unique(r[3])))
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -358,6 +358,7 @@ class _CopyCount:
             if not n:
                 return
             self.per_t.extend((r[0], r[1], r[2]) for r in fast)
+            self.words = pd.unique(np.concatenate([self.words] + [r[6] for r in fast]))
             total = sum(r[4] for r in fast)                     # exact: integers
             cmax = max(r[5] for r in fast if r[3])
         self.n += n
@@ -365,9 +366,9 @@ class _CopyCount:
         self.cmax = max(self.cmax, float(cmax))
 
     def finish(self) -> Summary:
-        if len(self.keys.keys):
+        if len(self.words):
             try:
-                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.keys.keys)], dtype=str))
+                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.words)], dtype=str))
             except UnicodeDecodeError:
                 raise NeedWholeFile("a message name is not UTF-8") from None
         if self.per_t:
