@@ -56,12 +56,12 @@ def tokens(data: bytes) -> Tokens | None:
     sep = np.flatnonzero(body <= 32)                      # blanks, newlines and any other control character
     c = body[sep]
     is_nl = c == 10
-    if not (is_nl | (c == 32)).all():
+    nl_count = int(np.count_nonzero(is_nl))
+    if nl_count + int(np.count_nonzero(c == 32)) != len(c):
         return None                                       # a tab, CR, form feed, NUL, ...
-    nl_count = int(is_nl.sum())
     starts = np.empty_like(sep)
     starts[0] = 0
-    starts[1:] = sep[:-1] + 1
+    np.add(sep[:-1], 1, out=starts[1:])
     first = np.empty(len(sep), dtype=bool)
     first[0] = True
     first[1:] = is_nl[:-1]

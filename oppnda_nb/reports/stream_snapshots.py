@@ -71,7 +71,9 @@ def _lines(data: bytes) -> _Lines | None:
     if tk is None:
         return None
     F = np.flatnonzero(tk.first)
-    ntok = np.diff(np.append(F, len(tk.starts)))
+    ntok = np.empty_like(F)
+    np.subtract(F[1:], F[:-1], out=ntok[:-1])
+    ntok[-1] = len(tk.starts) - F[-1]
     mark = tk.buf[tk.starts[F]] == 91                                   # '['
     if not mark[0] or (ntok[mark] != 1).any():
         return None
@@ -82,7 +84,8 @@ def _lines(data: bytes) -> _Lines | None:
     if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
         return None
     t = np.array([float(x) for x in inner])         # few; float() and the parser both round plain decimals correctly
-    seg = np.cumsum(mark) - 1
+    seg = np.cumsum(mark)
+    seg -= 1
     return _Lines(tk, F, ntok, mark, seg, t)
 
 
