@@ -306,6 +306,7 @@ class Keys:
 
     def __init__(self, bits: int = 16) -> None:
         self.keys = np.empty(0, np.uint64)    # code -> key
+        self._padded = np.zeros(1, np.uint64)  # the keys and a 0 (what code -1 reads)
         self.bits = bits
         self._build()
 
@@ -331,7 +332,8 @@ class Keys:
         self.extra, self.extra_code = self.keys[shared][order], code[shared][order]
 
     def codes(self, w: np.ndarray) -> np.ndarray | None:
-        """The code of each key of ``w`` (new keys get the next codes), or None if there are too many keys."""
+        """The code (int32) of each key of ``w`` (new keys get the next codes), or None if there are too
+        many keys. A key is never 0 (a token's first byte is not NUL)."""
         c = self._lookup(w)
         miss = c < 0
         if miss.any():
@@ -340,6 +342,7 @@ class Keys:
                 return None
             k0 = len(self.keys)
             self.keys = np.concatenate([self.keys, new])
+            self._padded = np.append(self.keys, np.uint64(0))
             if (1 << self.bits) < 32 * len(self.keys) and self.bits < 20:
                 self._build()                          # a larger table (its size doubles: rare)
             else:
@@ -362,16 +365,12 @@ class Keys:
             self.extra, self.extra_code = extra[order], np.concatenate([self.extra_code, code[rest]])[order]
 
     def _lookup(self, w: np.ndarray) -> np.ndarray:
-        """Codes of ``w``; -1 for keys not seen yet."""
+        """Codes (int32) of ``w``; -1 for keys not seen yet."""
         c = self.lut[(w * self.mult) >> self.shift]
-        if not len(self.keys):
-            return c.astype(np.int64)
-        c = c.astype(np.int64)
-        bad = self.keys[c] != w                     # c == -1 reads the last key: also checked by value
-        bad |= c < 0
+        bad = self._padded[c] != w                  # c == -1 reads the 0 after the keys: no token's key is 0
         if bad.any():
             wb = w[bad]
-            cb = np.full(len(wb), -1, np.int64)
+            cb = np.full(len(wb), -1, np.int32)
             if len(self.extra):
                 i = np.minimum(np.searchsorted(self.extra, wb), len(self.extra) - 1)
                 hit = self.extra[i] == wb
