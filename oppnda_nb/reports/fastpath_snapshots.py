@@ -337,7 +337,7 @@ class Keys:
         c = self._lookup(w)
         miss = c < 0
         if miss.any():
-            new = pd.unique(w[miss])
+            loc, new = pd.factorize(w[miss], sort=False)   # the new keys in order of appearance
             if len(self.keys) + len(new) > self.MAX_KEYS:
                 return None
             k0 = len(self.keys)
@@ -347,7 +347,7 @@ class Keys:
                 self._build()                          # a larger table (its size doubles: rare)
             else:
                 self._insert(new, k0)
-            c[miss] = self._lookup(w[miss])
+            c[miss] = loc + k0
         return c
 
     def _insert(self, new: np.ndarray, k0: int) -> None:
