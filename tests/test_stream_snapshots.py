@@ -521,3 +521,48 @@ def test_coordinate_takes_mantissas():
         f = 4 if i < 5 else 2                            # the last block: another f, the values' own check
         fast.add(b, (np.rint(b * 10.0 ** f).astype(np.int64), f))
     assert plain.stats("x") == fast.stats("x") and fast.ints and fast.f == 4
+
+
+@pytest.mark.parametrize("case", ["four_digits", "wide", "repeats", "mantissas"])
+def test_coordinate_memory_is_bounded(case: str, monkeypatch):
+    """Beyond KEEP mantissas only a window around the running median is kept (or a count per value):
+    the median is still pandas' to the bit."""
+    monkeypatch.setattr(ss._Coordinate, "KEEP", 2000)
+    rng = np.random.default_rng(7)
+    col = ss._Coordinate()
+    allv = []
+    for i in range(40):
+        if case == "repeats":
+            b = rng.integers(0, 5, 700).astype(float)
+        elif case == "wide":
+            b = np.round(rng.uniform(-2e5, 2e5, 700), 2)
+        else:
+            b = np.round(rng.uniform(0, 3000, 700), 4)
+        col.add(b, (np.rint(b * 1e4).astype(np.int64), 4) if case == "mantissas" else None)
+        allv.append(b)
+        assert col.kept <= 2000 + 700 and sum(len(p) for p in col.parts) == col.kept
+    assert col.below > 0 and col.above > 0
+    assert (col.hist is not None) == (case == "repeats")
+    allv = pd.Series(np.concatenate(allv))
+    st = col.stats("x")
+    assert st["x_median"] == float(allv.median())
+    assert math.isclose(st["x_mean"], float(allv.mean()), rel_tol=1e-13)
+
+
+def test_coordinate_drifting_median_needs_the_whole_file(monkeypatch):
+    monkeypatch.setattr(ss._Coordinate, "KEEP", 1000)
+    col = ss._Coordinate()
+    with pytest.raises(ss.NeedWholeFile):
+        for i in range(100):                     # every block above all before it: the median walks out of the window
+            col.add(np.arange(500, dtype=float) + 1000.0 * i)
+        col.stats("x")
+
+
+def test_location_with_a_narrow_window_equals_whole(tmp_path: Path, monkeypatch):
+    """The location fold with a small KEEP: the same summary as the whole frame, streamed."""
+    monkeypatch.setattr(ss._Coordinate, "KEEP", 400)
+    p = tmp_path / "x_LocationSnapshotReport.txt"
+    p.write_text(_one_shape("same", snaps=300))
+    spec = REGISTRY["LocationSnapshotReport"]
+    s = fold_blocks(str(p), "LocationSnapshotReport", spec.stream, spec.parse, iter_blocks(str(p), 1000, []), ",", [])
+    assert_exact("LocationSnapshotReport", whole(p), s)

@@ -102,10 +102,16 @@ def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
 
 
 class _Coordinate:
-    """Exact mean and median of a coordinate column in little memory: the values are kept as int32
+    """Exact mean and median of a coordinate column in bounded memory: the values are kept as int32
     decimal mantissas (``m / 10**f`` gives each value back bit for bit; ONE writes 4 digits after
     the dot) or, if some value is not such a decimal, as float64; the median's two middle values are
-    found through a histogram of the mantissas (no sorted copy of the column)."""
+    found through a histogram of the mantissas (no sorted copy of the column). Beyond KEEP mantissas
+    only those in a window of ranks around the running median are kept (the others are counted below
+    or above it); a window of few distinct values becomes a count per value. If the median ever
+    leaves the window (a column drifting one way for millions of rows), NeedWholeFile."""
+
+    KEEP = 1 << 21             # mantissas kept at most (8 MB) before the window narrows to half of them
+    SPAN = 1 << 19             # a window of at most this many distinct mantissas: a count per value
 
     def __init__(self) -> None:
         self.f: int | None = None                  # digits after the dot (None: not chosen yet / float64 mode)
@@ -113,6 +119,11 @@ class _Coordinate:
         self.ints = True
         self.n = 0
         self.partial: list[float] = []             # each block's float64 sum (pairwise, like pandas' mean)
+        self.lo: int | None = None                 # the window of kept mantissas (inclusive; None: open)
+        self.hi: int | None = None
+        self.below = self.above = 0                # values left out below / above it
+        self.kept = 0
+        self.hist: np.ndarray | None = None        # count per mantissa lo..hi (a narrow window)
 
     def _as_ints(self, a: np.ndarray) -> np.ndarray | None:
         if (np.signbit(a) & (a == 0)).any():       # -0.0 would come back as 0.0
@@ -137,16 +148,67 @@ class _Coordinate:
             m, f = mant
             if int(m.max()) < 2 ** 31 and int(m.min()) > -2 ** 31:
                 self.f = f
-                self.parts.append(m.astype(np.int32))
+                self._keep(m.astype(np.int32))
                 return
         if self.ints:
             m = self._as_ints(a)
             if m is not None:
-                self.parts.append(m)
+                self._keep(m)
                 return
+            if self.below or self.above or self.hist is not None:
+                raise NeedWholeFile("a coordinate that is no short decimal after the kept window narrowed")
             self.ints = False                      # back to float64 values (an odd file: memory as before)
             self.parts = [p / 10.0 ** self.f for p in self.parts] if self.f is not None else self.parts
         self.parts.append(a)
+
+    def _keep(self, m: np.ndarray) -> None:
+        if self.lo is not None or self.hi is not None:
+            out = np.zeros(len(m), dtype=bool)
+            if self.lo is not None:
+                low = m < self.lo
+                self.below += int(np.count_nonzero(low))
+                out |= low
+            if self.hi is not None:
+                high = m > self.hi
+                self.above += int(np.count_nonzero(high))
+                out |= high
+            if out.any():
+                m = m[~out]
+        if self.hist is not None:
+            self.hist += np.bincount(m.astype(np.int64) - self.lo, minlength=len(self.hist))
+            return
+        self.parts.append(m)
+        self.kept += len(m)
+        if self.kept > self.KEEP:
+            self._narrow()
+
+    def _narrow(self) -> None:
+        """Keep only the mantissas of ranks within KEEP/4 of the running median's (and equal values)."""
+        v = np.concatenate(self.parts)
+        k1, k2 = (self.n - 1) // 2 - self.below, self.n // 2 - self.below
+        if k1 < 0 or k2 >= len(v):
+            raise NeedWholeFile("the coordinate median left the window of values kept around it")
+        margin = self.KEEP // 4
+        i, j = max(k1 - margin, 0), min(k2 + margin, len(v) - 1)
+        v.partition([i, j])
+        keep = np.ones(len(v), dtype=bool)
+        if i > 0:
+            self.lo = int(v[i])
+            low = v < self.lo
+            self.below += int(np.count_nonzero(low))
+            keep &= ~low
+        if j < len(v) - 1:
+            self.hi = int(v[j])
+            high = v > self.hi
+            self.above += int(np.count_nonzero(high))
+            keep &= ~high
+        v = v[keep]
+        if self.lo is not None and self.hi is not None and self.hi - self.lo < self.SPAN \
+                and len(v) > self.KEEP // 2:         # many equal values: a count per value instead
+            self.hist = np.bincount(v.astype(np.int64) - self.lo, minlength=self.hi - self.lo + 1)
+            self.parts, self.kept = [], 0
+            return
+        self.parts, self.kept = [v], len(v)
 
     def _kth(self, ks: list[int]) -> list[float]:
         """The values of rank ``ks`` (0-based) in sorted order."""
@@ -154,8 +216,16 @@ class _Coordinate:
             v = np.concatenate(self.parts)
             v.partition(ks)
             return [float(v[k]) for k in ks]
-        lo = min(int(p.min()) for p in self.parts)
-        hi = max(int(p.max()) for p in self.parts)
+        ks = [k - self.below for k in ks]          # ranks among the kept values
+        if self.hist is not None:
+            cum = np.cumsum(self.hist)
+            if min(ks) < 0 or max(ks) >= int(cum[-1]):
+                raise NeedWholeFile("the coordinate median left the window of values kept around it")
+            return [float(self.lo + int(np.searchsorted(cum, k, side="right"))) / 10.0 ** self.f for k in ks]
+        if min(ks) < 0 or max(ks) >= self.kept:
+            raise NeedWholeFile("the coordinate median left the window of values kept around it")
+        lo = min(int(p.min()) for p in self.parts if len(p))
+        hi = max(int(p.max()) for p in self.parts if len(p))
         shift = max((hi - lo).bit_length() - 16, 0)
         counts = sum(np.bincount((p.astype(np.int64) - lo) >> shift, minlength=((hi - lo) >> shift) + 1)
                      for p in self.parts)
