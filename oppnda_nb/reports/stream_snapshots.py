@@ -110,7 +110,7 @@ class _Coordinate:
     or above it); a window of few distinct values becomes a count per value. If the median ever
     leaves the window (a column drifting one way for millions of rows), NeedWholeFile."""
 
-    KEEP = 1 << 21             # mantissas kept at most (8 MB) before the window narrows to half of them
+    KEEP = 1 << 20             # mantissas kept at most (4 MB) before the window narrows to half of them
     SPAN = 1 << 19             # a window of at most this many distinct mantissas: a count per value
 
     def __init__(self) -> None:
@@ -185,6 +185,7 @@ class _Coordinate:
     def _narrow(self) -> None:
         """Keep only the mantissas of ranks within KEEP/4 of the running median's (and equal values)."""
         v = np.concatenate(self.parts)
+        self.parts = []                            # (their memory back before the masks below)
         k1, k2 = (self.n - 1) // 2 - self.below, self.n // 2 - self.below
         if k1 < 0 or k2 >= len(v):
             raise NeedWholeFile("the coordinate median left the window of values kept around it")
@@ -298,7 +299,7 @@ class _Location:
             mx, my = (_joined([r[i][1] for r in fast]) for i in (2, 3))
             ts = np.concatenate([r[0] for r in fast])    # times of the snapshots with rows ...
             per = np.concatenate([r[4] for r in fast])   # ... and their rows
-            t = None
+            t = fast = None                              # (the pieces' arrays freed)
         if ts.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
         self.ts.append(pd.unique(ts))
