@@ -24,13 +24,22 @@ from .base import _Src
 
 
 class _Lines:
-    """A block's lines on the fast path: marker lines (``[t]``, one token) open snapshots; ``seg``
-    is each line's snapshot (index into ``t``), ``F`` each line's first token, ``ntok`` its tokens."""
+    """A block's lines on the fast path: marker lines (``[t]``, one token) open snapshots (times
+    ``t``); ``F`` is each line's first token, ``ntok`` its tokens."""
 
-    __slots__ = ("tk", "F", "ntok", "mark", "seg", "t")
+    __slots__ = ("tk", "F", "ntok", "mark", "t")
 
-    def __init__(self, tk, F, ntok, mark, seg, t):
-        self.tk, self.F, self.ntok, self.mark, self.seg, self.t = tk, F, ntok, mark, seg, t
+    def __init__(self, tk, F, ntok, mark, t):
+        self.tk, self.F, self.ntok, self.mark, self.t = tk, F, ntok, mark, t
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each snapshot's rows (lines after its marker) and the index of its first row among all rows."""
+        ml = np.flatnonzero(self.mark)
+        n = np.empty_like(ml)
+        np.subtract(ml[1:], ml[:-1], out=n[:-1])
+        n[-1] = len(self.mark) - ml[-1]
+        n -= 1
+        return n, ml - np.arange(len(ml))
 
 
 PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
@@ -84,9 +93,7 @@ def _lines(data: bytes) -> _Lines | None:
     if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
         return None
     t = np.array([float(x) for x in inner])         # few; float() and the parser both round plain decimals correctly
-    seg = np.cumsum(mark)
-    seg -= 1
-    return _Lines(tk, F, ntok, mark, seg, t)
+    return _Lines(tk, F, ntok, mark, t)
 
 
 def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
@@ -396,7 +403,7 @@ def _location_fast(data: bytes):
     w = tk.words(hi)
     if w is None or fs.na_words(w):
         return None
-    per = np.bincount(ln.seg[host], minlength=len(ln.t))
+    per = ln.rows()[0]
     keep = per > 0
     return ln.t[keep], w, xy[0], xy[1], per[keep]
 
@@ -477,12 +484,10 @@ def _copy_count_fast(data: bytes):
         return None
     if not len(c):
         return ln.t[:0], np.empty(0, np.int64), np.empty(0, np.int64), w, c
-    seg = ln.seg[rows]                                   # non-decreasing
-    cut = np.flatnonzero(seg[1:] != seg[:-1]) + 1
-    first = np.concatenate([[0], cut])                   # each non-empty snapshot's first row
-    t = ln.t[seg[first]]
-    size = np.diff(np.append(first, len(seg)))
-    tot = np.add.reduceat(c, first)
+    size, first = ln.rows()
+    keep = size > 0                                      # the snapshots with rows: times, rows, copies
+    t, size = ln.t[keep], size[keep]
+    tot = np.add.reduceat(c, first[keep])
     if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
         t, inv = np.unique(t, return_inverse=True)
         size, tot = np.bincount(inv, weights=size).astype(np.int64), np.bincount(inv, weights=tot).astype(np.int64)
@@ -559,7 +564,9 @@ class _MessageLocation:
         nseg = len(t)
         bounds = np.append(np.searchsorted(mi, ln.F[ln.mark]), len(mi))   # message tokens of each snapshot
         copies = np.diff(bounds)
-        holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
+        ml = np.flatnonzero(ln.mark)
+        has = ln.ntok > 1                       # coordinate lines with messages (markers have one token)
+        holders = np.add.reduceat(has, ml, dtype=np.int64)
         k = len(self.keys.keys)
         pair = np.repeat(np.arange(nseg, dtype=np.int64) * k, copies) + code     # (snapshot, message)
         if nseg * k <= _BITMAP:
@@ -581,10 +588,9 @@ class _MessageLocation:
             self.done_t.update(ts)
             self.rows.extend(zip(ts, copies[:-1][done].tolist(), holders[:-1][done].tolist(),
                                  messages[:-1][done].tolist()))
-        lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
         self.cur_t = float(t[-1])
         self.cur = [int(copies[-1]), set(), set()]
-        self.pend = (np.flatnonzero(ln.ntok[lines] > 1), last)
+        self.pend = (np.flatnonzero(has[ml[-1] + 1:]), last)      # holders among its coordinate lines
         return True
 
     def _add_lines(self, data: bytes, fail) -> None:
