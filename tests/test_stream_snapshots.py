@@ -302,11 +302,12 @@ def test_small_ints_and_keys():
     w = tk.words(idx)
     assert fs.word_bytes(w) == names
     assert fs.na_words(w) and not fs.na_words(w[:-1])
-    c, u = fs.codes(w)
-    assert fs.word_bytes(u[c]) == names
-    big = (np.arange(5000, dtype=np.uint64) * np.uint64(7919)) ^ np.uint64(0x4D)      # many keys: the hash table path
-    c, u = fs.codes(big)
-    assert (u[c] == big).all()
+    keys = fs.Keys()
+    c = keys.codes(w)
+    assert fs.word_bytes(keys.keys[c]) == names and fs.word_bytes(keys.keys) == list(dict.fromkeys(names))
+    big = (np.arange(5000, dtype=np.uint64) * np.uint64(7919)) ^ np.uint64(0x4D)      # many keys: a larger table
+    c = keys.codes(big)
+    assert (keys.keys[c] == big).all() and keys.bits > 16
     tk, idx = _toks([b"abcdefghi"])
     assert tk.words(idx) is None
 

@@ -1,6 +1,7 @@
 """Byte-level token reading for the snapshot reports' streamed folds (stream_snapshots.py): a block
 of single-space separated lines is cut into tokens with numpy, short tokens become exact uint64 keys
-(the token's bytes, so equal keys are equal tokens), small unsigned integers are read directly.
+(the token's bytes, so equal keys are equal tokens) and get dense codes from a file-wide table
+(Keys), small unsigned integers and short decimals are read directly (SWAR, 8 bytes at once).
 Every function returns None when the block is not that simple: the fold then uses the exact parser.
 """
 from __future__ import annotations
@@ -85,25 +86,7 @@ def na_words(words: np.ndarray, first: np.ndarray | None = None) -> bool:
     return bool(maybe.any()) and bool(np.isin(words[maybe], _NA).any())
 
 
-_MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
-
-
-def codes(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, uniques) of uint64 keys: ``uniques[codes] == words``. The distinct keys come from a
-    hash table; each key's code from a multiplicative hash checked to be collision-free on them."""
-    u = pd.unique(words)
-    k = len(u)
-    bits = max(2 * int(k).bit_length() + 2, 4)          # about k**2 slots: few collisions among k keys
-    if bits <= 20:
-        shift = np.uint64(64 - bits)
-        for m in _MULT:
-            hu = (u * np.uint64(m)) >> shift
-            lut = np.full(1 << bits, -1, dtype=np.int32)
-            lut[hu] = np.arange(k)
-            if (lut[hu] == np.arange(k)).all():             # no two keys share a slot
-                return lut[(words * np.uint64(m)) >> shift].astype(np.int64), u
-    c, u = pd.factorize(words, sort=False)
-    return c.astype(np.int64, copy=False), np.asarray(u)
+_MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)   # Keys' hash multipliers
 
 
 def word_bytes(w: np.ndarray) -> list[bytes]:

@@ -5,6 +5,10 @@ Each fold first reads a block on a numpy fast path (fastpath_snapshots: tokens, 
 numbers; only the fields the summary needs, in pieces of about PIECE bytes); a block the fast path
 does not read exactly (tabs, CR, blank lines, nan words, long names, odd numbers, ...) goes through
 the type's parser (the message location fold: its line loop), so the result never depends on the path.
+Names are numbered through one file-wide key table (fastpath_snapshots.Keys); ONE's own location
+shape (every snapshot the same hosts in the same order) folds its steps as a snapshot x host table.
+Memory stays bounded: per piece arrays, distinct names (thousands), per snapshot rows, and at most
+_Coordinate.KEEP mantissas per coordinate.
 """
 from __future__ import annotations
 
