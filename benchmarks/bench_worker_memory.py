@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,19 +27,46 @@ MB = 1024 * 1024
 
 
 def scaled_copy(path: str, k: int, dst: Path) -> str:
-    """A copy of the line table ``path`` in ``dst`` (same name) with its data lines repeated ``k``
-    times and its leading '#' lines once: a synthetic large file of the same shape."""
+    """A copy of the report ``path`` in ``dst`` (same name) with its data lines repeated ``k`` times
+    and its leading '#' lines once: a synthetic large file of the same shape. In snapshot reports
+    (lines ``[t]``) repetition i shifts every marker by i * (last time + first step) so that times keep
+    increasing as in a longer run (plain decimals as ONE writes them); other lines are copied as they are."""
     with open(path, "rb") as fh:
         data = fh.read()
     n = 0
     while n < len(data) and data.startswith(b"#", n):
         n = data.find(b"\n", n) + 1 or len(data)
+    body = data[n:]
+    marks = list(_MARK.finditer(body))
     out = dst / Path(path).name
     with open(out, "wb") as fh:
         fh.write(data[:n])
-        for _ in range(k):
-            fh.write(data[n:])
+        if not marks:
+            for _ in range(k):
+                fh.write(body)
+        else:
+            times = [float(m.group(1)) for m in marks]
+            span = times[-1] + (times[1] - times[0] if len(times) > 1 else times[0] or 1.0)
+            for i in range(k):
+                if i == 0:
+                    fh.write(body)
+                    continue
+                pos = 0
+                for m, t in zip(marks, times):
+                    fh.write(body[pos:m.start(1)])
+                    fh.write(_plain(t + i * span).encode())
+                    pos = m.end(1)
+                fh.write(body[pos:])
     return str(out)
+
+
+_MARK = re.compile(rb"^\[(-?[0-9]+(?:\.[0-9]*)?)\]", re.M)
+
+
+def _plain(t: float) -> str:
+    """``t`` as ONE writes a snapshot time: an integer without a dot, else the shortest decimal."""
+    return str(int(t)) if t == int(t) else repr(t)
+
 
 def _default() -> list[str]:
     """Every report of the large run (decompressed from the shared data on first use)."""

@@ -4,6 +4,7 @@ lines, CRLF, tabs, nan words, 17-digit times, times going back, tiny blocks, ...
 parser and gives the same result or the same kind of error. Synthetic cases never skip."""
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -15,7 +16,15 @@ from shared_data import ONE_REPORTS
 from oppnda_nb.reports import ReportError, Summary, read_report, summarize_path, summarize_report
 from oppnda_nb.reports import fastpath_snapshots as fs
 from oppnda_nb.reports import stream_snapshots as ss
+from oppnda_nb.reports.registry import REGISTRY
+from oppnda_nb.reports.streaming import fold_blocks
 from oppnda_nb.reports.tables import _Src
+from oppnda_nb.reports.textio import iter_blocks
+
+_BENCH = importlib.util.spec_from_file_location(        # the benchmark script (benchmarks/ is no installed package)
+    "bench_worker_memory", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_worker_memory.py")
+bench = importlib.util.module_from_spec(_BENCH)
+_BENCH.loader.exec_module(bench)
 
 TYPES = ["LocationSnapshotReport", "MessageCopyCountReport", "MessageLocationReport"]
 # Means the streamed fold sums in another order than the whole frame (a last-bit difference at most).
@@ -293,11 +302,12 @@ def test_small_ints_and_keys():
     w = tk.words(idx)
     assert fs.word_bytes(w) == names
     assert fs.na_words(w) and not fs.na_words(w[:-1])
-    c, u = fs.codes(w)
-    assert fs.word_bytes(u[c]) == names
-    big = (np.arange(5000, dtype=np.uint64) * np.uint64(7919)) ^ np.uint64(0x4D)      # many keys: the hash table path
-    c, u = fs.codes(big)
-    assert (u[c] == big).all()
+    keys = fs.Keys()
+    c = keys.codes(w)
+    assert fs.word_bytes(keys.keys[c]) == names and fs.word_bytes(keys.keys) == list(dict.fromkeys(names))
+    big = (np.arange(5000, dtype=np.uint64) * np.uint64(7919)) ^ np.uint64(0x4D)      # many keys: a larger table
+    c = keys.codes(big)
+    assert (keys.keys[c] == big).all() and keys.bits > 16
     tk, idx = _toks([b"abcdefghi"])
     assert tk.words(idx) is None
 
@@ -317,7 +327,7 @@ def test_tokens_drop_one_trailing_blank():
 def test_pieces_keep_whole_snapshots(monkeypatch):
     data = _synthetic("MessageCopyCountReport", 1, snaps=60).encode()
     monkeypatch.setattr(ss, "PIECE", 100)
-    parts = ss._pieces(data)
+    parts = list(ss._pieces(data))
     assert len(parts) > 5 and b"".join(parts) == data
     assert all(p.startswith(b"[") and p.endswith(b"\n") for p in parts)
 
@@ -384,3 +394,176 @@ def test_coordinate_median_is_exact(case: str):
     assert col.ints == (case in ("four_digits", "wide", "repeats", "one_value"))
     assert ss._Coordinate().stats("y") == {"y_mean": pytest.approx(math.nan, nan_ok=True),
                                             "y_median": pytest.approx(math.nan, nan_ok=True)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the file-wide key table, ONE's own location shape, the message location bitmap
+
+def test_keys_give_codes_in_order_of_appearance():
+    rng = np.random.default_rng(4)
+    keys = fs.Keys()
+    seen: list[int] = []
+    for n in (1, 50, 3000, 20000):                  # the table grows as keys come
+        names = [f"M{int(i)}".encode() for i in rng.integers(0, n, 5000)]
+        w = np.array([int.from_bytes(b, "little") for b in names], dtype=np.uint64)
+        c = keys.codes(w)
+        assert (keys.keys[c] == w).all()
+        seen += [k for k in pd.unique(w).tolist() if k not in set(seen)]
+        assert keys.keys.tolist() == seen
+    w = rng.integers(0, 2 ** 63, 200_000).astype(np.uint64)     # random keys: many share a slot
+    c = keys.codes(w)
+    assert len(keys.extra) > 0 and (keys.keys[c] == w).all()
+    assert len(np.unique(keys.keys)) == len(keys.keys)
+
+
+def test_keys_refuse_too_many(monkeypatch):
+    monkeypatch.setattr(fs.Keys, "MAX_KEYS", 10)
+    keys = fs.Keys()
+    assert keys.codes(np.arange(8, dtype=np.uint64)) is not None
+    assert keys.codes(np.arange(20, dtype=np.uint64)) is None
+    assert len(keys.keys) == 8
+
+
+@pytest.mark.parametrize("rt", TYPES)
+def test_too_many_keys_take_the_parser(tmp_path: Path, rt: str, monkeypatch):
+    """More distinct names than the key table takes: the parser / line loop, same result."""
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_text(_synthetic(rt, 2, snaps=80))
+    w = whole(p)
+    monkeypatch.setattr(fs.Keys, "MAX_KEYS", 9)
+    for chunk in (200, 4096, 1 << 20):
+        assert_exact(rt, w, summarize_path(p, chunk_bytes=chunk))
+
+
+def _one_shape(order: str, snaps: int = 60, hosts: int = 9, seed: int = 0) -> str:
+    """A location snapshot report as ONE writes it: every snapshot the same hosts in the same order
+    (``order``: 'same'; 'reversed' after a first snapshot in name order; 'twice': a host listed twice)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(snaps):
+        rows.append(f"[{10 * (k + 1)}]")
+        hs = list(range(hosts)) if order == "same" or k == 0 else list(range(hosts))[::-1]
+        if order == "twice":
+            hs = hs + [hs[0]]
+        rows += [f"p{h} {rng.uniform(0, 3000):.4f} {rng.uniform(0, 3000):.4f}" for h in hs]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("order", ["same", "reversed", "twice"])
+def test_location_table_equals_the_sort(tmp_path: Path, order: str, no_fast, monkeypatch):
+    """ONE's own shape folds its steps as a snapshot x host table: the same floats as the sort (the
+    parser path) and the whole frame; a host twice in a snapshot takes the sort."""
+    p = tmp_path / "x_LocationSnapshotReport.txt"
+    p.write_text(_one_shape(order))
+    w = whole(p)
+    taken = []
+    table = ss._Location._add_table
+    monkeypatch.setattr(ss._Location, "_add_table", lambda self, *a: taken.append(table(self, *a)) or taken[-1])
+    fast = {}
+    for chunk in (300, 2000, 1 << 20):
+        fast[chunk] = summarize_path(p, chunk_bytes=chunk)
+        assert_exact("LocationSnapshotReport", w, fast[chunk])
+    assert any(taken) == (order != "twice")
+    no_fast()
+    for chunk, s in fast.items():
+        assert_exact("LocationSnapshotReport", summarize_path(p, chunk_bytes=chunk), s, summed=set())
+
+
+def test_message_location_without_bitmap(tmp_path: Path, monkeypatch):
+    """Distinct messages per snapshot by sorting (snapshots x messages beyond the bitmap) are the same."""
+    p = tmp_path / "x_MessageLocationReport.txt"
+    p.write_text(_synthetic("MessageLocationReport", 1, snaps=80))
+    w = whole(p)
+    monkeypatch.setattr(ss, "_BITMAP", 0)
+    for piece in (1 << 18, 300):
+        monkeypatch.setattr(ss, "PIECE", piece)
+        for chunk in (64, 4096, 1 << 20):
+            assert_exact("MessageLocationReport", w, summarize_path(p, chunk_bytes=chunk))
+
+
+def test_scaled_copy_keeps_times_increasing(tmp_path: Path):
+    """The benchmark's synthetic large files: snapshot times keep increasing, so the folds stream."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for rt in TYPES:
+        p = src / f"x_{rt}.txt"
+        p.write_text(_synthetic(rt, 1, snaps=30))
+        q = bench.scaled_copy(str(p), 3, tmp_path)
+        marks = [float(ln[1:-1]) for ln in Path(q).read_text().splitlines() if ln.startswith("[")]
+        assert len(marks) == 90 and all(b > a for a, b in zip(marks, marks[1:]))
+        body = [ln for ln in Path(q).read_text().splitlines() if not ln.startswith("[")]
+        assert body == [ln for ln in p.read_text().splitlines() if not ln.startswith("[")] * 3
+        spec = REGISTRY[rt]                            # the fold itself: NeedWholeFile would propagate
+        assert_exact(rt, whole(q), fold_blocks(q, rt, spec.stream, spec.parse, iter_blocks(q, 500, []), ",", []))
+
+
+@pytest.mark.parametrize("f", [0, 2, 4])
+def test_mantissas_give_the_decimals(f: int):
+    """fastpath_snapshots.mantissas: m / 10**f is the same float as decimals(); a -0 or mixed widths: None."""
+    rng = np.random.default_rng(f)
+    vals = [f"{x:.{f}f}" + ("." if f == 0 else "") for x in rng.uniform(-99999, 99999, 3000)]
+    tk, idx = _toks([v.encode() for v in vals])
+    s, e = tk.starts[idx], tk.ends[idx]
+    m, got_f = fs.mantissas(tk, s, e)
+    assert got_f == f and m.dtype == np.int64
+    assert (m / fs._POW10F[f]).tolist() == fs.decimals(tk, s, e).tolist() == [float(v) for v in vals]
+    for odd in ("-0." + "0" * f, "1.234567", "12345678901.5"):
+        tk, idx = _toks([v.encode() for v in vals[:5] + [odd]])
+        assert fs.mantissas(tk, tk.starts[idx], tk.ends[idx]) is None, odd
+
+
+def test_coordinate_takes_mantissas():
+    """Values handed with their mantissas give the same median and mean as values alone."""
+    rng = np.random.default_rng(3)
+    blocks = [np.round(rng.uniform(0, 3000, 4000), 4) for _ in range(5)] + [np.round(rng.uniform(0, 9, 50), 2)]
+    plain, fast = ss._Coordinate(), ss._Coordinate()
+    for i, b in enumerate(blocks):
+        plain.add(b)
+        f = 4 if i < 5 else 2                            # the last block: another f, the values' own check
+        fast.add(b, (np.rint(b * 10.0 ** f).astype(np.int64), f))
+    assert plain.stats("x") == fast.stats("x") and fast.ints and fast.f == 4
+
+
+@pytest.mark.parametrize("case", ["four_digits", "wide", "repeats", "mantissas"])
+def test_coordinate_memory_is_bounded(case: str, monkeypatch):
+    """Beyond KEEP mantissas only a window around the running median is kept (or a count per value):
+    the median is still pandas' to the bit."""
+    monkeypatch.setattr(ss._Coordinate, "KEEP", 2000)
+    rng = np.random.default_rng(7)
+    col = ss._Coordinate()
+    allv = []
+    for i in range(40):
+        if case == "repeats":
+            b = rng.integers(0, 5, 700).astype(float)
+        elif case == "wide":
+            b = np.round(rng.uniform(-2e5, 2e5, 700), 2)
+        else:
+            b = np.round(rng.uniform(0, 3000, 700), 4)
+        col.add(b, (np.rint(b * 1e4).astype(np.int64), 4) if case == "mantissas" else None)
+        allv.append(b)
+        assert col.kept <= 2000 + 700 and sum(len(p) for p in col.parts) == col.kept
+    assert col.below > 0 and col.above > 0
+    assert (col.hist is not None) == (case == "repeats")
+    allv = pd.Series(np.concatenate(allv))
+    st = col.stats("x")
+    assert st["x_median"] == float(allv.median())
+    assert math.isclose(st["x_mean"], float(allv.mean()), rel_tol=1e-13)
+
+
+def test_coordinate_drifting_median_needs_the_whole_file(monkeypatch):
+    monkeypatch.setattr(ss._Coordinate, "KEEP", 1000)
+    col = ss._Coordinate()
+    with pytest.raises(ss.NeedWholeFile):
+        for i in range(100):                     # every block above all before it: the median walks out of the window
+            col.add(np.arange(500, dtype=float) + 1000.0 * i)
+        col.stats("x")
+
+
+def test_location_with_a_narrow_window_equals_whole(tmp_path: Path, monkeypatch):
+    """The location fold with a small KEEP: the same summary as the whole frame, streamed."""
+    monkeypatch.setattr(ss._Coordinate, "KEEP", 400)
+    p = tmp_path / "x_LocationSnapshotReport.txt"
+    p.write_text(_one_shape("same", snaps=300))
+    spec = REGISTRY["LocationSnapshotReport"]
+    s = fold_blocks(str(p), "LocationSnapshotReport", spec.stream, spec.parse, iter_blocks(str(p), 1000, []), ",", [])
+    assert_exact("LocationSnapshotReport", whole(p), s)

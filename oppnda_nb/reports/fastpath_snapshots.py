@@ -1,6 +1,7 @@
 """Byte-level token reading for the snapshot reports' streamed folds (stream_snapshots.py): a block
 of single-space separated lines is cut into tokens with numpy, short tokens become exact uint64 keys
-(the token's bytes, so equal keys are equal tokens), small unsigned integers are read directly.
+(the token's bytes, so equal keys are equal tokens) and get dense codes from a file-wide table
+(Keys), small unsigned integers and short decimals are read directly (SWAR, 8 bytes at once).
 Every function returns None when the block is not that simple: the fold then uses the exact parser.
 """
 from __future__ import annotations
@@ -56,12 +57,12 @@ def tokens(data: bytes) -> Tokens | None:
     sep = np.flatnonzero(body <= 32)                      # blanks, newlines and any other control character
     c = body[sep]
     is_nl = c == 10
-    if not (is_nl | (c == 32)).all():
+    nl_count = int(np.count_nonzero(is_nl))
+    if nl_count + int(np.count_nonzero(c == 32)) != len(c):
         return None                                       # a tab, CR, form feed, NUL, ...
-    nl_count = int(is_nl.sum())
     starts = np.empty_like(sep)
     starts[0] = 0
-    starts[1:] = sep[:-1] + 1
+    np.add(sep[:-1], 1, out=starts[1:])
     first = np.empty(len(sep), dtype=bool)
     first[0] = True
     first[1:] = is_nl[:-1]
@@ -85,25 +86,7 @@ def na_words(words: np.ndarray, first: np.ndarray | None = None) -> bool:
     return bool(maybe.any()) and bool(np.isin(words[maybe], _NA).any())
 
 
-_MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
-
-
-def codes(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, uniques) of uint64 keys: ``uniques[codes] == words``. The distinct keys come from a
-    hash table; each key's code from a multiplicative hash checked to be collision-free on them."""
-    u = pd.unique(words)
-    k = len(u)
-    bits = max(2 * int(k).bit_length() + 2, 4)          # about k**2 slots: few collisions among k keys
-    if bits <= 20:
-        shift = np.uint64(64 - bits)
-        for m in _MULT:
-            hu = (u * np.uint64(m)) >> shift
-            lut = np.full(1 << bits, -1, dtype=np.int32)
-            lut[hu] = np.arange(k)
-            if (lut[hu] == np.arange(k)).all():             # no two keys share a slot
-                return lut[(words * np.uint64(m)) >> shift].astype(np.int64), u
-    c, u = pd.factorize(words, sort=False)
-    return c.astype(np.int64, copy=False), np.asarray(u)
+_MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)   # Keys' hash multipliers
 
 
 def word_bytes(w: np.ndarray) -> list[bytes]:
@@ -162,9 +145,10 @@ def _digit_word(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
     return _digits8(x)
 
 
-def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray) -> np.ndarray | None:
-    """:func:`decimals` when every token has the same number ``f`` of digits after its dot and at
-    most 8 before it (``1607.6188``): integer and fraction digits read as one uint64 each."""
+def _fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray):
+    """(f, signs, unsigned mantissas) of tokens that all have the same number ``f`` of digits after
+    their dot and at most 8 before it (``1607.6188`` -> 4, False, 16076188), or None: the digits are
+    read as one uint64 (when they fit) or two (integer and fraction)."""
     f = int(n[0]) - 1 - int(np.argmax(t.buf[s[0]:e[0]] == 46)) if 46 in t.buf[s[0]:e[0]] else -1
     if f < 0 or f > 7 or (t.buf[e - f - 1] != 46).any():
         return None
@@ -172,12 +156,49 @@ def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.
     k = n - f - 1 - neg                                   # digits before the dot
     if int(k.max()) > 8 or (f == 0 and int(k.min()) < 1):
         return None
+    if int(k.max()) + f <= 8:                             # all digits fit one word: '1607.6188' -> 16076188
+        x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
+        if f:
+            x |= (view[e - 8] ^ _ZEROS) & _TOP[f]
+        if (x & _HIGH).any() or ((x + _SIX) & _HIGH).any():
+            return None
+        return f, neg, _digits8(x)
     frac = _digit_word(view[e - 8], _TOP[f]) if f else 0
     whole = _digit_word(view[e - f - 9], _TOP[k])
     if frac is None or whole is None:
         return None
-    v = (whole * np.uint64(10 ** f) + frac).astype(np.float64) / _POW10F[f]
+    return f, neg, whole * np.uint64(10 ** f) + frac
+
+
+def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray) -> np.ndarray | None:
+    """:func:`decimals` when every token has the same number ``f`` of digits after its dot and at
+    most 8 before it (``1607.6188``), see :func:`_fixed`."""
+    r = _fixed(t, s, e, n, view)
+    if r is None:
+        return None
+    f, neg, m = r
+    v = m.astype(np.float64) / _POW10F[f]
     return np.where(neg, -v, v)
+
+
+def mantissas(t: Tokens, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(int64 m, f) with ``m / 10**f`` the value of each decimal token ``buf[s:e]`` (the same floats
+    as :func:`decimals`) when all have ``f`` digits after the dot and at most 8 before it; else None
+    (also for a ``-0``, whose sign the integer would lose)."""
+    n = e - s
+    if not len(n) or int(n.max()) > 16 or int(n.min()) < 1 or int(e.min()) < 16:
+        return None
+    view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
+    r = _fixed(t, s, e, n, view)
+    if r is None:
+        return None
+    f, neg, m = r
+    m = m.astype(np.int64)
+    if neg.any():
+        if (neg & (m == 0)).any():
+            return None
+        m = np.where(neg, -m, m)
+    return m, f
 
 
 def _dec_swar(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray) -> np.ndarray | None:
@@ -256,3 +277,86 @@ def decimals(t: Tokens, idx_s: np.ndarray, idx_e: np.ndarray) -> np.ndarray | No
     mant = np.where(has_dot, (full - r) // 10 + r, full)  # drop the dot's (zero) column
     out = mant.astype(np.float64) / _POW10F[frac]
     return np.where(neg, -out, out)
+
+
+class Keys:
+    """Dense codes (0, 1, ... in order of first appearance) of the uint64 token keys of a whole file,
+    kept across blocks: a key's code is found through a multiplicative hash table (``lut``, slot ->
+    code of the first key in it); the few keys whose slot is taken (``extra``, sorted) through a
+    binary search. Memory: the table (at most 4 MB) and the distinct keys (few thousand)."""
+
+    MAX_KEYS = 1 << 20                        # beyond this many distinct keys: None (the caller's other way)
+
+    def __init__(self, bits: int = 16) -> None:
+        self.keys = np.empty(0, np.uint64)    # code -> key
+        self._padded = np.zeros(1, np.uint64)  # the keys and a 0 (what code -1 reads)
+        self.bits = bits
+        self._build()
+
+    def _build(self) -> None:
+        k = len(self.keys)
+        while self.bits < 20 and (1 << self.bits) < 32 * k:    # about 32 slots per key: few keys share one
+            self.bits += 1
+        self.shift = np.uint64(64 - self.bits)
+        code = np.arange(k, dtype=np.int32)
+        best = None
+        for m in _MULT:                                # the multiplier with the fewest keys sharing a slot
+            mult = np.uint64(m)
+            slot = (self.keys * mult) >> self.shift
+            lut = np.full(1 << self.bits, -1, dtype=np.int32)
+            lut[slot[::-1]] = code[::-1]               # the first key of a slot wins (last write)
+            shared = lut[slot] != code
+            if best is None or shared.sum() < best[2].sum():
+                best = (mult, lut, shared)
+            if not shared.any():
+                break
+        self.mult, self.lut, shared = best
+        order = np.argsort(self.keys[shared])          # keys in a taken slot: sorted, with their codes
+        self.extra, self.extra_code = self.keys[shared][order], code[shared][order]
+
+    def codes(self, w: np.ndarray) -> np.ndarray | None:
+        """The code (int32) of each key of ``w`` (new keys get the next codes), or None if there are too
+        many keys. A key is never 0 (a token's first byte is not NUL)."""
+        c = self._lookup(w)
+        miss = c < 0
+        if miss.any():
+            loc, new = pd.factorize(w[miss], sort=False)   # the new keys in order of appearance
+            if len(self.keys) + len(new) > self.MAX_KEYS:
+                return None
+            k0 = len(self.keys)
+            self.keys = np.concatenate([self.keys, new])
+            self._padded = np.append(self.keys, np.uint64(0))
+            if (1 << self.bits) < 32 * len(self.keys) and self.bits < 20:
+                self._build()                          # a larger table (its size doubles: rare)
+            else:
+                self._insert(new, k0)
+            c[miss] = loc + k0
+        return c
+
+    def _insert(self, new: np.ndarray, k0: int) -> None:
+        """Put the new keys (codes from ``k0``) into free slots of the table, the others into ``extra``."""
+        code = np.arange(k0, k0 + len(new), dtype=np.int32)
+        slot = (new * self.mult) >> self.shift
+        _, first = np.unique(slot, return_index=True)  # the first new key of each slot ...
+        first = first[self.lut[slot[first]] < 0]       # ... if the slot is free
+        self.lut[slot[first]] = code[first]
+        rest = np.ones(len(new), dtype=bool)
+        rest[first] = False
+        if rest.any():
+            extra = np.concatenate([self.extra, new[rest]])
+            order = np.argsort(extra)
+            self.extra, self.extra_code = extra[order], np.concatenate([self.extra_code, code[rest]])[order]
+
+    def _lookup(self, w: np.ndarray) -> np.ndarray:
+        """Codes (int32) of ``w``; -1 for keys not seen yet."""
+        c = self.lut[(w * self.mult) >> self.shift]
+        bad = self._padded[c] != w                  # c == -1 reads the 0 after the keys: no token's key is 0
+        if bad.any():
+            wb = w[bad]
+            cb = np.full(len(wb), -1, np.int32)
+            if len(self.extra):
+                i = np.minimum(np.searchsorted(self.extra, wb), len(self.extra) - 1)
+                hit = self.extra[i] == wb
+                cb[hit] = self.extra_code[i[hit]]
+            c[bad] = cb
+        return c

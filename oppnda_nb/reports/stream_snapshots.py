@@ -5,11 +5,16 @@ Each fold first reads a block on a numpy fast path (fastpath_snapshots: tokens, 
 numbers; only the fields the summary needs, in pieces of about PIECE bytes); a block the fast path
 does not read exactly (tabs, CR, blank lines, nan words, long names, odd numbers, ...) goes through
 the type's parser (the message location fold: its line loop), so the result never depends on the path.
+Names are numbered through one file-wide key table (fastpath_snapshots.Keys); ONE's own location
+shape (every snapshot the same hosts in the same order) folds its steps as a snapshot x host table.
+Memory stays bounded: per piece arrays, distinct names (thousands), per snapshot rows, and at most
+_Coordinate.KEEP mantissas per coordinate.
 """
 from __future__ import annotations
 
 import math
 import re
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -23,32 +28,42 @@ from .base import _Src
 
 
 class _Lines:
-    """A block's lines on the fast path: marker lines (``[t]``, one token) open snapshots; ``seg``
-    is each line's snapshot (index into ``t``), ``F`` each line's first token, ``ntok`` its tokens."""
+    """A block's lines on the fast path: marker lines (``[t]``, one token) open snapshots (times
+    ``t``); ``F`` is each line's first token, ``ntok`` its tokens."""
 
-    __slots__ = ("tk", "F", "ntok", "mark", "seg", "t")
+    __slots__ = ("tk", "F", "ntok", "mark", "t")
 
-    def __init__(self, tk, F, ntok, mark, seg, t):
-        self.tk, self.F, self.ntok, self.mark, self.seg, self.t = tk, F, ntok, mark, seg, t
+    def __init__(self, tk, F, ntok, mark, t):
+        self.tk, self.F, self.ntok, self.mark, self.t = tk, F, ntok, mark, t
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each snapshot's rows (lines after its marker) and the index of its first row among all rows."""
+        ml = np.flatnonzero(self.mark)
+        n = np.empty_like(ml)
+        np.subtract(ml[1:], ml[:-1], out=n[:-1])
+        n[-1] = len(self.mark) - ml[-1]
+        n -= 1
+        return n, ml - np.arange(len(ml))
 
 
 PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
 
 
-def _pieces(data: bytes) -> list[bytes]:
-    """``data`` cut before '[' lines into pieces of about PIECE bytes (whole snapshots each)."""
-    size = PIECE
+def _pieces(data: bytes, times: int = 1) -> Iterator[bytes]:
+    """``data`` cut before '[' lines into pieces of about ``times`` * PIECE bytes (whole snapshots
+    each), one at a time (one piece's copy alive, not the whole block's)."""
+    size = PIECE * times
     if len(data) < 2 * size:
-        return [data]
-    out, pos = [], 0
+        yield data
+        return
+    pos = 0
     while pos < len(data):
         cut = data.find(b"\n[", pos + size)
         if cut < 0 or len(data) - cut < size // 2:
-            out.append(data[pos:])
-            break
-        out.append(data[pos:cut + 1])
+            yield data[pos:]
+            return
+        yield data[pos:cut + 1]
         pos = cut + 1
-    return out
 
 
 def _each(data: bytes, fast) -> list | None:
@@ -69,7 +84,9 @@ def _lines(data: bytes) -> _Lines | None:
     if tk is None:
         return None
     F = np.flatnonzero(tk.first)
-    ntok = np.diff(np.append(F, len(tk.starts)))
+    ntok = np.empty_like(F)
+    np.subtract(F[1:], F[:-1], out=ntok[:-1])
+    ntok[-1] = len(tk.starts) - F[-1]
     mark = tk.buf[tk.starts[F]] == 91                                   # '['
     if not mark[0] or (ntok[mark] != 1).any():
         return None
@@ -80,8 +97,7 @@ def _lines(data: bytes) -> _Lines | None:
     if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
         return None
     t = np.array([float(x) for x in inner])         # few; float() and the parser both round plain decimals correctly
-    seg = np.cumsum(mark) - 1
-    return _Lines(tk, F, ntok, mark, seg, t)
+    return _Lines(tk, F, ntok, mark, t)
 
 
 def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
@@ -97,10 +113,16 @@ def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
 
 
 class _Coordinate:
-    """Exact mean and median of a coordinate column in little memory: the values are kept as int32
+    """Exact mean and median of a coordinate column in bounded memory: the values are kept as int32
     decimal mantissas (``m / 10**f`` gives each value back bit for bit; ONE writes 4 digits after
     the dot) or, if some value is not such a decimal, as float64; the median's two middle values are
-    found through a histogram of the mantissas (no sorted copy of the column)."""
+    found through a histogram of the mantissas (no sorted copy of the column). Beyond KEEP mantissas
+    only those in a window of ranks around the running median are kept (the others are counted below
+    or above it); a window of few distinct values becomes a count per value. If the median ever
+    leaves the window (a column drifting one way for millions of rows), NeedWholeFile."""
+
+    KEEP = 1 << 20             # mantissas kept at most (4 MB) before the window narrows to half of them
+    SPAN = 1 << 19             # a window of at most this many distinct mantissas: a count per value
 
     def __init__(self) -> None:
         self.f: int | None = None                  # digits after the dot (None: not chosen yet / float64 mode)
@@ -108,6 +130,11 @@ class _Coordinate:
         self.ints = True
         self.n = 0
         self.partial: list[float] = []             # each block's float64 sum (pairwise, like pandas' mean)
+        self.lo: int | None = None                 # the window of kept mantissas (inclusive; None: open)
+        self.hi: int | None = None
+        self.below = self.above = 0                # values left out below / above it
+        self.kept = 0
+        self.hist: np.ndarray | None = None        # count per mantissa lo..hi (a narrow window)
 
     def _as_ints(self, a: np.ndarray) -> np.ndarray | None:
         if (np.signbit(a) & (a == 0)).any():       # -0.0 would come back as 0.0
@@ -119,21 +146,81 @@ class _Coordinate:
                 return m.astype(np.int32)
         return None
 
-    def add(self, a: np.ndarray) -> None:
+    def add(self, a: np.ndarray, mant: tuple[np.ndarray, int] | None = None) -> None:
+        """Add the values ``a``; ``mant``: (m, f) with ``m / 10**f == a`` exactly, if at hand (no NaN)."""
         a = np.asarray(a, dtype=np.float64)
-        a = a[~np.isnan(a)]
+        if mant is None:
+            a = a[~np.isnan(a)]
         if not len(a):
             return
         self.n += len(a)
         self.partial.append(float(a.sum()))
+        if self.ints and mant is not None and self.f in (None, mant[1]):
+            m, f = mant
+            if int(m.max()) < 2 ** 31 and int(m.min()) > -2 ** 31:
+                self.f = f
+                self._keep(m.astype(np.int32))
+                return
         if self.ints:
             m = self._as_ints(a)
             if m is not None:
-                self.parts.append(m)
+                self._keep(m)
                 return
+            if self.below or self.above or self.hist is not None:
+                raise NeedWholeFile("a coordinate that is no short decimal after the kept window narrowed")
             self.ints = False                      # back to float64 values (an odd file: memory as before)
             self.parts = [p / 10.0 ** self.f for p in self.parts] if self.f is not None else self.parts
         self.parts.append(a)
+
+    def _keep(self, m: np.ndarray) -> None:
+        if self.lo is not None or self.hi is not None:
+            out = np.zeros(len(m), dtype=bool)
+            if self.lo is not None:
+                low = m < self.lo
+                self.below += int(np.count_nonzero(low))
+                out |= low
+            if self.hi is not None:
+                high = m > self.hi
+                self.above += int(np.count_nonzero(high))
+                out |= high
+            if out.any():
+                m = m[~out]
+        if self.hist is not None:
+            self.hist += np.bincount(m.astype(np.int64) - self.lo, minlength=len(self.hist))
+            return
+        self.parts.append(m)
+        self.kept += len(m)
+        if self.kept > self.KEEP:
+            self._narrow()
+
+    def _narrow(self) -> None:
+        """Keep only the mantissas of ranks within KEEP/4 of the running median's (and equal values)."""
+        v = np.concatenate(self.parts)
+        self.parts = []                            # (their memory back before the masks below)
+        k1, k2 = (self.n - 1) // 2 - self.below, self.n // 2 - self.below
+        if k1 < 0 or k2 >= len(v):
+            raise NeedWholeFile("the coordinate median left the window of values kept around it")
+        margin = self.KEEP // 4
+        i, j = max(k1 - margin, 0), min(k2 + margin, len(v) - 1)
+        v.partition([i, j])
+        keep = np.ones(len(v), dtype=bool)
+        if i > 0:
+            self.lo = int(v[i])
+            low = v < self.lo
+            self.below += int(np.count_nonzero(low))
+            keep &= ~low
+        if j < len(v) - 1:
+            self.hi = int(v[j])
+            high = v > self.hi
+            self.above += int(np.count_nonzero(high))
+            keep &= ~high
+        v = v[keep]
+        if self.lo is not None and self.hi is not None and self.hi - self.lo < self.SPAN \
+                and len(v) > self.KEEP // 2:         # many equal values: a count per value instead
+            self.hist = np.bincount(v.astype(np.int64) - self.lo, minlength=self.hi - self.lo + 1)
+            self.parts, self.kept = [], 0
+            return
+        self.parts, self.kept = [v], len(v)
 
     def _kth(self, ks: list[int]) -> list[float]:
         """The values of rank ``ks`` (0-based) in sorted order."""
@@ -141,8 +228,16 @@ class _Coordinate:
             v = np.concatenate(self.parts)
             v.partition(ks)
             return [float(v[k]) for k in ks]
-        lo = min(int(p.min()) for p in self.parts)
-        hi = max(int(p.max()) for p in self.parts)
+        ks = [k - self.below for k in ks]          # ranks among the kept values
+        if self.hist is not None:
+            cum = np.cumsum(self.hist)
+            if min(ks) < 0 or max(ks) >= int(cum[-1]):
+                raise NeedWholeFile("the coordinate median left the window of values kept around it")
+            return [float(self.lo + int(np.searchsorted(cum, k, side="right"))) / 10.0 ** self.f for k in ks]
+        if min(ks) < 0 or max(ks) >= self.kept:
+            raise NeedWholeFile("the coordinate median left the window of values kept around it")
+        lo = min(int(p.min()) for p in self.parts if len(p))
+        hi = max(int(p.max()) for p in self.parts if len(p))
         shift = max((hi - lo).bit_length() - 16, 0)
         counts = sum(np.bincount((p.astype(np.int64) - lo) >> shift, minlength=((hi - lo) >> shift) + 1)
                      for p in self.parts)
@@ -165,8 +260,10 @@ class _Coordinate:
 
 class _Location:
     def __init__(self):
-        self.t = Distinct()
+        self.ts: list[np.ndarray] = []                   # each block's distinct snapshot times (counted at the end)
         self.ids: dict[str, int] = {}                    # host name -> id (the hosts seen so far)
+        self.keys = fs.Keys()                            # host name keys of the fast path ...
+        self.key_id = np.empty(0, np.int64)              # ... and the id of each key's name
         self.x, self.y = _Coordinate(), _Coordinate()
         self.tmin, self.tmax = math.inf, -math.inf
         self.last = np.empty((0, 2))                     # per host id: its last (x, y), NaN if none yet
@@ -176,9 +273,27 @@ class _Location:
         cat_id = np.array([self.ids.setdefault(str(c), len(self.ids)) for c in names], dtype=np.int64)
         return cat_id[codes]
 
+    def _key_ids(self, w: np.ndarray) -> np.ndarray | None:
+        """Host ids of name keys ``w`` (new names get the next ids, in order of appearance), or None."""
+        code = self.keys.codes(w)
+        if code is None:
+            return None
+        new = self.keys.keys[len(self.key_id):]
+        if len(new):
+            try:
+                names = [b.decode("utf-8") for b in fs.word_bytes(new)]
+            except UnicodeDecodeError:
+                return None
+            self.key_id = np.concatenate([self.key_id, [self.ids.setdefault(n, len(self.ids)) for n in names]])
+        return self.key_id[code]
+
     def add(self, src: _Src, parse) -> None:
         fast = _each(src.data, _location_fast)
-        if fast is None:
+        h = None
+        if fast is not None:
+            w = np.concatenate([r[1] for r in fast])
+            h = self._key_ids(w)
+        if h is None:
             f = parse(src)
             if not len(f):
                 return
@@ -186,18 +301,30 @@ class _Location:
             t = f["t"].to_numpy("float64")
             h = self._host_ids(host.categories, host.codes)
             x, y = f["x"].to_numpy("float64"), f["y"].to_numpy("float64")
+            ts, per = t, None                            # (rows' times)
+            mx = my = None
         else:
-            h = np.concatenate([self._host_ids(r[1], r[2]) for r in fast])
-            t, x, y = (np.concatenate([r[i] for r in fast]) for i in (0, 3, 4))
-            if not len(t):
+            x, y = (np.concatenate([r[i][0] for r in fast]) for i in (2, 3))
+            if not len(x):
                 return
-        if t.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
+            mx, my = (_joined([r[i][1] for r in fast]) for i in (2, 3))
+            ts = np.concatenate([r[0] for r in fast])    # times of the snapshots with rows ...
+            per = np.concatenate([r[4] for r in fast])   # ... and their rows
+            t = fast = None                              # (the pieces' arrays freed)
+        if ts.min() < self.tmax:      # snapshot times go back: steps would pair other rows than the sort does
             raise NeedWholeFile("snapshot times are not in order")
-        self.t.add(pd.unique(t))
-        self.x.add(x)
-        self.y.add(y)
-        self.tmin, self.tmax = _nanmin(self.tmin, t), _nanmax(self.tmax, t)
-        if (np.diff(t) >= 0).all():                      # rows in time order: a stable sort by host keeps it
+        self.ts.append(pd.unique(ts))
+        self.x.add(x, mx)
+        self.y.add(y, my)
+        self.tmin, self.tmax = _nanmin(self.tmin, ts), _nanmax(self.tmax, ts)
+        if len(self.last) < len(self.ids):
+            self.last = np.vstack([self.last, np.full((len(self.ids) - len(self.last), 2), np.nan)])
+        in_order = bool((np.diff(ts) >= 0).all())
+        if per is not None and in_order and self._add_table(h, x, y, per):
+            return
+        if t is None:
+            t = np.repeat(ts, per)
+        if in_order:                                     # rows in time order: a stable sort by host keeps it
             order = np.argsort(h.astype(np.uint16) if len(self.ids) < 65536 else h, kind="stable")
         else:
             order = np.lexsort((t, h))                   # by host, then time; stable like the whole-frame sort
@@ -205,20 +332,49 @@ class _Location:
         same = h[1:] == h[:-1]
         step = np.hypot(np.diff(x), np.diff(y))[same]
         first = np.concatenate([[True], ~same])
-        if len(self.last) < len(self.ids):
-            self.last = np.vstack([self.last, np.full((len(self.ids) - len(self.last), 2), np.nan)])
         fh = h[first]
-        prev = self.last[fh]
-        ok = ~np.isnan(prev[:, 0])
-        cross = np.hypot(x[first][ok] - prev[ok, 0], y[first][ok] - prev[ok, 1])
-        self.step_sum += float(step.sum()) + float(cross.sum())
-        self.step_n += len(step) + len(cross)
+        self._steps(step, fh, x[first], y[first])
         lastm = np.concatenate([~same, [True]])
         self.last[h[lastm]] = np.stack([x[lastm], y[lastm]], axis=1)
 
+    def _steps(self, step: np.ndarray, fh: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> None:
+        """Add the block's steps (host by host, in host id order) and each host's step from its last
+        position before the block (hosts ``fh`` in id order, first positions ``fx``, ``fy``)."""
+        prev = self.last[fh]
+        ok = ~np.isnan(prev[:, 0])
+        cross = np.hypot(fx[ok] - prev[ok, 0], fy[ok] - prev[ok, 1])
+        self.step_sum += float(step.sum()) + float(cross.sum())
+        self.step_n += len(step) + len(cross)
+
+    def _add_table(self, h: np.ndarray, x: np.ndarray, y: np.ndarray, per: np.ndarray) -> bool:
+        """The steps of a block in time order whose snapshots all list the same distinct hosts in the
+        same order (ONE's own shape): a snapshot x host table, no sort; the same steps in the same
+        order as the sort; False (nothing done) for any other block."""
+        nh = int(per[0])
+        if (per != nh).any():
+            return False
+        H = h.reshape(-1, nh)
+        h0 = H[0]
+        if (H[1:] != h0).any():
+            return False
+        perm = np.argsort(h0, kind="stable")
+        hs = h0[perm]
+        if (hs[1:] == hs[:-1]).any():                    # a host twice in a snapshot
+            return False
+        X, Y = x.reshape(-1, nh), y.reshape(-1, nh)
+        if (perm == np.arange(nh)).all():
+            step = np.hypot(np.diff(X, axis=0), np.diff(Y, axis=0)).T.copy().ravel()
+            self._steps(step, hs, X[0], Y[0])
+        else:
+            step = np.hypot(np.diff(X, axis=0), np.diff(Y, axis=0))[:, perm].T.copy().ravel()
+            self._steps(step, hs, X[0, perm], Y[0, perm])
+        self.last[h0] = np.stack([X[-1], Y[-1]], axis=1)
+        return True
+
     def finish(self) -> Summary:
         n = self.x.n
-        sc = {"snapshots": float(len(self.t)), "hosts": float(len(self.ids)),
+        snaps = len(pd.unique(np.concatenate(self.ts))) if self.ts else 0
+        sc = {"snapshots": float(snaps), "hosts": float(len(self.ids)),
               "first_t": self.tmin if n else math.nan, "last_t": self.tmax if n else math.nan,
               "step_mean": self.step_sum / self.step_n if self.step_n else math.nan}
         sc.update(self.x.stats("x"))
@@ -226,24 +382,35 @@ class _Location:
         return Summary(sc)
 
 
+def _joined(parts: list) -> tuple[np.ndarray, int] | None:
+    """The pieces' (mantissas, f) as one, if every piece has them with the same f."""
+    if any(p is None for p in parts) or len({p[1] for p in parts}) != 1:
+        return None
+    return np.concatenate([p[0] for p in parts]), parts[0][1]
+
+
 def _location_fast(data: bytes):
-    """(t, host names, host codes, x, y) of the host lines ('name x y') of a simple block, or None."""
+    """(times of the snapshots with host lines, host name keys, x, y, host lines of those snapshots)
+    of the host lines ('name x y') of a simple block, or None."""
     r = _rows(data, 3)
     if r is None:
         return None
     ln, host, hi = r
     tk = ln.tk
-    x = _decimals(tk, tk.starts[hi + 1], tk.ends[hi + 1])
-    y = _decimals(tk, tk.starts[hi + 2], tk.ends[hi + 2]) if x is not None else None
-    w = tk.words(hi) if y is not None else None
+    xy = []
+    for j in (1, 2):
+        s, e = tk.starts[hi + j], tk.ends[hi + j]
+        m = fs.mantissas(tk, s, e)                       # the usual 'dddd.dddd': also as integers for _Coordinate
+        v = m[0] / fs._POW10F[m[1]] if m is not None else _decimals(tk, s, e)
+        if v is None:
+            return None
+        xy.append((v, m))
+    w = tk.words(hi)
     if w is None or fs.na_words(w):
         return None
-    codes, u = fs.codes(w)
-    try:
-        names = [b.decode("utf-8") for b in fs.word_bytes(u)]
-    except UnicodeDecodeError:
-        return None
-    return ln.t[ln.seg[host]], names, codes, x, y
+    per = ln.rows()[0]
+    keep = per > 0
+    return ln.t[keep], w, xy[0], xy[1], per[keep]
 
 
 class _CopyCount:
@@ -254,7 +421,14 @@ class _CopyCount:
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        fast = _each(src.data, _copy_count_fast)
+        fast = []
+        for piece in _pieces(src.data):
+            r = _copy_count_fast(piece)
+            if r is None:
+                fast = None
+                break
+            c = r[4]                                     # only its distinct keys, count, exact sum and max are kept
+            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None, pd.unique(r[3])))
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -264,15 +438,18 @@ class _CopyCount:
             msg = f["msg"].array
             self.msgs.add(np.asarray(msg.categories.astype(str))[np.unique(msg.codes[msg.codes >= 0])])
             c = f["copies"].to_numpy("int64")
+            n, total, cmax = len(c), int(c.sum()), int(c.max())
         else:
-            c = np.concatenate([r[4] for r in fast])
-            if not len(c):
+            n = sum(r[3] for r in fast)
+            if not n:
                 return
             self.per_t.extend((r[0], r[1], r[2]) for r in fast)
-            self.words = pd.unique(np.concatenate([self.words] + [r[3] for r in fast]))
-        self.n += len(c)
-        self.total += float(c.sum())
-        self.cmax = max(self.cmax, float(c.max()))
+            self.words = pd.unique(np.concatenate([self.words] + [r[6] for r in fast]))
+            total = sum(r[4] for r in fast)                     # exact: integers
+            cmax = max(r[5] for r in fast if r[3])
+        self.n += n
+        self.total += float(total)
+        self.cmax = max(self.cmax, float(cmax))
 
     def finish(self) -> Summary:
         if len(self.words):
@@ -299,7 +476,7 @@ class _CopyCount:
 
 
 def _copy_count_fast(data: bytes):
-    """(snapshot t, rows and copies per snapshot, distinct message keys, copies) of a simple block
+    """(snapshot t, rows and copies per snapshot, message keys, copies) of a simple block
     ('msg copies' lines, whole non-negative copy counts), or None."""
     r = _rows(data, 2)
     if r is None:
@@ -310,39 +487,60 @@ def _copy_count_fast(data: bytes):
     w = tk.words(ri) if c is not None else None
     if w is None or fs.na_words(w):
         return None
-    seg = ln.seg[rows]
-    nseg = len(ln.t)
-    size = np.bincount(seg, minlength=nseg)
-    tot = np.bincount(seg, weights=c, minlength=nseg).astype(np.int64)   # exact: sums of small integers
-    keep = size > 0
-    t, size, tot = ln.t[keep], size[keep], tot[keep]
+    if not len(c):
+        return ln.t[:0], np.empty(0, np.int64), np.empty(0, np.int64), w, c
+    size, first = ln.rows()
+    keep = size > 0                                      # the snapshots with rows: times, rows, copies
+    t, size = ln.t[keep], size[keep]
+    tot = np.add.reduceat(c, first[keep])
     if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
         t, inv = np.unique(t, return_inverse=True)
         size, tot = np.bincount(inv, weights=size).astype(np.int64), np.bincount(inv, weights=tot).astype(np.int64)
-    return t, size, tot, pd.unique(w), c
+    return t, size, tot, w, c
+
+
+_BITMAP = 1 << 20       # the message location fold marks (snapshot, message) pairs in a bitmap up to this size,
+                        # beyond it it sorts them
 
 
 class _MessageLocation:
     """Per snapshot: message copies, holders carrying at least one message, distinct messages."""
 
+    PIECES = 2          # its pieces: PIECES * PIECE bytes (measured: faster than PIECE; 4 is a little faster, +9 MB)
+
     def __init__(self):
         self.rows: list[tuple[float, int, int, int]] = []      # (t, copies, holders, messages)
         self.all: set[bytes] = set()                         # message IDs (the line loop)
-        self.all_words = np.empty(0, np.uint64)                # message keys (the fast path), decoded at the end
+        self.keys = fs.Keys()                                  # message keys (the fast path), decoded at the end
         self.cur_t: float | None = None
         self.cur = [0, set(), set()]                           # copies, holder ids, messages
+        self.pend: tuple[np.ndarray, np.ndarray] | None = None  # the fast path's holder ids and message codes of cur
         self.done_t: set[float] = set()
+
+    def _sets(self) -> None:
+        """The fast path's pending holders and messages of the open snapshot into its sets."""
+        if self.pend is not None:
+            h, m = self.pend
+            self.pend = None
+            self.cur[1].update(h.tolist())
+            self.cur[2].update(fs.word_bytes(self.keys.keys[m]))
 
     def _close(self) -> None:
         if self.cur_t is not None and self.cur[0]:
             if self.cur_t in self.done_t:
                 raise NeedWholeFile("a snapshot time appears twice, apart")
             self.done_t.add(self.cur_t)
-            self.rows.append((self.cur_t, self.cur[0], len(self.cur[1]), len(self.cur[2])))
+            if self.pend is not None and not self.cur[1] and not self.cur[2]:
+                holders, messages = len(self.pend[0]), len(self.pend[1])     # distinct already
+            else:
+                self._sets()
+                holders, messages = len(self.cur[1]), len(self.cur[2])
+            self.rows.append((self.cur_t, self.cur[0], holders, messages))
         self.cur = [0, set(), set()]
+        self.pend = None
 
     def add(self, src: _Src, parse) -> None:
-        for piece in _pieces(src.data):          # the line loop's reasons name no line: a piece can take it alone
+        for piece in _pieces(src.data, self.PIECES):   # the line loop's reasons name no line: a piece can take it alone
             if not self._add_fast(piece):
                 self._add_lines(piece, src.fail)
 
@@ -366,28 +564,43 @@ class _MessageLocation:
         c0 = w & np.uint64(0xFF)                # first characters: a '(' or '[' would open a holder or snapshot
         if ((c0 == 40) | (c0 == 91)).any() or fs.na_words(w, c0):
             return False
+        code = self.keys.codes(w)
+        if code is None:                        # very many distinct messages: the line loop's sets
+            return False
         nseg = len(t)
         bounds = np.append(np.searchsorted(mi, ln.F[ln.mark]), len(mi))   # message tokens of each snapshot
         copies = np.diff(bounds)
-        holders = np.bincount(ln.seg[coord & (ln.ntok > 1)], minlength=nseg)
-        per = [pd.unique(w[bounds[i]:bounds[i + 1]]) for i in range(nseg)]   # small hash tables
-        messages = np.array([len(u) for u in per], dtype=np.int64)
+        ml = np.flatnonzero(ln.mark)
+        has = ln.ntok > 1                       # coordinate lines with messages (markers have one token)
+        holders = np.add.reduceat(has, ml, dtype=np.int64)
+        k = len(self.keys.keys)
+        pair = np.repeat(np.arange(nseg, dtype=np.int64) * k, copies) + code     # (snapshot, message)
+        if nseg * k <= _BITMAP:
+            seen = np.zeros(nseg * k, dtype=bool)
+            seen[pair] = True
+            seen = seen.reshape(nseg, k)
+            messages = np.count_nonzero(seen, axis=1)
+            last = np.flatnonzero(seen[-1])
+        else:
+            u = np.unique(pair)
+            messages = np.bincount(u // k, minlength=nseg)
+            last = u[u >= (nseg - 1) * k] - (nseg - 1) * k
         self._close()
-        for i in range(nseg - 1):
-            if copies[i]:
-                ti = float(t[i])
-                if ti in self.done_t:
-                    raise NeedWholeFile("a snapshot time appears twice, apart")
-                self.done_t.add(ti)
-                self.rows.append((ti, int(copies[i]), int(holders[i]), int(messages[i])))
-        self.all_words = pd.unique(np.concatenate([self.all_words] + per))
-        lines = np.flatnonzero(ln.seg == nseg - 1)[1:]            # its coordinate lines
+        done = copies[:-1] > 0
+        if done.any():
+            ts = t[:-1][done].tolist()
+            if len(set(ts)) < len(ts) or not self.done_t.isdisjoint(ts):
+                raise NeedWholeFile("a snapshot time appears twice, apart")
+            self.done_t.update(ts)
+            self.rows.extend(zip(ts, copies[:-1][done].tolist(), holders[:-1][done].tolist(),
+                                 messages[:-1][done].tolist()))
         self.cur_t = float(t[-1])
-        self.cur = [int(copies[-1]), set(np.flatnonzero(ln.ntok[lines] > 1).tolist()),
-                    set(fs.word_bytes(per[-1]))]
+        self.cur = [int(copies[-1]), set(), set()]
+        self.pend = (np.flatnonzero(has[ml[-1] + 1:]), last)      # holders among its coordinate lines
         return True
 
     def _add_lines(self, data: bytes, fail) -> None:
+        self._sets()
         holder = -1
         if b"\x0b" in data or b"\x0c" in data:
             raise NeedWholeFile("vertical tab or form feed (the parser keeps them inside tokens)")
@@ -433,7 +646,7 @@ class _MessageLocation:
 
     def finish(self) -> Summary:
         self._close()
-        self.all.update(fs.word_bytes(self.all_words))
+        self.all.update(fs.word_bytes(self.keys.keys))
         rows = sorted(self.rows)
         per = np.array(rows, dtype="float64").reshape(-1, 4)
         n = len(per)
