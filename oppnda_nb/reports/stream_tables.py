@@ -79,12 +79,14 @@ def _fast_grid(src: _Src, report_type: str, spaces: int):
 
 def _missing_words(lay, g, fields: tuple[int, ...]) -> bool:
     """Does one of ``fields`` hold a word the parser reads as missing (a required field then)?"""
+    buf = lay.buf
     for i in fields:
         s, e = lay.field(g, i)
-        three = (e - s) == 3                            # only 3-byte tokens can be one of them
-        if three.any():
-            s, e = s[three], e[three]
-            if any(fp.token_is(lay.buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+        c0 = buf[s]
+        cand = ((c0 == 110) | (c0 == 78)) & ((e - s) == 3)    # 3 bytes starting with 'n' or 'N'
+        if cand.any():
+            s, e = s[cand], e[cand]
+            if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
                 return True
     return False
 
@@ -108,8 +110,9 @@ def _fast_delivered(src: _Src) -> dict | None:
     if _missing_words(lay, g, (1, 5, 6, 9)):
         return None
     ps, pe = lay.field(g, 9)
-    arrows = np.flatnonzero((buf[:-1] == 45) & (buf[1:] == 62))
-    col["arrows"] = np.searchsorted(arrows, pe) - np.searchsorted(arrows, ps)
+    gt = np.flatnonzero(buf == 62)                        # each '>' ...
+    arrows = gt[(gt > 0) & (buf[gt - 1] == 45)]           # ... after a '-': the '->' (at its '>')
+    col["arrows"] = np.searchsorted(arrows, pe) - np.searchsorted(arrows, ps + 1)
     _check_header(src, header, _COLS["DeliveredMessagesReport"])
     return col
 
@@ -468,7 +471,7 @@ def _small_ints(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | N
 
 def _fast_connectivity(src: _Src) -> dict | None:
     """time, both hosts and up/down of a plain block of 'time CONN h1 h2 up|down' lines (None: use the parser)."""
-    lines = fp.scan(src.data, trailing_ok=False)
+    lines = fp.scan(src.data, trailing_ok=False, na_words=False)  # every field is checked below
     g = lines.grid(5) if lines is not None else None
     if g is None:
         return None
@@ -618,7 +621,7 @@ class _ParsedSrc:
 def _fast_ns2(data: bytes) -> dict | None:
     """time, node and speed of a plain block of '$ns_ at t "$node_(i) setdest x y speed"' lines
     (x and y checked as numbers, as the parser does), or None (then the parser reads the block)."""
-    lines = fp.scan(data, trailing_ok=True)
+    lines = fp.scan(data, trailing_ok=True, na_words=False)     # every field is checked below
     g = lines.grid(8) if lines is not None else None
     if g is None:
         return None
@@ -648,22 +651,58 @@ def _fast_ns2(data: bytes) -> dict | None:
     return {"time": np.array(trange), "node": node, "speed": speed, "n": len(node)}
 
 
+def _ns2_pieces(data: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(runs of move lines, runs of '$node_' init lines) of a block, each in file order."""
+    moves, inits = [], []
+    pos, n = 0, len(data)
+    while pos < n:
+        init = data.startswith(b"$node_", pos)
+        end = data.find(b"\n$ns_" if init else b"\n$node_", pos)
+        end = n if end < 0 else end + 1
+        (inits if init else moves).append(data[pos:end])
+        pos = end
+    return moves, inits
+
+
+def _fast_ns2_block(src: _Src, parse) -> dict | None:
+    """_fast_ns2 of a block whose move lines may be interrupted by runs of init lines (ONE writes
+    them first; a file of several runs has them again further on): the moves read fast, in order,
+    and each run of init lines by the parser, which must find no move and no problem in them
+    (else None: the parser reads the whole block and reports what it finds, as before)."""
+    data = src.data
+    if data.startswith(b"$ns_") and b"\n$node_" not in data:      # the usual block: moves only
+        return _fast_ns2(data)
+    moves, inits = _ns2_pieces(data)
+    parts = []
+    for piece in moves:
+        parts.append(_fast_ns2(piece))
+        if parts[-1] is None:
+            return None
+    n0 = len(src.warnings)
+    for piece in inits:
+        try:
+            head = parse(_Src(src.path, piece, src.report_type, src.separator, src.warnings))
+        except ReportError:
+            head = None
+        if head is None or len(head) or len(src.warnings) > n0:
+            del src.warnings[n0:]                      # the whole block's parse says it again, its way
+            return None
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return {"time": np.empty(0), "node": np.empty(0, np.int64), "speed": np.empty(0), "n": 0}
+    return {"time": np.array([min(p["time"][0] for p in parts), max(p["time"][1] for p in parts)]),
+            "node": np.concatenate([p["node"] for p in parts]),
+            "speed": np.concatenate([p["speed"] for p in parts]), "n": sum(p["n"] for p in parts)}
+
+
 class _Ns2:
     def __init__(self):
         self.n, self.nodes, self.speed = 0, Distinct(), Column()
         self.tmin, self.tmax = math.inf, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        data = src.data
-        cut = 0 if data.startswith(b"$ns_") else data.find(b"\n$ns_") + 1   # the init lines come first
-        c = _fast_ns2(data[cut:]) if cut >= 0 else None
-        if c is not None and cut:
-            try:
-                head = parse(_Src(src.path, data[:cut], src.report_type, src.separator, src.warnings))
-            except ReportError:
-                head = None
-            if head is None or len(head):
-                c = None                                   # the parser reports the error (or the moves) as before
+        c = _fast_ns2_block(src, parse)
         if c is None:
             f = parse(src)
             c = {"time": f["time"].to_numpy("float64"), "node": f["node"].to_numpy(),
