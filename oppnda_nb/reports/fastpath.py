@@ -184,6 +184,41 @@ def word_at(buf: np.ndarray, s: np.ndarray, word: bytes) -> np.ndarray:
     return (words[s] & mask) == np.uint64(int.from_bytes(word, "little"))
 
 
+def words_at(buf: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The 8 bytes at each of ``s`` (< len(buf)) as a little-endian uint64; bytes past the end read as 0."""
+    top = len(buf) - 8
+    if top < 0:
+        buf, top = np.concatenate([buf, np.zeros(8, np.uint8)]), len(buf)
+    view = np.ndarray(shape=(top + 1,), dtype="<u8", buffer=buf, strides=(1,))
+    if not len(s) or int(s.max()) <= top:
+        return view[s]
+    sc = np.minimum(s, top)
+    return view[sc] >> ((s - sc).astype(np.uint64) * np.uint64(8))
+
+
+def _bytes8(byte: int) -> np.uint64:
+    return np.uint64(int.from_bytes(bytes([byte]) * 8, "little"))
+
+
+_ZEROS8, _HIGH8, _SIX8, _LOW8 = _bytes8(0x30), _bytes8(0xF0), _bytes8(0x06), _bytes8(0x0F)
+
+
+def digit_bytes(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+    """The bytes ``keep`` (a byte mask per word) of the words ``w`` as digit values 0..9 (the other
+    bytes 0), or None if one of those bytes is not a digit."""
+    x = (w ^ _ZEROS8) & keep
+    if (x & _HIGH8).any() or ((x + _SIX8) & _HIGH8).any():
+        return None
+    return x
+
+
+def digits8(x: np.ndarray) -> np.ndarray:
+    """Value of 8 digit bytes (0..9, the first, most significant, in the low byte) of each uint64 (SWAR)."""
+    x = ((x & _LOW8) * np.uint64(2561)) >> np.uint64(8)
+    x = ((x & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    return ((x & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+
+
 def header_len(data: bytes) -> int:
     """Bytes of the leading ``#`` lines (as tables._leading_lines counts them)."""
     pos = 0

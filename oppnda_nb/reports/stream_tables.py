@@ -469,6 +469,26 @@ def _small_ints(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | N
     return v
 
 
+# bytes 3 .. 3+k-1 of a word: a token of k digits read from 3 bytes before it, left-aligned on 5 digits
+_KEEP5 = np.array([((1 << (8 * k)) - 1) << 24 for k in range(6)], dtype=np.uint64)
+_UP, _DOWN = np.uint64(int.from_bytes(b"up\n", "little")), np.uint64(int.from_bytes(b"down\n", "little"))
+
+
+def _fast_host_keys(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """_host_keys of tokens of 1 to 5 digits without a leading zero, read from the bytes (each token's
+    5-digit field in one uint64: the digits left-aligned, so the value is already times 10**(5 - len)),
+    or None (another token, or one too near the block's ends)."""
+    k = e - s
+    if not len(s):
+        return np.empty(0, np.int64)
+    if int(k.min()) < 1 or int(k.max()) > _HOST_DIGITS or int(s.min()) < 3 or int(s.max()) + 5 > len(buf):
+        return None
+    x = fp.digit_bytes(fp.words_at(buf, s - 3), _KEEP5[k])
+    if x is None or (((x & np.uint64(0xFF000000)) == 0) & (k > 1)).any():
+        return None                                     # not a digit, or a leading zero
+    return (fp.digits8(x).view(np.int64) << 3) | k
+
+
 def _fast_connectivity(src: _Src) -> dict | None:
     """time, both hosts and up/down of a plain block of 'time CONN h1 h2 up|down' lines (None: use the parser)."""
     lines = fp.scan(src.data, trailing_ok=False, na_words=False)  # every field is checked below
@@ -478,17 +498,17 @@ def _fast_connectivity(src: _Src) -> dict | None:
     buf = lines.buf
     if not fp.word_at(buf, g[:, 0] + 1, b"CONN ").all():
         return None
-    h1, h2 = _small_ints(buf, *lines.field(g, 2)), _small_ints(buf, *lines.field(g, 3))
-    if h1 is None or h2 is None:
+    k1, k2 = _fast_host_keys(buf, *lines.field(g, 2)), _fast_host_keys(buf, *lines.field(g, 3))
+    if k1 is None or k2 is None:
         return None
-    ss = g[:, 3] + 1
-    up = fp.word_at(buf, ss, b"up\n")
-    if not (up | fp.word_at(buf, ss, b"down\n")).all():
+    state = fp.words_at(buf, g[:, 3] + 1)
+    up = (state & np.uint64(0xFFFFFF)) == _UP
+    if not (up | ((state & np.uint64(0xFFFFFFFFFF)) == _DOWN)).all():
         return None
     t = fp.numbers(buf, *lines.field(g, 0))
     if t is None:
         return None
-    return {"time": t, "h1": h1, "h2": h2, "up": up}
+    return {"time": t, "k1": k1, "k2": k2, "up": up}
 
 
 class _Connectivity:
@@ -529,7 +549,10 @@ class _Connectivity:
 
     def _numeric(self, c: dict) -> bool:
         """Fold one block of numeric hosts; False (nothing folded) if the hosts do not fit the keys."""
-        a, b = _host_keys(c["h1"]), _host_keys(c["h2"])
+        if "k1" in c:                                    # the fast path read the keys from the bytes
+            a, b = c["k1"], c["k2"]
+        else:
+            a, b = _host_keys(c["h1"]), _host_keys(c["h2"])
         if a is None or b is None:
             return False
         lo, hi = np.minimum(a, b), np.maximum(a, b)
@@ -555,8 +578,7 @@ class _Connectivity:
         found[found] = self.seen_keys[at[found]] == ukeys[found]
         prior = np.zeros(len(ukeys), np.int64)
         prior[found] = self.seen_n[at[found]]
-        k = np.empty(n, np.int64)
-        k[order] = np.arange(n) - gstart[gid] + prior[gid]
+        k = np.arange(n) - gstart[gid] + prior[gid]      # in the sorted order
         if n and int(k.max()) >= 1 << _K_BITS:
             return False
         self.seen_n = self.seen_n.copy()
@@ -570,9 +592,15 @@ class _Connectivity:
         self.up += n - nd
         self.down += nd
         self.tmax = _nanmax(self.tmax, t)
-        upk = gs[new] >> 1                               # this block's pairs, sorted (once per state)
-        self.pairs = np.union1d(self.pairs, upk)
-        key = np.concatenate([self.open_key, ((((pk << _K_BITS) | k) << 1) | down)[order]])
+        upk = ukeys >> 1                                 # this block's pairs, sorted (once per state)
+        if len(upk):
+            upk = upk[np.append(True, upk[1:] != upk[:-1])]
+            at = np.searchsorted(self.pairs, upk)
+            known = at < len(self.pairs)
+            known[known] = self.pairs[at[known]] == upk[known]
+            if not known.all():                          # new pairs (few once a run is under way)
+                self.pairs = np.union1d(self.pairs, upk[~known])
+        key = np.concatenate([self.open_key, (((gs >> 1) << (_K_BITS + 1)) | (k << 1)) | (gs & 1)])
         tm = np.concatenate([self.open_time, t[order]])
         o = np.argsort(key, kind="stable")             # sorted runs (open ones; each pair's ups, downs): a fast merge
         key, tm = key[o], tm[o]
