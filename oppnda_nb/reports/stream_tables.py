@@ -698,8 +698,10 @@ def _fast_ns2_block(src: _Src, parse) -> dict | None:
     and each run of init lines by the parser, which must find no move and no problem in them
     (else None: the parser reads the whole block and reports what it finds, as before)."""
     data = src.data
-    if data.startswith(b"$ns_") and b"\n$node_" not in data:      # the usual block: moves only
-        return _fast_ns2(data)
+    if data.startswith(b"$ns_"):                       # the usual block: moves only
+        c = _fast_ns2(data)
+        if c is not None or b"\n$node_" not in data:
+            return c
     moves, inits = _ns2_pieces(data)
     parts = []
     for piece in moves:
