@@ -21,8 +21,9 @@ from .tables import _check_header, _hash_header
 
 
 def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
-    """How many ``->`` each data line of ``data`` holds (``#`` and blank lines left out), counted on
-    the bytes at once; None unless that gives exactly ``rows`` lines (then the caller counts per row)."""
+    """How many ``->`` the last field (the path) of each data line of ``data`` holds (``#`` and blank
+    lines left out), counted on the bytes at once; None unless that gives exactly ``rows`` lines (then
+    the caller counts per row)."""
     buf = np.frombuffer(data, dtype=np.uint8)
     if not len(buf):
         return None
@@ -31,7 +32,13 @@ def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
         ends = np.append(ends, len(buf))
     starts = np.concatenate(([0], ends[:-1] + 1))
     arrows = np.flatnonzero((buf[:-1] == 45) & (buf[1:] == 62))  # "-" followed by ">"
-    per_line = np.bincount(np.searchsorted(ends, arrows), minlength=len(ends))[: len(ends)]
+    blank = (buf == 32) | (buf == 9)
+    after = buf[1:]
+    tok = np.flatnonzero(blank[:-1] & ~blank[1:] & (after != 10) & (after != 13)) + 1   # a field after blanks
+    last = np.searchsorted(tok, ends) - 1                                             # each line's last one
+    field = np.where(last >= 0, tok[np.maximum(last, 0)] if len(tok) else 0, 0)
+    field = np.maximum(field, starts)                 # none after a blank in the line: the line's start
+    per_line = np.searchsorted(arrows, ends) - np.searchsorted(arrows, field)
     first = buf[np.minimum(starts, len(buf) - 1)]
     data_line = (ends > starts) & (first != 35) & (first != 13)  # not empty, not "#...", not a bare "\r"
     out = per_line[data_line]
