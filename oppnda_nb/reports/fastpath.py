@@ -173,6 +173,7 @@ def word_at(buf: np.ndarray, s: np.ndarray, word: bytes) -> np.ndarray:
         raise ValueError("word_at compares 1 to 8 bytes")
     if not len(s):
         return np.zeros(0, bool)
+    s = s.astype(np.intp, copy=False)                 # (an int32 index is converted at each gather)
     ok = s <= len(buf) - 8
     if not ok.all():                                  # near the end: byte by byte
         out = np.zeros(len(s), bool)
@@ -190,6 +191,7 @@ def words_at(buf: np.ndarray, s: np.ndarray) -> np.ndarray:
     if top < 0:
         buf, top = np.concatenate([buf, np.zeros(8, np.uint8)]), len(buf)
     view = np.ndarray(shape=(top + 1,), dtype="<u8", buffer=buf, strides=(1,))
+    s = s.astype(np.intp, copy=False)
     if not len(s) or int(s.max()) <= top:
         return view[s]
     sc = np.minimum(s, top)
@@ -323,9 +325,9 @@ def scan(body: bytes, *, trailing_ok: bool, na_words: bool = True, start: int = 
         return None
     buf = np.frombuffer(body, dtype=np.uint8, offset=start)
     sep = np.flatnonzero(buf <= 32)
+    sc = buf[sep]                                                # (an intp index: no conversion first)
     if len(buf) < 2 ** 31 - 8:
         sep = sep.astype(np.int32)
-    sc = buf[sep]
     isnl = sc == 10
     nl = np.flatnonzero(isnl)
     if len(nl) + int(np.count_nonzero(sc == 32)) != len(sep) or buf[0] <= 32:
@@ -440,7 +442,7 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True, e
     if lw is None:
         return None
     length, w = lw
-    base = e - w
+    base = (e - w).astype(np.intp)                   # one index conversion, not one per column
     m = np.empty((w, n), np.uint8)
     for j in range(w):
         np.take(buf, base + j, out=m[j], mode="clip")   # below 0 only before a token: replaced next
@@ -469,6 +471,13 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True, e
             if j != skip:
                 mant *= 10
                 mant += d[j]
+        if w - (dots > 0) <= 15:                     # at most 15 digits: every row exact, one divisor
+            out = mant.astype(np.float64)
+            if c:
+                out /= _POW10X[c]
+            if neg.any():
+                out[neg] = -out[neg]
+            return out, np.zeros(n, bool), m, neg, w
         frac = np.full(n, c, np.int64)
     else:
         dot8 = isdot.view(np.uint8)
