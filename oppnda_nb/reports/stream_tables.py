@@ -577,7 +577,6 @@ class _Connectivity:
         new[:1] = True
         new[1:] = gs[1:] != gs[:-1]
         gstart = np.flatnonzero(new)
-        gid = np.cumsum(new) - 1
         ukeys = gs[gstart]
         ucount = np.diff(np.append(gstart, n))
         at = np.searchsorted(self.seen_keys, ukeys)
@@ -585,7 +584,7 @@ class _Connectivity:
         found[found] = self.seen_keys[at[found]] == ukeys[found]
         prior = np.zeros(len(ukeys), np.int64)
         prior[found] = self.seen_n[at[found]]
-        k = np.arange(n) - gstart[gid] + prior[gid]      # in the sorted order
+        k = np.arange(n) - np.repeat(gstart - prior, ucount)   # in the sorted order
         if n and int(k.max()) >= 1 << _K_BITS:
             return False
         self.seen_n = self.seen_n.copy()
