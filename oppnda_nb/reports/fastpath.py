@@ -466,7 +466,7 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True, e
         if not values:
             return True
         skip = w - 1 - c if dots else -1
-        mant = np.zeros(n, np.int64)
+        mant = np.zeros(n, np.uint32 if w - (dots > 0) <= 9 else np.int64)   # 9 digits < 2**32: half the bytes
         for j in range(max(0, w - 19), w):
             if j != skip:
                 mant *= 10
@@ -501,7 +501,7 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True, e
         mant = acc.view(np.int64)                    # > 2**63 only with more than 17 digits (NaN below)
     long = (ndig > 17) | (mant > 2 ** 53) | (frac > 22)
     out = mant.astype(np.float64) / _POW10X[np.minimum(frac, 22)]
-    if exact and _EXTENDED and long.any():                     # 16-17 digits (Java's doubles): long double, see _extended
+    if exact and _EXTENDED and long.any():           # 16-17 digits (Java's doubles): long double, see _extended
         ext = np.flatnonzero(long & (ndig <= 17) & (frac <= 22))
         if len(ext):
             v, tie = _extended(mant[ext], frac[ext])
