@@ -709,3 +709,14 @@ def test_x87_tie_check_equals_the_generic_one(monkeypatch):
     generic = fastpath._extended(mant, frac)
     assert fast[1].tolist() == generic[1].tolist() and fast[1][20000:20200].all()
     assert fast[0].view(np.int64).tolist() == generic[0].view(np.int64).tolist()
+
+
+def test_ns2_plain_init_lines_are_checked_without_the_parser():
+    ok = b"$node_(0) set X_ 857.44448\n$node_(0) set Y_ 2174.60132\n$node_(12) set Z_ 0\n"
+    assert stream_tables._ns2_inits_plain(ok)
+    parse = REGISTRY["MovementNs2Report"].parse
+    assert len(parse(_Src("x", ok, "MovementNs2Report", ":", []))) == 0
+    for bad in (b"$node_(0) set W_ 1\n", b"$node_(0) set X_ nan\n", b"$node_(x) set X_ 1\n", b"$node_() set X_ 1\n",
+                b"$node_(0) sex X_ 1\n", b"$node_(0) set X_ 1 2\n", b"$node_(0) set X_ 1 \n", b"$node_(0 set X_ 1\n",
+                b'$ns_ at 1.0 "$node_(0) setdest 1 2 3"\n', b"$node_(01) set X_ 1\n", b"$node_(0) set X_ 1e5\n"):
+        assert not stream_tables._ns2_inits_plain(ok + bad), bad

@@ -698,6 +698,27 @@ def _ns2_pieces(data: bytes) -> tuple[list[bytes], list[bytes]]:
     return moves, inits
 
 
+def _ns2_inits_plain(piece: bytes) -> bool:
+    """Whether every line of ``piece`` is a plain '$node_(i) set X_|Y_|Z_ v' line (i a small integer,
+    v a plain decimal): lines the parser reads as init lines without a word (and no moves)."""
+    lines = fp.scan(piece, trailing_ok=False, na_words=False)
+    g = lines.grid(4) if lines is not None else None
+    if g is None:
+        return False
+    buf = lines.buf
+    ns, ne = lines.field(g, 0)
+    if not (fp.word_at(buf, ns, b"$node_(").all() and (buf[ne - 1] == 41).all()
+            and fp.word_at(buf, g[:, 0] + 1, b"set ").all()):
+        return False
+    axis = fp.words_at(buf, g[:, 1] + 1) & np.uint64(0xFFFFFF)
+    if not np.isin(axis, _NS2_AXES).all() or int((ne - ns).min()) <= 8:
+        return False
+    return _small_ints(buf, ns + 7, ne - 1) is not None and fp.plain_numbers(buf, *lines.field(g, 3))
+
+
+_NS2_AXES = np.array([int.from_bytes(a + b"_ ", "little") for a in (b"X", b"Y", b"Z")], dtype=np.uint64)
+
+
 def _fast_ns2_block(src: _Src, parse) -> dict | None:
     """_fast_ns2 of a block whose move lines may be interrupted by runs of init lines (ONE writes
     them first; a file of several runs has them again further on): the moves read fast, in order,
@@ -716,6 +737,8 @@ def _fast_ns2_block(src: _Src, parse) -> dict | None:
             return None
     n0 = len(src.warnings)
     for piece in inits:
+        if _ns2_inits_plain(piece):
+            continue                                   # what the parser accepts, without moves
         try:
             head = parse(_Src(src.path, piece, src.report_type, src.separator, src.warnings))
         except ReportError:
