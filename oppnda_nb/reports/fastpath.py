@@ -202,14 +202,14 @@ def _bytes8(byte: int) -> np.uint64:
     return np.uint64(int.from_bytes(bytes([byte]) * 8, "little"))
 
 
-_ZEROS8, _HIGH8, _SIX8, _LOW8 = _bytes8(0x30), _bytes8(0xF0), _bytes8(0x06), _bytes8(0x0F)
+_ZEROS8, _LOW8 = _bytes8(0x30), _bytes8(0x0F)
 
 
 def digit_bytes(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
     """The bytes ``keep`` (a byte mask per word) of the words ``w`` as digit values 0..9 (the other
     bytes 0), or None if one of those bytes is not a digit."""
     x = (w ^ _ZEROS8) & keep
-    if (x & _HIGH8).any() or ((x + _SIX8) & _HIGH8).any():
+    if len(x) and int(x.view(np.uint8).max()) > 9:   # a digit is 0..9 now; any other byte is above
         return None
     return x
 

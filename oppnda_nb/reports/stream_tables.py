@@ -491,8 +491,8 @@ def _fast_host_keys(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray
     if int(k.min()) < 1 or int(k.max()) > _HOST_DIGITS or int(s.min()) < 3 or int(s.max()) + 5 > len(buf):
         return None
     x = fp.digit_bytes(fp.words_at(buf, s - 3), _KEEP5[k])
-    if x is None or (((x & np.uint64(0xFF000000)) == 0) & (k > 1)).any():
-        return None                                     # not a digit, or a leading zero
+    if x is None or (((x >> np.uint64(24)).astype(np.uint8) == 0) & (k > 1)).any():
+        return None                                     # not a digit, or a leading zero (byte 3: the first digit)
     return (fp.digits8(x).view(np.int64) << 3) | k
 
 
