@@ -299,7 +299,7 @@ class Lines:
         if not n or len(self.sep) != n * w:
             return None
         g = self.sep.reshape(n, w)
-        if not (self.buf[g[:, -1]] == 10).all():       # n newlines, each the w-th separator: w per line
+        if not (np.take(self.buf, g[:, -1]) == 10).all():   # n newlines, each the w-th separator: w per line
             return None
         return g
 
@@ -446,7 +446,7 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True, e
     m = np.empty((w, n), np.uint8)
     for j in range(w):
         np.take(buf, base + j, out=m[j], mode="clip")   # below 0 only before a token: replaced next
-    neg = buf[s] == 45
+    neg = np.take(buf, s) == 45                      # (take: an int32 index costs less than with [])
     lead = (w - length + neg).astype(np.uint8)       # the sign reads as a leading zero too
     keep = np.arange(w, dtype=np.uint8)[:, None] >= lead
     m *= keep                                        # (arithmetic: a masked store is ~8x slower)

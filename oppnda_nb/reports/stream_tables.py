@@ -89,7 +89,7 @@ def _missing_words(lay, g, fields: tuple[int, ...]) -> bool:
     buf = lay.buf
     for i in fields:
         s, e = lay.field(g, i)
-        c0 = buf[s]
+        c0 = np.take(buf, s)
         cand = ((c0 == 110) | (c0 == 78)) & ((e - s) == 3)    # 3 bytes starting with 'n' or 'N'
         if cand.any():
             s, e = s[cand], e[cand]
@@ -665,7 +665,7 @@ def _fast_ns2(data: bytes) -> dict | None:
         return None
     ns, ne = lines.field(g, 3)
     ss, se = lines.field(g, 7)
-    if not ((buf[ne - 1] == 41).all() and (buf[se - 1] == 34).all()):
+    if not ((np.take(buf, ne - 1) == 41).all() and (np.take(buf, se - 1) == 34).all()):
         return None
     if fp.word_at(buf, ns, b'"\\$node_').all() and (buf[ns + 8] == 40).all():   # ONE writes the Tcl-escaped form
         pre = 9
