@@ -619,3 +619,104 @@ def test_word_at_compares_up_to_eight_bytes_anywhere():
     assert fastpath.word_at(buf, np.array([19]), b"CON").tolist() == [True]
     with pytest.raises(ValueError):
         fastpath.word_at(buf, np.array([0]), b"123456789")
+
+
+# --------------------------------------------------------------------------------------------
+# Faster byte readers of the line tables: ns-2 init lines further on, host keys and states read as
+# words, '->' counted from the '>' bytes, the x87 tie check; each equal to the parser path bit for bit.
+
+
+def test_ns2_init_lines_further_on_equal_the_parser(tmp_path: Path, monkeypatch):
+    """Runs of '$node_' lines between moves (several runs' files joined): the moves are read fast
+    around them, the init lines by the parser; bit for bit what the parser path gives."""
+    rng = np.random.default_rng(5)
+    parts = [_synthetic("MovementNs2Report", rng, n=40) for _ in range(3)]
+    p = tmp_path / "x_MovementNs2Report.txt"
+    p.write_text("".join(parts))
+    data = p.read_bytes()
+    assert data.count(b"\n$node_") >= 2
+    assert stream_tables._fast_ns2_block(_Src("x", data, "MovementNs2Report", ":", []), REGISTRY["MovementNs2Report"].parse)
+    w = whole(p)
+    for chunk in (23, 97, 300, 1500, 1 << 20):
+        s = summarize_path(p, chunk_bytes=chunk)
+        assert_bits(parser_path(p, monkeypatch, chunk), s)
+        assert_same(w, s)
+    bad = data.replace(b"$node_(1) set Y_", b"$node_(1) set Y_ 5 6 7", 1)      # a bad init line further on
+    p.write_bytes(bad)
+    for chunk in (97, 1 << 20):
+        with pytest.raises(ReportError) as got:
+            summarize_path(p, chunk_bytes=chunk)
+        with pytest.raises(ReportError) as ref:
+            parser_path(p, monkeypatch, chunk)
+        assert got.value.reason == ref.value.reason
+
+
+def test_ns2_pieces_keep_the_file_order():
+    data = b"$node_(0) set X_ 1\n$ns_ at 1 x\n$ns_ at 2 x\n$node_(1) set X_ 2\n$node_(1) set Y_ 2\n$ns_ at 3 x\n"
+    moves, inits = stream_tables._ns2_pieces(data)
+    assert moves == [b"$ns_ at 1 x\n$ns_ at 2 x\n", b"$ns_ at 3 x\n"]
+    assert inits == [b"$node_(0) set X_ 1\n", b"$node_(1) set X_ 2\n$node_(1) set Y_ 2\n"]
+    assert b"".join(sorted(moves + inits, key=data.index)) == data
+
+
+def test_fast_host_keys_equal_host_keys():
+    v = np.array([0, 1, 2, 9, 10, 19, 100, 190, 1000, 99999, 12, 120, 1200, 7, 54321])
+    line = b"0.5 CONN " + b" ".join(str(x).encode() for x in v) + b" up\n"
+    buf = np.frombuffer(line, np.uint8)
+    s = np.array([9 + sum(len(str(x)) + 1 for x in v[:i]) for i in range(len(v))])
+    e = s + np.array([len(str(x)) for x in v])
+    assert stream_tables._fast_host_keys(buf, s, e).tolist() == stream_tables._host_keys(v).tolist()
+    for bad in (b"02", b"123456", b"1a", b"-1", b"x"):
+        ln = b"0.5 CONN 7 " + bad + b" up\n"
+        b2 = np.frombuffer(ln, np.uint8)
+        assert stream_tables._fast_host_keys(b2, np.array([9, 11]), np.array([10, 11 + len(bad)])) is None, bad
+    assert stream_tables._fast_host_keys(buf, np.array([1]), np.array([2])) is None     # too near the start
+
+
+def test_words_at_reads_zeros_past_the_end():
+    buf = np.frombuffer(b"0.1 CONN 1 2 down\n", np.uint8)
+    w = fastpath.words_at(buf, np.array([0, 4, 13, 17]))
+    assert [int(x).to_bytes(8, "little") for x in w] == [b"0.1 CONN", b"CONN 1 2", b"down\n\0\0\0", b"\n" + b"\0" * 7]
+    short = np.frombuffer(b"up\n", np.uint8)
+    assert int(fastpath.words_at(short, np.array([0]))[0]).to_bytes(8, "little") == b"up\n" + b"\0" * 5
+
+
+def test_delivered_arrows_only_in_the_path(tmp_path: Path, monkeypatch):
+    """'->' in other fields and a lone '>' in a path: counted as the parser counts them (the path's '->')."""
+    rows = ["# time  ID  size  hopcount  deliveryTime  fromHost  toHost  remainingTtl  isResponse  path"]
+    for i in range(50):
+        ident = f"M{i}->x" if i % 5 == 0 else f"M{i}"
+        path = "a->b>c->d" if i % 7 == 0 else "->".join(f"n{k}" for k in range(i % 4 + 1))
+        rows.append(f"{i:.4f} {ident} 100 {i % 4} {i * 2:.4f} a{i % 3}-> b> 200 N {path}")
+    p = tmp_path / "x_DeliveredMessagesReport.txt"
+    p.write_text("\n".join(rows) + "\n")
+    assert stream_tables._fast_delivered(_Src("x", p.read_bytes(), "DeliveredMessagesReport", ":", [])) is not None
+    w = whole(p)
+    for chunk in (97, 1 << 20):
+        s = summarize_path(p, chunk_bytes=chunk)
+        assert_bits(parser_path(p, monkeypatch, chunk), s)
+        assert_same(w, s)
+
+
+@pytest.mark.skipif(not fastpath._X87, reason="the significand-bit check is for the x87 80-bit long double")
+def test_x87_tie_check_equals_the_generic_one(monkeypatch):
+    rng = np.random.default_rng(3)
+    mant = np.concatenate([rng.integers(2 ** 53, 10 ** 17, 20000), 2 ** 53 + 2 * np.arange(200) + 1,
+                           (2 ** 53 + 2 * np.arange(200) + 1) * 100])
+    frac = np.concatenate([rng.integers(0, 23, 20000), np.zeros(200, np.int64), np.full(200, 2)])
+    fast = fastpath._extended(mant, frac)
+    monkeypatch.setattr(fastpath, "_X87", False)
+    generic = fastpath._extended(mant, frac)
+    assert fast[1].tolist() == generic[1].tolist() and fast[1][20000:20200].all()
+    assert fast[0].view(np.int64).tolist() == generic[0].view(np.int64).tolist()
+
+
+def test_ns2_plain_init_lines_are_checked_without_the_parser():
+    ok = b"$node_(0) set X_ 857.44448\n$node_(0) set Y_ 2174.60132\n$node_(12) set Z_ 0\n"
+    assert stream_tables._ns2_inits_plain(ok)
+    parse = REGISTRY["MovementNs2Report"].parse
+    assert len(parse(_Src("x", ok, "MovementNs2Report", ":", []))) == 0
+    for bad in (b"$node_(0) set W_ 1\n", b"$node_(0) set X_ nan\n", b"$node_(x) set X_ 1\n", b"$node_() set X_ 1\n",
+                b"$node_(0) sex X_ 1\n", b"$node_(0) set X_ 1 2\n", b"$node_(0) set X_ 1 \n", b"$node_(0 set X_ 1\n",
+                b'$ns_ at 1.0 "$node_(0) setdest 1 2 3"\n', b"$node_(01) set X_ 1\n", b"$node_(0) set X_ 1e5\n"):
+        assert not stream_tables._ns2_inits_plain(ok + bad), bad

@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import logging
 import multiprocessing
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -172,6 +173,7 @@ def word_at(buf: np.ndarray, s: np.ndarray, word: bytes) -> np.ndarray:
         raise ValueError("word_at compares 1 to 8 bytes")
     if not len(s):
         return np.zeros(0, bool)
+    s = s.astype(np.intp, copy=False)                 # (an int32 index is converted at each gather)
     ok = s <= len(buf) - 8
     if not ok.all():                                  # near the end: byte by byte
         out = np.zeros(len(s), bool)
@@ -181,6 +183,42 @@ def word_at(buf: np.ndarray, s: np.ndarray, word: bytes) -> np.ndarray:
     words = np.ndarray(shape=(len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
     mask = np.uint64((1 << (8 * k)) - 1)
     return (words[s] & mask) == np.uint64(int.from_bytes(word, "little"))
+
+
+def words_at(buf: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The 8 bytes at each of ``s`` (< len(buf)) as a little-endian uint64; bytes past the end read as 0."""
+    top = len(buf) - 8
+    if top < 0:
+        buf, top = np.concatenate([buf, np.zeros(8, np.uint8)]), len(buf)
+    view = np.ndarray(shape=(top + 1,), dtype="<u8", buffer=buf, strides=(1,))
+    s = s.astype(np.intp, copy=False)
+    if not len(s) or int(s.max()) <= top:
+        return view[s]
+    sc = np.minimum(s, top)
+    return view[sc] >> ((s - sc).astype(np.uint64) * np.uint64(8))
+
+
+def _bytes8(byte: int) -> np.uint64:
+    return np.uint64(int.from_bytes(bytes([byte]) * 8, "little"))
+
+
+_ZEROS8, _LOW8 = _bytes8(0x30), _bytes8(0x0F)
+
+
+def digit_bytes(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+    """The bytes ``keep`` (a byte mask per word) of the words ``w`` as digit values 0..9 (the other
+    bytes 0), or None if one of those bytes is not a digit."""
+    x = (w ^ _ZEROS8) & keep
+    if len(x) and int(x.view(np.uint8).max()) > 9:   # a digit is 0..9 now; any other byte is above
+        return None
+    return x
+
+
+def digits8(x: np.ndarray) -> np.ndarray:
+    """Value of 8 digit bytes (0..9, the first, most significant, in the low byte) of each uint64 (SWAR)."""
+    x = ((x & _LOW8) * np.uint64(2561)) >> np.uint64(8)
+    x = ((x & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+    return ((x & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
 
 
 def header_len(data: bytes) -> int:
@@ -261,7 +299,7 @@ class Lines:
         if not n or len(self.sep) != n * w:
             return None
         g = self.sep.reshape(n, w)
-        if not (self.buf[g[:, -1]] == 10).all():       # n newlines, each the w-th separator: w per line
+        if not (np.take(self.buf, g[:, -1]) == 10).all():   # n newlines, each the w-th separator: w per line
             return None
         return g
 
@@ -287,9 +325,9 @@ def scan(body: bytes, *, trailing_ok: bool, na_words: bool = True, start: int = 
         return None
     buf = np.frombuffer(body, dtype=np.uint8, offset=start)
     sep = np.flatnonzero(buf <= 32)
+    sc = buf[sep]                                                # (an intp index: no conversion first)
     if len(buf) < 2 ** 31 - 8:
         sep = sep.astype(np.int32)
-    sc = buf[sep]
     isnl = sc == 10
     nl = np.flatnonzero(isnl)
     if len(nl) + int(np.count_nonzero(sc == 32)) != len(sep) or buf[0] <= 32:
@@ -339,6 +377,8 @@ def numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
 
 
 _EXTENDED = np.finfo(np.longdouble).nmant >= 63        # x87 80-bit long double (Linux, x86-64)
+_X87 = (np.finfo(np.longdouble).nmant == 63 and np.dtype(np.longdouble).itemsize == 16
+        and sys.byteorder == "little")                  # the 80-bit format in 16 bytes, significand first
 _LPOW10 = np.array([10 ** k for k in range(23)], dtype=np.longdouble) if _EXTENDED else None
 
 
@@ -349,15 +389,19 @@ def _extended(mant: np.ndarray, frac: np.ndarray) -> tuple[np.ndarray, np.ndarra
     those rows are returned as not done (True in the second array)."""
     q = mant.astype(np.longdouble) / _LPOW10[frac]
     out = q.astype(np.float64)
-    other = np.nextafter(out, np.where(q > out.astype(np.longdouble), np.inf, -np.inf))
-    mid = (out.astype(np.longdouble) + other.astype(np.longdouble)) / 2
-    return out, (q == mid) | ~np.isfinite(out)
+    if not _X87:
+        other = np.nextafter(out, np.where(q > out.astype(np.longdouble), np.inf, -np.inf))
+        mid = (out.astype(np.longdouble) + other.astype(np.longdouble)) / 2
+        return out, (q == mid) | ~np.isfinite(out)
+    # q is halfway between two doubles when the 11 significand bits below a double's 53 are 100 0000 0000
+    low = q.view(np.uint64)[::2] & np.uint64(0x7FF)      # x87: the 64-bit significand comes first
+    return out, (low == np.uint64(0x400)) | ~np.isfinite(out)
 
 
 def extremes(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[float, float] | None:
     """(min, max) of the plain decimal tokens ``buf[s:e]`` exactly as :func:`numbers` reads them, or
     None; tokens too long for the fast conversion are read in full only near the extremes."""
-    r = _parse(buf, s, e)
+    r = _parse(buf, s, e, exact=False)
     if r is None or not len(s):
         return None
     out, long, m, neg, w = r
@@ -383,10 +427,11 @@ def plain_numbers(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> bool:
     return _parse(buf, s, e, values=False) is not None
 
 
-def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
+def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True, exact: bool = True):
     """(values, rows not exact yet, right-aligned bytes, negative, width) of plain decimal tokens, or None.
     Values of the not-exact rows are estimates within 1e-15 (or anything if over 17 digits).
-    ``values=False``: only the checks (a true value instead of the tuple).
+    ``values=False``: only the checks (a true value instead of the tuple). ``exact=False``: the
+    16-17 digit rows are left as estimates (for :func:`extremes`, which reads only those near the ends).
 
     The tokens are gathered one byte column at a time into a (width, tokens) array, right-aligned:
     column j holds byte ``e - width + j`` of every token; the bytes before a token read as '0'."""
@@ -397,13 +442,16 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
     if lw is None:
         return None
     length, w = lw
-    base = e - w
+    base = (e - w).astype(np.intp)                   # one index conversion, not one per column
     m = np.empty((w, n), np.uint8)
     for j in range(w):
         np.take(buf, base + j, out=m[j], mode="clip")   # below 0 only before a token: replaced next
-    neg = buf[s] == 45
-    lead = w - length + neg                          # the sign reads as a leading zero too
-    np.putmask(m, np.arange(w)[:, None] < lead, 48)
+    neg = np.take(buf, s) == 45                      # (take: an int32 index costs less than with [])
+    lead = (w - length + neg).astype(np.uint8)       # the sign reads as a leading zero too
+    keep = np.arange(w, dtype=np.uint8)[:, None] >= lead
+    m *= keep                                        # (arithmetic: a masked store is ~8x slower)
+    m += (~keep).view(np.uint8) * np.uint8(48)
+    del keep
     d = m - np.uint8(48)
     isdot = m == 46
     if not ((d <= 9) | isdot).all():
@@ -418,29 +466,42 @@ def _parse(buf: np.ndarray, s: np.ndarray, e: np.ndarray, values: bool = True):
         if not values:
             return True
         skip = w - 1 - c if dots else -1
-        mant = np.zeros(n, np.int64)
+        mant = np.zeros(n, np.uint32 if w - (dots > 0) <= 9 else np.int64)   # 9 digits < 2**32: half the bytes
         for j in range(max(0, w - 19), w):
             if j != skip:
                 mant *= 10
                 mant += d[j]
+        if w - (dots > 0) <= 15:                     # at most 15 digits: every row exact, one divisor
+            out = mant.astype(np.float64)
+            if c:
+                out /= _POW10X[c]
+            if neg.any():
+                out[neg] = -out[neg]
+            return out, np.zeros(n, bool), m, neg, w
         frac = np.full(n, c, np.int64)
     else:
-        p = isdot.argmax(axis=0)
-        hasdot = isdot[p, np.arange(n)]
-        if dots != int(np.count_nonzero(hasdot)):
+        dot8 = isdot.view(np.uint8)
+        per = dot8.sum(axis=0, dtype=np.uint8)       # dots per token (row sums: no strided argmax)
+        if int(per.max()) > 1:
             return None                              # two dots in a token
+        hasdot = per.view(bool)
         ndig = length - hasdot - neg
         if int(ndig.min()) < 1:
             return None
         if not values:
             return True
-        mant = np.zeros(n, np.int64)
+        # decimals: the columns right of the dot (0 without one)
+        frac = (dot8 * np.arange(w - 1, -1, -1, dtype=np.uint8)[:, None]).sum(axis=0, dtype=np.uint8).astype(np.int64)
+        d *= ~isdot                                  # the dot adds no digit and does not scale: x1 + 0
+        mul = np.uint8(10) - dot8 * np.uint8(9)
+        acc = np.zeros(n, np.uint64)                 # up to 19 digits (< 2**64): no wrap before the checks
         for j in range(max(0, w - 19), w):           # columns left of the last 19: only for > 17 digits
-            mant = np.where(isdot[j], mant, mant * 10 + d[j])
-        frac = np.where(hasdot, w - 1 - p, 0)
+            acc *= mul[j]
+            acc += d[j]
+        mant = acc.view(np.int64)                    # > 2**63 only with more than 17 digits (NaN below)
     long = (ndig > 17) | (mant > 2 ** 53) | (frac > 22)
     out = mant.astype(np.float64) / _POW10X[np.minimum(frac, 22)]
-    if _EXTENDED and long.any():                     # 16-17 digits (Java's doubles): long double, see _extended
+    if exact and _EXTENDED and long.any():           # 16-17 digits (Java's doubles): long double, see _extended
         ext = np.flatnonzero(long & (ndig <= 17) & (frac <= 22))
         if len(ext):
             v, tie = _extended(mant[ext], frac[ext])

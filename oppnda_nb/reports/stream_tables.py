@@ -21,8 +21,9 @@ from .tables import _check_header, _hash_header
 
 
 def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
-    """How many ``->`` each data line of ``data`` holds (``#`` and blank lines left out), counted on
-    the bytes at once; None unless that gives exactly ``rows`` lines (then the caller counts per row)."""
+    """How many ``->`` the last field (the path) of each data line of ``data`` holds (``#`` and blank
+    lines left out), counted on the bytes at once; None unless that gives exactly ``rows`` lines (then
+    the caller counts per row)."""
     buf = np.frombuffer(data, dtype=np.uint8)
     if not len(buf):
         return None
@@ -31,7 +32,13 @@ def _arrows_per_line(data: bytes, rows: int) -> np.ndarray | None:
         ends = np.append(ends, len(buf))
     starts = np.concatenate(([0], ends[:-1] + 1))
     arrows = np.flatnonzero((buf[:-1] == 45) & (buf[1:] == 62))  # "-" followed by ">"
-    per_line = np.bincount(np.searchsorted(ends, arrows), minlength=len(ends))[: len(ends)]
+    blank = (buf == 32) | (buf == 9)
+    after = buf[1:]
+    tok = np.flatnonzero(blank[:-1] & ~blank[1:] & (after != 10) & (after != 13)) + 1   # a field after blanks
+    last = np.searchsorted(tok, ends) - 1                                             # each line's last one
+    field = np.where(last >= 0, tok[np.maximum(last, 0)] if len(tok) else 0, 0)
+    field = np.maximum(field, starts)                 # none after a blank in the line: the line's start
+    per_line = np.searchsorted(arrows, ends) - np.searchsorted(arrows, field)
     first = buf[np.minimum(starts, len(buf) - 1)]
     data_line = (ends > starts) & (first != 35) & (first != 13)  # not empty, not "#...", not a bare "\r"
     out = per_line[data_line]
@@ -79,12 +86,14 @@ def _fast_grid(src: _Src, report_type: str, spaces: int):
 
 def _missing_words(lay, g, fields: tuple[int, ...]) -> bool:
     """Does one of ``fields`` hold a word the parser reads as missing (a required field then)?"""
+    buf = lay.buf
     for i in fields:
         s, e = lay.field(g, i)
-        three = (e - s) == 3                            # only 3-byte tokens can be one of them
-        if three.any():
-            s, e = s[three], e[three]
-            if any(fp.token_is(lay.buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
+        c0 = np.take(buf, s)
+        cand = ((c0 == 110) | (c0 == 78)) & ((e - s) == 3)    # 3 bytes starting with 'n' or 'N'
+        if cand.any():
+            s, e = s[cand], e[cand]
+            if any(fp.token_is(buf, s, e, w).any() for w in (b"nan", b"NaN", b"n/a")):
                 return True
     return False
 
@@ -108,8 +117,9 @@ def _fast_delivered(src: _Src) -> dict | None:
     if _missing_words(lay, g, (1, 5, 6, 9)):
         return None
     ps, pe = lay.field(g, 9)
-    arrows = np.flatnonzero((buf[:-1] == 45) & (buf[1:] == 62))
-    col["arrows"] = np.searchsorted(arrows, pe) - np.searchsorted(arrows, ps)
+    gt = np.flatnonzero(buf == 62)                        # each '>' ...
+    arrows = gt[(gt > 0) & (buf[gt - 1] == 45)]           # ... after a '-': the '->' (at its '>')
+    col["arrows"] = np.searchsorted(arrows, pe) - np.searchsorted(arrows, ps + 1)
     _check_header(src, header, _COLS["DeliveredMessagesReport"])
     return col
 
@@ -466,26 +476,46 @@ def _small_ints(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | N
     return v
 
 
+# bytes 3 .. 3+k-1 of a word: a token of k digits read from 3 bytes before it, left-aligned on 5 digits
+_KEEP5 = np.array([((1 << (8 * k)) - 1) << 24 for k in range(6)], dtype=np.uint64)
+_UP, _DOWN = np.uint64(int.from_bytes(b"up\n", "little")), np.uint64(int.from_bytes(b"down\n", "little"))
+
+
+def _fast_host_keys(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """_host_keys of tokens of 1 to 5 digits without a leading zero, read from the bytes (each token's
+    5-digit field in one uint64: the digits left-aligned, so the value is already times 10**(5 - len)),
+    or None (another token, or one too near the block's ends)."""
+    k = e - s
+    if not len(s):
+        return np.empty(0, np.int64)
+    if int(k.min()) < 1 or int(k.max()) > _HOST_DIGITS or int(s.min()) < 3 or int(s.max()) + 5 > len(buf):
+        return None
+    x = fp.digit_bytes(fp.words_at(buf, s - 3), _KEEP5[k])
+    if x is None or (((x >> np.uint64(24)).astype(np.uint8) == 0) & (k > 1)).any():
+        return None                                     # not a digit, or a leading zero (byte 3: the first digit)
+    return (fp.digits8(x).view(np.int64) << 3) | k
+
+
 def _fast_connectivity(src: _Src) -> dict | None:
     """time, both hosts and up/down of a plain block of 'time CONN h1 h2 up|down' lines (None: use the parser)."""
-    lines = fp.scan(src.data, trailing_ok=False)
+    lines = fp.scan(src.data, trailing_ok=False, na_words=False)  # every field is checked below
     g = lines.grid(5) if lines is not None else None
     if g is None:
         return None
     buf = lines.buf
     if not fp.word_at(buf, g[:, 0] + 1, b"CONN ").all():
         return None
-    h1, h2 = _small_ints(buf, *lines.field(g, 2)), _small_ints(buf, *lines.field(g, 3))
-    if h1 is None or h2 is None:
+    k1, k2 = _fast_host_keys(buf, *lines.field(g, 2)), _fast_host_keys(buf, *lines.field(g, 3))
+    if k1 is None or k2 is None:
         return None
-    ss = g[:, 3] + 1
-    up = fp.word_at(buf, ss, b"up\n")
-    if not (up | fp.word_at(buf, ss, b"down\n")).all():
+    state = fp.words_at(buf, g[:, 3] + 1)
+    up = (state & np.uint64(0xFFFFFF)) == _UP
+    if not (up | ((state & np.uint64(0xFFFFFFFFFF)) == _DOWN)).all():
         return None
     t = fp.numbers(buf, *lines.field(g, 0))
     if t is None:
         return None
-    return {"time": t, "h1": h1, "h2": h2, "up": up}
+    return {"time": t, "k1": k1, "k2": k2, "up": up}
 
 
 class _Connectivity:
@@ -526,7 +556,10 @@ class _Connectivity:
 
     def _numeric(self, c: dict) -> bool:
         """Fold one block of numeric hosts; False (nothing folded) if the hosts do not fit the keys."""
-        a, b = _host_keys(c["h1"]), _host_keys(c["h2"])
+        if "k1" in c:                                    # the fast path read the keys from the bytes
+            a, b = c["k1"], c["k2"]
+        else:
+            a, b = _host_keys(c["h1"]), _host_keys(c["h2"])
         if a is None or b is None:
             return False
         lo, hi = np.minimum(a, b), np.maximum(a, b)
@@ -544,7 +577,6 @@ class _Connectivity:
         new[:1] = True
         new[1:] = gs[1:] != gs[:-1]
         gstart = np.flatnonzero(new)
-        gid = np.cumsum(new) - 1
         ukeys = gs[gstart]
         ucount = np.diff(np.append(gstart, n))
         at = np.searchsorted(self.seen_keys, ukeys)
@@ -552,8 +584,7 @@ class _Connectivity:
         found[found] = self.seen_keys[at[found]] == ukeys[found]
         prior = np.zeros(len(ukeys), np.int64)
         prior[found] = self.seen_n[at[found]]
-        k = np.empty(n, np.int64)
-        k[order] = np.arange(n) - gstart[gid] + prior[gid]
+        k = np.arange(n) - np.repeat(gstart - prior, ucount)   # in the sorted order
         if n and int(k.max()) >= 1 << _K_BITS:
             return False
         self.seen_n = self.seen_n.copy()
@@ -567,9 +598,15 @@ class _Connectivity:
         self.up += n - nd
         self.down += nd
         self.tmax = _nanmax(self.tmax, t)
-        upk = gs[new] >> 1                               # this block's pairs, sorted (once per state)
-        self.pairs = np.union1d(self.pairs, upk)
-        key = np.concatenate([self.open_key, ((((pk << _K_BITS) | k) << 1) | down)[order]])
+        upk = ukeys >> 1                                 # this block's pairs, sorted (once per state)
+        if len(upk):
+            upk = upk[np.append(True, upk[1:] != upk[:-1])]
+            at = np.searchsorted(self.pairs, upk)
+            known = at < len(self.pairs)
+            known[known] = self.pairs[at[known]] == upk[known]
+            if not known.all():                          # new pairs (few once a run is under way)
+                self.pairs = np.union1d(self.pairs, upk[~known])
+        key = np.concatenate([self.open_key, (((gs >> 1) << (_K_BITS + 1)) | (k << 1)) | (gs & 1)])
         tm = np.concatenate([self.open_time, t[order]])
         o = np.argsort(key, kind="stable")             # sorted runs (open ones; each pair's ups, downs): a fast merge
         key, tm = key[o], tm[o]
@@ -618,7 +655,7 @@ class _ParsedSrc:
 def _fast_ns2(data: bytes) -> dict | None:
     """time, node and speed of a plain block of '$ns_ at t "$node_(i) setdest x y speed"' lines
     (x and y checked as numbers, as the parser does), or None (then the parser reads the block)."""
-    lines = fp.scan(data, trailing_ok=True)
+    lines = fp.scan(data, trailing_ok=True, na_words=False)     # every field is checked below
     g = lines.grid(8) if lines is not None else None
     if g is None:
         return None
@@ -628,7 +665,7 @@ def _fast_ns2(data: bytes) -> dict | None:
         return None
     ns, ne = lines.field(g, 3)
     ss, se = lines.field(g, 7)
-    if not ((buf[ne - 1] == 41).all() and (buf[se - 1] == 34).all()):
+    if not ((np.take(buf, ne - 1) == 41).all() and (np.take(buf, se - 1) == 34).all()):
         return None
     if fp.word_at(buf, ns, b'"\\$node_').all() and (buf[ns + 8] == 40).all():   # ONE writes the Tcl-escaped form
         pre = 9
@@ -648,22 +685,83 @@ def _fast_ns2(data: bytes) -> dict | None:
     return {"time": np.array(trange), "node": node, "speed": speed, "n": len(node)}
 
 
+def _ns2_pieces(data: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(runs of move lines, runs of '$node_' init lines) of a block, each in file order."""
+    moves, inits = [], []
+    pos, n = 0, len(data)
+    while pos < n:
+        init = data.startswith(b"$node_", pos)
+        end = data.find(b"\n$ns_" if init else b"\n$node_", pos)
+        end = n if end < 0 else end + 1
+        (inits if init else moves).append(data[pos:end])
+        pos = end
+    return moves, inits
+
+
+def _ns2_inits_plain(piece: bytes) -> bool:
+    """Whether every line of ``piece`` is a plain '$node_(i) set X_|Y_|Z_ v' line (i a small integer,
+    v a plain decimal): lines the parser reads as init lines without a word (and no moves)."""
+    lines = fp.scan(piece, trailing_ok=False, na_words=False)
+    g = lines.grid(4) if lines is not None else None
+    if g is None:
+        return False
+    buf = lines.buf
+    ns, ne = lines.field(g, 0)
+    if not (fp.word_at(buf, ns, b"$node_(").all() and (buf[ne - 1] == 41).all()
+            and fp.word_at(buf, g[:, 0] + 1, b"set ").all()):
+        return False
+    axis = fp.words_at(buf, g[:, 1] + 1) & np.uint64(0xFFFFFF)
+    if not np.isin(axis, _NS2_AXES).all() or int((ne - ns).min()) <= 8:
+        return False
+    return _small_ints(buf, ns + 7, ne - 1) is not None and fp.plain_numbers(buf, *lines.field(g, 3))
+
+
+_NS2_AXES = np.array([int.from_bytes(a + b"_ ", "little") for a in (b"X", b"Y", b"Z")], dtype=np.uint64)
+
+
+def _fast_ns2_block(src: _Src, parse) -> dict | None:
+    """_fast_ns2 of a block whose move lines may be interrupted by runs of init lines (ONE writes
+    them first; a file of several runs has them again further on): the moves read fast, in order,
+    and each run of init lines by the parser, which must find no move and no problem in them
+    (else None: the parser reads the whole block and reports what it finds, as before)."""
+    data = src.data
+    if data.startswith(b"$ns_"):                       # the usual block: moves only
+        c = _fast_ns2(data)
+        if c is not None or b"\n$node_" not in data:
+            return c
+    moves, inits = _ns2_pieces(data)
+    parts = []
+    for piece in moves:
+        parts.append(_fast_ns2(piece))
+        if parts[-1] is None:
+            return None
+    n0 = len(src.warnings)
+    for piece in inits:
+        if _ns2_inits_plain(piece):
+            continue                                   # what the parser accepts, without moves
+        try:
+            head = parse(_Src(src.path, piece, src.report_type, src.separator, src.warnings))
+        except ReportError:
+            head = None
+        if head is None or len(head) or len(src.warnings) > n0:
+            del src.warnings[n0:]                      # the whole block's parse says it again, its way
+            return None
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return {"time": np.empty(0), "node": np.empty(0, np.int64), "speed": np.empty(0), "n": 0}
+    return {"time": np.array([min(p["time"][0] for p in parts), max(p["time"][1] for p in parts)]),
+            "node": np.concatenate([p["node"] for p in parts]),
+            "speed": np.concatenate([p["speed"] for p in parts]), "n": sum(p["n"] for p in parts)}
+
+
 class _Ns2:
     def __init__(self):
         self.n, self.nodes, self.speed = 0, Distinct(), Column()
         self.tmin, self.tmax = math.inf, -math.inf
 
     def add(self, src: _Src, parse) -> None:
-        data = src.data
-        cut = 0 if data.startswith(b"$ns_") else data.find(b"\n$ns_") + 1   # the init lines come first
-        c = _fast_ns2(data[cut:]) if cut >= 0 else None
-        if c is not None and cut:
-            try:
-                head = parse(_Src(src.path, data[:cut], src.report_type, src.separator, src.warnings))
-            except ReportError:
-                head = None
-            if head is None or len(head):
-                c = None                                   # the parser reports the error (or the moves) as before
+        c = _fast_ns2_block(src, parse)
         if c is None:
             f = parse(src)
             c = {"time": f["time"].to_numpy("float64"), "node": f["node"].to_numpy(),
