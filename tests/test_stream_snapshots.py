@@ -567,3 +567,44 @@ def test_location_with_a_narrow_window_equals_whole(tmp_path: Path, monkeypatch)
     spec = REGISTRY["LocationSnapshotReport"]
     s = fold_blocks(str(p), "LocationSnapshotReport", spec.stream, spec.parse, iter_blocks(str(p), 1000, []), ",", [])
     assert_exact("LocationSnapshotReport", whole(p), s)
+
+
+def _blocks_of(p: Path, chunk: int, snapshots: bool) -> tuple[list[tuple[bytes, int]], list[str]]:
+    warns: list[str] = []
+    b = iter_blocks(str(p), chunk, warns)
+    return [(blk, int(line)) for blk, line in (b.snapshots() if snapshots else b)], warns
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 64, 1 << 16])
+@pytest.mark.parametrize("end", ["\n", "", "p9 1."])
+def test_snapshot_blocks_are_whole_snapshots(tmp_path: Path, chunk: int, end: str):
+    """textio's snapshot mode: blocks end before a '[' line (also when '\\n[' spans two reads), they
+    join to the file's complete lines, and each block's line number is its first line's."""
+    text = "[1]\np0 1.5 2.5\np1 3 4\n[2]\n[3]\np0 1 2\n\n [x\n[4]\n" + end
+    p = tmp_path / "x_LocationSnapshotReport.txt"
+    p.write_bytes(text.encode())
+    got, warns = _blocks_of(p, chunk, True)
+    whole_lines = text[:text.rfind("\n") + 1].encode()
+    assert b"".join(b for b, _ in got) == whole_lines
+    pos = 0
+    for i, (blk, line) in enumerate(got):
+        assert blk.endswith(b"\n") and (i == 0 or blk.startswith(b"["))
+        assert line == whole_lines.count(b"\n", 0, pos) + 1
+        pos += len(blk)
+    if chunk in (1, 1 << 16):           # reads of one byte: every snapshot alone; one read: cut before its last '['
+        assert len(got) == (4 if chunk == 1 else 2)
+    assert bool(warns) == (not text.endswith("\n"))
+    lines, w2 = _blocks_of(p, chunk, False)            # the line mode: the same bytes and warnings
+    assert b"".join(b for b, _ in lines) == whole_lines and w2 == warns
+
+
+def test_snapshot_errors_name_the_line(tmp_path: Path):
+    """A bad marker deep in a streamed file: the error names the first line of its block (counted on demand)."""
+    body = "".join(f"[{i}]\nM1 {i}\nM2 1\n" for i in range(1, 200))
+    p = tmp_path / "x_MessageCopyCountReport.txt"
+    p.write_text(body + "[oops]\nM1 1\n")
+    with pytest.raises(ReportError, match=r"from line 598\)"):
+        summarize_path(p, chunk_bytes=64)
+    from oppnda_nb.reports.textio import LineAt
+    at = LineAt(str(p), len(body))
+    assert int(at) == 598 and at > 1 and f"{at}" == "598" and at == 598 and not LineAt(str(p), 0) > 1
