@@ -297,6 +297,12 @@ def test_small_ints_and_keys():
     for bad in [b"1a", b"-1", b"1.0", b":", b"/", b"123456789", b"nan"]:
         tk, idx = _toks([b"5", bad])
         assert fs.small_ints(tk, idx) is None, bad
+    for short in ([b"0", b"7", b"9"], [b"3", b"42", b"0", b"99", b"10", b"5"]):   # one or two digits: byte by byte
+        tk, idx = _toks(short)
+        assert fs.small_ints(tk, idx).tolist() == [int(v) for v in short]
+        for bad in [b"-1", b"a", b":", b"/", b"1a", b"a1", b"-", b"+5", b"9:", b"/0"][: 5 if len(short) == 3 else None]:
+            tk, idx = _toks(short + [bad])
+            assert fs.small_ints(tk, idx) is None, bad
     names = [b"M1", b"M10", b"p0", b"M1", b"abcdefgh", b"M10", b"n/a"]
     tk, idx = _toks(names)
     w = tk.words(idx)

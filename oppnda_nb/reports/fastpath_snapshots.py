@@ -106,10 +106,25 @@ def small_ints(t: Tokens, idx: np.ndarray) -> np.ndarray | None:
     n = t.ends[idx] - s
     if not len(n):
         return np.empty(0, np.int64)
-    if int(n.max()) > 8:
+    top = int(n.max())
+    if top > 8:
         return None
-    view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
     e = s + n
+    if top <= 2:                                          # one or two digits (copy counts): byte by byte
+        d1 = t.buf[e - 1] - np.uint8(48)                  # non-digits wrap to > 9
+        if int(d1.max()) > 9:
+            return None
+        if top == 1:
+            return d1.astype(np.int64)
+        d0 = t.buf[e - 2] - np.uint8(48)
+        d0[n == 1] = 0                                    # (the blank or newline before a one-digit token)
+        if int(d0.max()) > 9:
+            return None
+        v = d0.astype(np.int64)
+        v *= 10
+        v += d1
+        return v
+    view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
     if int(e.min()) >= 8:                                 # the 8 bytes ending with each token: right-aligned already
         keep = _TOP[n]
         v = (view[e - 8] ^ _ZEROS) & keep                 # digit bytes -> 0..9, the rest stays > 9

@@ -417,7 +417,8 @@ class _CopyCount:
     def __init__(self):
         self.per_t: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (t, rows, copies sum) per block
         self.msgs = Distinct()                       # message names (blocks read by the parser)
-        self.words = np.empty(0, np.uint64)          # message keys (blocks read on the fast path), decoded at the end
+        self.keys = fs.Keys()                        # message keys (blocks read on the fast path), decoded at the end ...
+        self.words = np.empty(0, np.uint64)          # ... those beyond Keys.MAX_KEYS distinct ones
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
@@ -427,8 +428,10 @@ class _CopyCount:
             if r is None:
                 fast = None
                 break
-            c = r[4]                                     # only its distinct keys, count, exact sum and max are kept
-            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None, pd.unique(r[3])))
+            c = r[4]                                     # only its count, exact sum and max are kept ...
+            if self.keys.codes(r[3]) is None:            # ... and its keys, in the file-wide table (or, very many: as they are)
+                self.words = pd.unique(np.concatenate([self.words, pd.unique(r[3])]))
+            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None))
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -444,7 +447,6 @@ class _CopyCount:
             if not n:
                 return
             self.per_t.extend((r[0], r[1], r[2]) for r in fast)
-            self.words = pd.unique(np.concatenate([self.words] + [r[6] for r in fast]))
             total = sum(r[4] for r in fast)                     # exact: integers
             cmax = max(r[5] for r in fast if r[3])
         self.n += n
@@ -452,9 +454,10 @@ class _CopyCount:
         self.cmax = max(self.cmax, float(cmax))
 
     def finish(self) -> Summary:
-        if len(self.words):
+        words = pd.unique(np.concatenate([self.keys.keys, self.words])) if len(self.words) else self.keys.keys
+        if len(words):
             try:
-                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.words)], dtype=str))
+                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(words)], dtype=str))
             except UnicodeDecodeError:
                 raise NeedWholeFile("a message name is not UTF-8") from None
         if self.per_t:
