@@ -91,13 +91,8 @@ def _lines(data: bytes) -> _Lines | None:
     if not mark[0] or (ntok[mark] != 1).any():
         return None
     mi = F[mark]
-    s, e = tk.starts[mi].tolist(), tk.ends[mi].tolist()
-    data = tk.data
-    inner = [data[a + 1:b - 1] for a, b in zip(s, e) if data[b - 1] == 93]     # '[...]'
-    if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
-        return None
-    t = np.array([float(x) for x in inner])         # few; float() and the parser both round plain decimals correctly
-    return _Lines(tk, F, ntok, mark, t)
+    t = _times(tk.data, tk.starts[mi].tolist(), tk.ends[mi].tolist())
+    return None if t is None else _Lines(tk, F, ntok, mark, t)
 
 
 def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
@@ -110,6 +105,23 @@ def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
     if (ln.ntok[rows] != k).any():
         return None
     return ln, rows, ln.F[rows]
+
+
+def _times(data: bytes, s: list[int], e: list[int]) -> np.ndarray | None:
+    """The times of the marker tokens ``data[s:e]`` if all are ``[plain decimal]``, else None."""
+    inner = [data[a + 1:b - 1] for a, b in zip(s, e) if data[b - 1] == 93]     # '[...]'
+    if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
+        return None
+    return np.array([float(x) for x in inner])      # few; float() and the parser both round plain decimals correctly
+
+
+def _fixed_rows(data: bytes, k: int) -> tuple[fs.Rows, np.ndarray] | None:
+    """The block's rows of ``k`` tokens and its snapshot times (fastpath_snapshots.rows), or None."""
+    r = fs.rows(data, k)
+    if r is None:
+        return None
+    t = _times(data, r.marks[0].tolist(), r.marks[1].tolist())
+    return None if t is None else (r, t)
 
 
 class _Coordinate:
@@ -392,25 +404,30 @@ def _joined(parts: list) -> tuple[np.ndarray, int] | None:
 def _location_fast(data: bytes):
     """(times of the snapshots with host lines, host name keys, x, y, host lines of those snapshots)
     of the host lines ('name x y') of a simple block, or None."""
-    r = _rows(data, 3)
-    if r is None:
-        return None
-    ln, host, hi = r
-    tk = ln.tk
+    fr = _fixed_rows(data, 3)                           # ONE's layout: cheaper than all tokens
+    if fr is not None:
+        rw, t = fr
+        tk, cols, per = rw, rw.cols, rw.per
+    else:
+        r = _rows(data, 3)
+        if r is None:
+            return None
+        ln, host, hi = r
+        tk, t, per = ln.tk, ln.t, ln.rows()[0]
+        cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
     xy = []
     for j in (1, 2):
-        s, e = tk.starts[hi + j], tk.ends[hi + j]
+        s, e = cols[j]
         m = fs.mantissas(tk, s, e)                       # the usual 'dddd.dddd': also as integers for _Coordinate
         v = m[0] / fs._POW10F[m[1]] if m is not None else _decimals(tk, s, e)
         if v is None:
             return None
         xy.append((v, m))
-    w = tk.words(hi)
+    w = fs.words_at(tk, *cols[0])
     if w is None or fs.na_words(w):
         return None
-    per = ln.rows()[0]
     keep = per > 0
-    return ln.t[keep], w, xy[0], xy[1], per[keep]
+    return t[keep], w, xy[0], xy[1], per[keep]
 
 
 class _CopyCount:
@@ -481,20 +498,26 @@ class _CopyCount:
 def _copy_count_fast(data: bytes):
     """(snapshot t, rows and copies per snapshot, message keys, copies) of a simple block
     ('msg copies' lines, whole non-negative copy counts), or None."""
-    r = _rows(data, 2)
-    if r is None:
-        return None
-    ln, rows, ri = r
-    tk = ln.tk
-    c = fs.small_ints(tk, ri + 1)
-    w = tk.words(ri) if c is not None else None
+    fr = _fixed_rows(data, 2)                           # ONE's layout: cheaper than all tokens
+    if fr is not None:
+        rw, t = fr
+        tk, cols, size, first = rw, rw.cols, rw.per, rw.first
+    else:
+        r = _rows(data, 2)
+        if r is None:
+            return None
+        ln, rows, ri = r
+        tk, t = ln.tk, ln.t
+        cols = [(tk.starts[ri + j], tk.ends[ri + j]) for j in range(2)]
+        size, first = ln.rows()
+    c = fs.ints_at(tk, *cols[1])
+    w = fs.words_at(tk, *cols[0]) if c is not None else None
     if w is None or fs.na_words(w):
         return None
     if not len(c):
-        return ln.t[:0], np.empty(0, np.int64), np.empty(0, np.int64), w, c
-    size, first = ln.rows()
+        return t[:0], np.empty(0, np.int64), np.empty(0, np.int64), w, c
     keep = size > 0                                      # the snapshots with rows: times, rows, copies
-    t, size = ln.t[keep], size[keep]
+    t, size = t[keep], size[keep]
     tot = np.add.reduceat(c, first[keep])
     if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
         t, inv = np.unique(t, return_inverse=True)
