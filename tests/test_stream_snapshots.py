@@ -654,3 +654,16 @@ def test_fixed_rows_and_tokens_agree(rt: str):
             assert x.dtype == y.dtype and x.tolist() == y.tolist()
         else:
             assert x == y
+
+
+@pytest.mark.parametrize("marker", [b"1", b"-2.5", b".5", b"7.", b"-0", b"0.1000000000000000055", b"1e3", b"x",
+                                    b"1.2.3", b"-", b".", b"+1", b"", b"12345678901234567"])
+def test_fixed_rows_times_are_the_markers(marker: bytes):
+    """Marker times read at once: the floats float() gives, for exactly the plain decimals _PLAIN takes."""
+    data = b"[3]\nM1 1\n[" + marker + b"]\nM2 2\n"
+    got = ss._fixed_rows(data, 2)
+    if ss._PLAIN.fullmatch(marker):
+        t = got[1].tolist()
+        assert t == [3.0, float(marker)] and math.copysign(1, t[1]) == math.copysign(1, float(marker))
+    else:
+        assert got is None

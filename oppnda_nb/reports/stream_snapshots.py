@@ -120,7 +120,12 @@ def _fixed_rows(data: bytes, k: int) -> tuple[fs.Rows, np.ndarray] | None:
     r = fs.rows(data, k)
     if r is None:
         return None
-    t = _times(data, r.marks[0].tolist(), r.marks[1].tolist())
+    ms, me = r.marks
+    t = None
+    if int((me - ms).min()) >= 3 and (r.buf[me - 1] == 93).all():     # '[' digits ']': read at once
+        t = fs.decimals(r, ms + 1, me - 1)              # the same language as _PLAIN (up to 15 digits), same floats
+    if t is None:
+        t = _times(data, ms.tolist(), me.tolist())
     return None if t is None else (r, t)
 
 
