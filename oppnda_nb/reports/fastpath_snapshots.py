@@ -218,15 +218,23 @@ def _digit_word(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
 
 
 def _fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray):
-    """(f, signs, unsigned mantissas) of tokens that all have the same number ``f`` of digits after
+    """(f, signs or None if none has a sign, unsigned mantissas) of tokens that all have the same number ``f`` of digits after
     their dot and at most 8 before it (``1607.6188`` -> 4, False, 16076188), or None: the digits are
     read as one uint64 (when they fit) or two (integer and fraction)."""
     f = int(n[0]) - 1 - int(np.argmax(t.buf[s[0]:e[0]] == 46)) if 46 in t.buf[s[0]:e[0]] else -1
     if f < 0 or f > 7 or (t.buf[e - f - 1] != 46).any():
         return None
+    k = n - (f + 1)                                       # characters before the dot
+    kmin, kmax = int(k.min()), int(k.max())
+    if kmin >= (1 if f == 0 else 0) and kmax + f <= 8:    # no sign first (signs None): a '-' fails the digit check
+        x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
+        if f:
+            x |= (view[e - 8] ^ _ZEROS) & _TOP[f]
+        if not ((x & _HIGH).any() or ((x + _SIX) & _HIGH).any()):
+            return f, None, _digits8(x)
     neg = t.buf[s] == 45
-    k = n - f - 1 - neg                                   # digits before the dot
-    if int(k.max()) > 8 or (f == 0 and int(k.min()) < 1):
+    k -= neg                                              # digits before the dot
+    if int(k.max()) > 8 or int(k.min()) < (1 if f == 0 else 0):
         return None
     if int(k.max()) + f <= 8:                             # all digits fit one word: '1607.6188' -> 16076188
         x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
@@ -250,7 +258,7 @@ def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.
         return None
     f, neg, m = r
     v = m.astype(np.float64) / _POW10F[f]
-    return np.where(neg, -v, v)
+    return v if neg is None else np.where(neg, -v, v)
 
 
 def mantissas(t: Tokens, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, int] | None:
@@ -266,7 +274,7 @@ def mantissas(t: Tokens, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, int]
         return None
     f, neg, m = r
     m = m.astype(np.int64)
-    if neg.any():
+    if neg is not None and neg.any():
         if (neg & (m == 0)).any():
             return None
         m = np.where(neg, -m, m)
