@@ -616,54 +616,14 @@ def test_snapshot_errors_name_the_line(tmp_path: Path):
     assert int(at) == 598 and at > 1 and f"{at}" == "598" and at == 598 and not LineAt(str(p), 0) > 1
 
 
-def test_rows_reads_one_layout():
-    """fastpath_snapshots.rows: the columns of 'k tokens' rows and the markers; anything else None."""
-    data = b"[1]\np0 1.5 2\np12 3 4.25\n[2]\n[3]\nx 5 6\n"
-    r = fs.rows(data, 3)
-    cols = [[data[a:b] for a, b in zip(s.tolist(), e.tolist())] for s, e in r.cols]
-    assert cols == [[b"p0", b"p12", b"x"], [b"1.5", b"3", b"5"], [b"2", b"4.25", b"6"]]
-    assert [data[a:b] for a, b in zip(*(m.tolist() for m in r.marks))] == [b"[1]", b"[2]", b"[3]"]
-    assert r.per.tolist() == [2, 0, 1] and r.first.tolist() == [0, 2, 2]
-    assert fs.rows(b"[1]\nM1 2\n[2]\nM3 4\n", 2).cols[1][0].tolist() == [7, 16]
-    for bad in [b"[1]\np0 1 2 \n", b"[1]\np0  1 2\n", b"[1]\n p0 1 2\n", b"[1]\np0 1\n", b"[1]\np0 1 2 3\n",
-                b"[1]\n\np0 1 2\n", b"[1]\np0\t1 2\n", b"[1]\r\np0 1 2\n", b"p0 1 2\n", b"[1]\np0 1 2",
-                b"[1 x]\np0 1\n", b"[1]\np0 1 2\n[2] \n", b"", b"[1]\np0 1 2\np1 2\np3 4 5 6\n"]:
-        assert fs.rows(bad, 3) is None, bad
-
-
-@pytest.mark.parametrize("rt", ["LocationSnapshotReport", "MessageCopyCountReport"])
-def test_fixed_rows_and_tokens_agree(rt: str):
-    """The fold's two fast readings (rows of ONE's layout, all tokens) give the same arrays."""
-    text = _synthetic(rt, 1, snaps=40).encode()
-    text = text[text.index(b"["):]
-    fast = ss._location_fast if rt.startswith("Location") else ss._copy_count_fast
-    assert fs.rows(text, 3 if rt.startswith("Location") else 2) is not None
-    a = fast(text)
-    orig = fs.rows
-    try:
-        fs.rows = lambda data, k: None                   # the tokens' reading
-        b = fast(text)
-    finally:
-        fs.rows = orig
-    assert a is not None and b is not None
-    def flat(r):
-        return [x for v in r for x in (flat(v) if isinstance(v, tuple) else [v])]
-    assert len(flat(a)) == len(flat(b)) >= 5
-    for x, y in zip(flat(a), flat(b)):
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and x.tolist() == y.tolist()
-        else:
-            assert x == y
-
-
 @pytest.mark.parametrize("marker", [b"1", b"-2.5", b".5", b"7.", b"-0", b"0.1000000000000000055", b"1e3", b"x",
                                     b"1.2.3", b"-", b".", b"+1", b"", b"12345678901234567"])
-def test_fixed_rows_times_are_the_markers(marker: bytes):
+def test_marker_times_are_read_at_once(marker: bytes):
     """Marker times read at once: the floats float() gives, for exactly the plain decimals _PLAIN takes."""
     data = b"[3]\nM1 1\n[" + marker + b"]\nM2 2\n"
-    got = ss._fixed_rows(data, 2)
+    got = ss._lines(data)
     if ss._PLAIN.fullmatch(marker):
-        t = got[1].tolist()
+        t = got.t.tolist()
         assert t == [3.0, float(marker)] and math.copysign(1, t[1]) == math.copysign(1, float(marker))
     else:
         assert got is None

@@ -75,51 +75,6 @@ def tokens(data: bytes) -> Tokens | None:
     return Tokens(data, buf, starts, sep, first, nl_count)
 
 
-class Rows:
-    """The lines of a block of snapshots whose rows all have ``k`` tokens separated by single blanks
-    (:func:`rows`): ``cols[j]`` = (starts, ends) of each row's token j; ``marks`` = (start, end) of
-    the marker lines (the caller checks they read ``[t]``); ``per`` rows after each marker."""
-
-    __slots__ = ("data", "buf", "cols", "marks", "per", "first")
-
-    def __init__(self, data, buf, cols, marks, per, first):
-        self.data, self.buf, self.cols, self.marks, self.per, self.first = data, buf, cols, marks, per, first
-
-
-def rows(data: bytes, k: int) -> Rows | None:
-    """The rows of ``data`` if it is lines opened by a '[' line, every other line ``k`` >= 2 non-empty
-    tokens separated by single blanks, no other control characters; else None (:func:`tokens` then
-    tells). Cheaper than :func:`tokens`: it finds newlines and blanks, not every token's line."""
-    if not data or not data.endswith(b"\n") or data[0] != 91:
-        return None
-    buf = np.frombuffer(data + _PAD, dtype=np.uint8)
-    body = buf[:len(data)]
-    nl = np.flatnonzero(body == 10)
-    sp = np.flatnonzero(body == 32)
-    if len(nl) + len(sp) != int(np.count_nonzero(body <= 32)):
-        return None                                       # a tab, CR, NUL, ...
-    ls = np.empty_like(nl)
-    ls[0] = 0
-    np.add(nl[:-1], 1, out=ls[1:])
-    mark = buf[ls] == 91
-    row = ~mark
-    rs, re_ = ls[row], nl[row]
-    if len(sp) != (k - 1) * len(rs):
-        return None
-    cuts = [sp[j::k - 1] for j in range(k - 1)]           # each row's blanks (if each row holds k - 1 of them)
-    bounds = [rs - 1] + cuts + [re_]
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        if (b - a < 2).any():                             # an empty token, or a blank outside its row
-            return None
-    cols = [(a + 1, b) for a, b in zip(bounds[:-1], bounds[1:])]
-    ml = np.flatnonzero(mark)
-    per = np.empty_like(ml)
-    np.subtract(ml[1:], ml[:-1], out=per[:-1])
-    per[-1] = len(mark) - ml[-1]
-    per -= 1
-    return Rows(data, buf, cols, (ls[ml], nl[ml]), per, ml - np.arange(len(ml)))
-
-
 def words_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     """uint64 keys of the tokens ``t.buf[s:e]`` (Tokens.words), None if one is longer than 8 bytes."""
     n = e - s
@@ -160,7 +115,7 @@ def small_ints(t: Tokens, idx: np.ndarray) -> np.ndarray | None:
 
 
 def ints_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
-    """:func:`small_ints` of the tokens ``t.buf[s:e]`` (``t``: Tokens or Rows)."""
+    """:func:`small_ints` of the tokens ``t.buf[s:e]`` (``t``: anything with the padded ``buf``)."""
     n = e - s
     if not len(n):
         return np.empty(0, np.int64)

@@ -91,7 +91,7 @@ def _lines(data: bytes) -> _Lines | None:
     if not mark[0] or (ntok[mark] != 1).any():
         return None
     mi = F[mark]
-    t = _times(tk.data, tk.starts[mi].tolist(), tk.ends[mi].tolist())
+    t = _times(tk, tk.starts[mi], tk.ends[mi])
     return None if t is None else _Lines(tk, F, ntok, mark, t)
 
 
@@ -107,26 +107,18 @@ def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
     return ln, rows, ln.F[rows]
 
 
-def _times(data: bytes, s: list[int], e: list[int]) -> np.ndarray | None:
-    """The times of the marker tokens ``data[s:e]`` if all are ``[plain decimal]``, else None."""
-    inner = [data[a + 1:b - 1] for a, b in zip(s, e) if data[b - 1] == 93]     # '[...]'
+def _times(tk: fs.Tokens, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """The times of the marker tokens ``tk.data[s:e]`` if all are ``[plain decimal]``, else None."""
+    t = None
+    if int((e - s).min()) >= 3 and (tk.buf[e - 1] == 93).all():       # '[' ... ']': all at once
+        t = fs.decimals(tk, s + 1, e - 1)               # the same language as _PLAIN (up to 15 digits), same floats
+    if t is not None:
+        return t
+    data = tk.data
+    inner = [data[a + 1:b - 1] for a, b in zip(s.tolist(), e.tolist()) if data[b - 1] == 93]     # '[...]'
     if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
         return None
     return np.array([float(x) for x in inner])      # few; float() and the parser both round plain decimals correctly
-
-
-def _fixed_rows(data: bytes, k: int) -> tuple[fs.Rows, np.ndarray] | None:
-    """The block's rows of ``k`` tokens and its snapshot times (fastpath_snapshots.rows), or None."""
-    r = fs.rows(data, k)
-    if r is None:
-        return None
-    ms, me = r.marks
-    t = None
-    if int((me - ms).min()) >= 3 and (r.buf[me - 1] == 93).all():     # '[' digits ']': read at once
-        t = fs.decimals(r, ms + 1, me - 1)              # the same language as _PLAIN (up to 15 digits), same floats
-    if t is None:
-        t = _times(data, ms.tolist(), me.tolist())
-    return None if t is None else (r, t)
 
 
 class _Coordinate:
@@ -409,17 +401,12 @@ def _joined(parts: list) -> tuple[np.ndarray, int] | None:
 def _location_fast(data: bytes):
     """(times of the snapshots with host lines, host name keys, x, y, host lines of those snapshots)
     of the host lines ('name x y') of a simple block, or None."""
-    fr = _fixed_rows(data, 3)                           # ONE's layout: cheaper than all tokens
-    if fr is not None:
-        rw, t = fr
-        tk, cols, per = rw, rw.cols, rw.per
-    else:
-        r = _rows(data, 3)
-        if r is None:
-            return None
-        ln, host, hi = r
-        tk, t, per = ln.tk, ln.t, ln.rows()[0]
-        cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
+    r = _rows(data, 3)
+    if r is None:
+        return None
+    ln, host, hi = r
+    tk, t, per = ln.tk, ln.t, ln.rows()[0]
+    cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
     xy = []
     for j in (1, 2):
         s, e = cols[j]
@@ -503,18 +490,13 @@ class _CopyCount:
 def _copy_count_fast(data: bytes):
     """(snapshot t, rows and copies per snapshot, message keys, copies) of a simple block
     ('msg copies' lines, whole non-negative copy counts), or None."""
-    fr = _fixed_rows(data, 2)                           # ONE's layout: cheaper than all tokens
-    if fr is not None:
-        rw, t = fr
-        tk, cols, size, first = rw, rw.cols, rw.per, rw.first
-    else:
-        r = _rows(data, 2)
-        if r is None:
-            return None
-        ln, rows, ri = r
-        tk, t = ln.tk, ln.t
-        cols = [(tk.starts[ri + j], tk.ends[ri + j]) for j in range(2)]
-        size, first = ln.rows()
+    r = _rows(data, 2)
+    if r is None:
+        return None
+    ln, rows, ri = r
+    tk, t = ln.tk, ln.t
+    cols = [(tk.starts[ri + j], tk.ends[ri + j]) for j in range(2)]
+    size, first = ln.rows()
     c = fs.ints_at(tk, *cols[1])
     w = fs.words_at(tk, *cols[0]) if c is not None else None
     if w is None or fs.na_words(w):
