@@ -314,6 +314,12 @@ def test_small_ints_and_keys():
     big = (np.arange(5000, dtype=np.uint64) * np.uint64(7919)) ^ np.uint64(0x4D)      # many keys: a larger table
     c = keys.codes(big)
     assert (keys.keys[c] == big).all() and keys.bits > 16
+    small = fs.Keys(10, slots=2)                           # a crowded table: many keys through ``extra``
+    for part in np.array_split(big, 7):
+        c = small.codes(part)
+        assert (small.keys[c] == part).all()
+    c = small.codes(big)
+    assert (small.keys[c] == big).all() and len(small.extra) > 100 and small.bits < keys.bits
     tk, idx = _toks([b"abcdefghi"])
     assert tk.words(idx) is None
 

@@ -322,15 +322,16 @@ class Keys:
 
     MAX_KEYS = 1 << 20                        # beyond this many distinct keys: None (the caller's other way)
 
-    def __init__(self, bits: int = 16) -> None:
+    def __init__(self, bits: int = 16, slots: int = 32) -> None:
         self.keys = np.empty(0, np.uint64)    # code -> key
         self._padded = np.zeros(1, np.uint64)  # the keys and a 0 (what code -1 reads)
         self.bits = bits
+        self.slots = slots                    # table slots per key (fewer: a smaller table, more keys in ``extra``)
         self._build()
 
     def _build(self) -> None:
         k = len(self.keys)
-        while self.bits < 20 and (1 << self.bits) < 32 * k:    # about 32 slots per key: few keys share one
+        while self.bits < 20 and (1 << self.bits) < self.slots * k:    # about ``slots`` slots per key: few keys share one
             self.bits += 1
         self.shift = np.uint64(64 - self.bits)
         code = np.arange(k, dtype=np.int32)
@@ -361,7 +362,7 @@ class Keys:
             k0 = len(self.keys)
             self.keys = np.concatenate([self.keys, new])
             self._padded = np.append(self.keys, np.uint64(0))
-            if (1 << self.bits) < 32 * len(self.keys) and self.bits < 20:
+            if (1 << self.bits) < self.slots * len(self.keys) and self.bits < 20:
                 self._build()                          # a larger table (its size doubles: rare)
             else:
                 self._insert(new, k0)
