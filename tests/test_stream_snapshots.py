@@ -297,6 +297,12 @@ def test_small_ints_and_keys():
     for bad in [b"1a", b"-1", b"1.0", b":", b"/", b"123456789", b"nan"]:
         tk, idx = _toks([b"5", bad])
         assert fs.small_ints(tk, idx) is None, bad
+    for short in ([b"0", b"7", b"9"], [b"3", b"42", b"0", b"99", b"10", b"5"]):   # one or two digits: byte by byte
+        tk, idx = _toks(short)
+        assert fs.small_ints(tk, idx).tolist() == [int(v) for v in short]
+        for bad in [b"-1", b"a", b":", b"/", b"1a", b"a1", b"-", b"+5", b"9:", b"/0"][: 5 if len(short) == 3 else None]:
+            tk, idx = _toks(short + [bad])
+            assert fs.small_ints(tk, idx) is None, bad
     names = [b"M1", b"M10", b"p0", b"M1", b"abcdefgh", b"M10", b"n/a"]
     tk, idx = _toks(names)
     w = tk.words(idx)
@@ -308,6 +314,12 @@ def test_small_ints_and_keys():
     big = (np.arange(5000, dtype=np.uint64) * np.uint64(7919)) ^ np.uint64(0x4D)      # many keys: a larger table
     c = keys.codes(big)
     assert (keys.keys[c] == big).all() and keys.bits > 16
+    small = fs.Keys(10, slots=2)                           # a crowded table: many keys through ``extra``
+    for part in np.array_split(big, 7):
+        c = small.codes(part)
+        assert (small.keys[c] == part).all()
+    c = small.codes(big)
+    assert (small.keys[c] == big).all() and len(small.extra) > 100 and small.bits < keys.bits
     tk, idx = _toks([b"abcdefghi"])
     assert tk.words(idx) is None
 
@@ -567,3 +579,57 @@ def test_location_with_a_narrow_window_equals_whole(tmp_path: Path, monkeypatch)
     spec = REGISTRY["LocationSnapshotReport"]
     s = fold_blocks(str(p), "LocationSnapshotReport", spec.stream, spec.parse, iter_blocks(str(p), 1000, []), ",", [])
     assert_exact("LocationSnapshotReport", whole(p), s)
+
+
+def _blocks_of(p: Path, chunk: int, snapshots: bool) -> tuple[list[tuple[bytes, int]], list[str]]:
+    warns: list[str] = []
+    b = iter_blocks(str(p), chunk, warns)
+    return [(blk, int(line)) for blk, line in (b.snapshots() if snapshots else b)], warns
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 64, 1 << 16])
+@pytest.mark.parametrize("end", ["\n", "", "p9 1."])
+def test_snapshot_blocks_are_whole_snapshots(tmp_path: Path, chunk: int, end: str):
+    """textio's snapshot mode: blocks end before a '[' line (also when '\\n[' spans two reads), they
+    join to the file's complete lines, and each block's line number is its first line's."""
+    text = "[1]\np0 1.5 2.5\np1 3 4\n[2]\n[3]\np0 1 2\n\n [x\n[4]\n" + end
+    p = tmp_path / "x_LocationSnapshotReport.txt"
+    p.write_bytes(text.encode())
+    got, warns = _blocks_of(p, chunk, True)
+    whole_lines = text[:text.rfind("\n") + 1].encode()
+    assert b"".join(b for b, _ in got) == whole_lines
+    pos = 0
+    for i, (blk, line) in enumerate(got):
+        assert blk.endswith(b"\n") and (i == 0 or blk.startswith(b"["))
+        assert line == whole_lines.count(b"\n", 0, pos) + 1
+        pos += len(blk)
+    if chunk in (1, 1 << 16):           # reads of one byte: every snapshot alone; one read: cut before its last '['
+        assert len(got) == (4 if chunk == 1 else 2)
+    assert bool(warns) == (not text.endswith("\n"))
+    lines, w2 = _blocks_of(p, chunk, False)            # the line mode: the same bytes and warnings
+    assert b"".join(b for b, _ in lines) == whole_lines and w2 == warns
+
+
+def test_snapshot_errors_name_the_line(tmp_path: Path):
+    """A bad marker deep in a streamed file: the error names the first line of its block (counted on demand)."""
+    body = "".join(f"[{i}]\nM1 {i}\nM2 1\n" for i in range(1, 200))
+    p = tmp_path / "x_MessageCopyCountReport.txt"
+    p.write_text(body + "[oops]\nM1 1\n")
+    with pytest.raises(ReportError, match=r"from line 598\)"):
+        summarize_path(p, chunk_bytes=64)
+    from oppnda_nb.reports.textio import LineAt
+    at = LineAt(str(p), len(body))
+    assert int(at) == 598 and at > 1 and f"{at}" == "598" and at == 598 and not LineAt(str(p), 0) > 1
+
+
+@pytest.mark.parametrize("marker", [b"1", b"-2.5", b".5", b"7.", b"-0", b"0.1000000000000000055", b"1e3", b"x",
+                                    b"1.2.3", b"-", b".", b"+1", b"", b"12345678901234567"])
+def test_marker_times_are_read_at_once(marker: bytes):
+    """Marker times read at once: the floats float() gives, for exactly the plain decimals _PLAIN takes."""
+    data = b"[3]\nM1 1\n[" + marker + b"]\nM2 2\n"
+    got = ss._lines(data)
+    if ss._PLAIN.fullmatch(marker):
+        t = got.t.tolist()
+        assert t == [3.0, float(marker)] and math.copysign(1, t[1]) == math.copysign(1, float(marker))
+    else:
+        assert got is None

@@ -75,6 +75,15 @@ def tokens(data: bytes) -> Tokens | None:
     return Tokens(data, buf, starts, sep, first, nl_count)
 
 
+def words_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """uint64 keys of the tokens ``t.buf[s:e]`` (Tokens.words), None if one is longer than 8 bytes."""
+    n = e - s
+    if len(n) and int(n.max()) > 8:
+        return None
+    view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
+    return view[s] & _MASK[n]
+
+
 _NA = np.array([int.from_bytes(w, "little") for w in (b"nan", b"NaN", b"n/a")], dtype=np.uint64)
 
 
@@ -102,14 +111,32 @@ _ZEROS, _HIGH, _SIX, _LOW = _B(0x30), _B(0xF0), _B(0x06), _B(0x0F)
 def small_ints(t: Tokens, idx: np.ndarray) -> np.ndarray | None:
     """int64 values of tokens ``idx`` made of 1..8 decimal digits, or None if one is anything else
     (all 8 digits at once in a uint64: SWAR)."""
-    s = t.starts[idx]
-    n = t.ends[idx] - s
+    return ints_at(t, t.starts[idx], t.ends[idx])
+
+
+def ints_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """:func:`small_ints` of the tokens ``t.buf[s:e]`` (``t``: anything with the padded ``buf``)."""
+    n = e - s
     if not len(n):
         return np.empty(0, np.int64)
-    if int(n.max()) > 8:
+    top = int(n.max())
+    if top > 8:
         return None
+    if top <= 2:                                          # one or two digits (copy counts): byte by byte
+        d1 = t.buf[e - 1] - np.uint8(48)                  # non-digits wrap to > 9
+        if int(d1.max()) > 9:
+            return None
+        if top == 1:
+            return d1.astype(np.int64)
+        d0 = t.buf[e - 2] - np.uint8(48)
+        d0[n == 1] = 0                                    # (the blank or newline before a one-digit token)
+        if int(d0.max()) > 9:
+            return None
+        v = d0.astype(np.int64)
+        v *= 10
+        v += d1
+        return v
     view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
-    e = s + n
     if int(e.min()) >= 8:                                 # the 8 bytes ending with each token: right-aligned already
         keep = _TOP[n]
         v = (view[e - 8] ^ _ZEROS) & keep                 # digit bytes -> 0..9, the rest stays > 9
@@ -146,15 +173,23 @@ def _digit_word(w: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
 
 
 def _fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndarray):
-    """(f, signs, unsigned mantissas) of tokens that all have the same number ``f`` of digits after
+    """(f, signs or None if none has a sign, unsigned mantissas) of tokens that all have the same number ``f`` of digits after
     their dot and at most 8 before it (``1607.6188`` -> 4, False, 16076188), or None: the digits are
     read as one uint64 (when they fit) or two (integer and fraction)."""
     f = int(n[0]) - 1 - int(np.argmax(t.buf[s[0]:e[0]] == 46)) if 46 in t.buf[s[0]:e[0]] else -1
     if f < 0 or f > 7 or (t.buf[e - f - 1] != 46).any():
         return None
+    k = n - (f + 1)                                       # characters before the dot
+    kmin, kmax = int(k.min()), int(k.max())
+    if kmin >= (1 if f == 0 else 0) and kmax + f <= 8:    # no sign first (signs None): a '-' fails the digit check
+        x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
+        if f:
+            x |= (view[e - 8] ^ _ZEROS) & _TOP[f]
+        if not ((x & _HIGH).any() or ((x + _SIX) & _HIGH).any()):
+            return f, None, _digits8(x)
     neg = t.buf[s] == 45
-    k = n - f - 1 - neg                                   # digits before the dot
-    if int(k.max()) > 8 or (f == 0 and int(k.min()) < 1):
+    k -= neg                                              # digits before the dot
+    if int(k.max()) > 8 or int(k.min()) < (1 if f == 0 else 0):
         return None
     if int(k.max()) + f <= 8:                             # all digits fit one word: '1607.6188' -> 16076188
         x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
@@ -178,7 +213,7 @@ def _dec_fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.
         return None
     f, neg, m = r
     v = m.astype(np.float64) / _POW10F[f]
-    return np.where(neg, -v, v)
+    return v if neg is None else np.where(neg, -v, v)
 
 
 def mantissas(t: Tokens, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, int] | None:
@@ -194,7 +229,7 @@ def mantissas(t: Tokens, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, int]
         return None
     f, neg, m = r
     m = m.astype(np.int64)
-    if neg.any():
+    if neg is not None and neg.any():
         if (neg & (m == 0)).any():
             return None
         m = np.where(neg, -m, m)
@@ -287,15 +322,16 @@ class Keys:
 
     MAX_KEYS = 1 << 20                        # beyond this many distinct keys: None (the caller's other way)
 
-    def __init__(self, bits: int = 16) -> None:
+    def __init__(self, bits: int = 16, slots: int = 32) -> None:
         self.keys = np.empty(0, np.uint64)    # code -> key
         self._padded = np.zeros(1, np.uint64)  # the keys and a 0 (what code -1 reads)
         self.bits = bits
+        self.slots = slots                    # table slots per key (fewer: a smaller table, more keys in ``extra``)
         self._build()
 
     def _build(self) -> None:
         k = len(self.keys)
-        while self.bits < 20 and (1 << self.bits) < 32 * k:    # about 32 slots per key: few keys share one
+        while self.bits < 20 and (1 << self.bits) < self.slots * k:    # about ``slots`` slots per key: few keys share one
             self.bits += 1
         self.shift = np.uint64(64 - self.bits)
         code = np.arange(k, dtype=np.int32)
@@ -326,7 +362,7 @@ class Keys:
             k0 = len(self.keys)
             self.keys = np.concatenate([self.keys, new])
             self._padded = np.append(self.keys, np.uint64(0))
-            if (1 << self.bits) < 32 * len(self.keys) and self.bits < 20:
+            if (1 << self.bits) < self.slots * len(self.keys) and self.bits < 20:
                 self._build()                          # a larger table (its size doubles: rare)
             else:
                 self._insert(new, k0)

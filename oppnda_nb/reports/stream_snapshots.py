@@ -91,13 +91,8 @@ def _lines(data: bytes) -> _Lines | None:
     if not mark[0] or (ntok[mark] != 1).any():
         return None
     mi = F[mark]
-    s, e = tk.starts[mi].tolist(), tk.ends[mi].tolist()
-    data = tk.data
-    inner = [data[a + 1:b - 1] for a, b in zip(s, e) if data[b - 1] == 93]     # '[...]'
-    if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
-        return None
-    t = np.array([float(x) for x in inner])         # few; float() and the parser both round plain decimals correctly
-    return _Lines(tk, F, ntok, mark, t)
+    t = _times(tk, tk.starts[mi], tk.ends[mi])
+    return None if t is None else _Lines(tk, F, ntok, mark, t)
 
 
 def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
@@ -110,6 +105,20 @@ def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
     if (ln.ntok[rows] != k).any():
         return None
     return ln, rows, ln.F[rows]
+
+
+def _times(tk: fs.Tokens, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """The times of the marker tokens ``tk.data[s:e]`` if all are ``[plain decimal]``, else None."""
+    t = None
+    if int((e - s).min()) >= 3 and (tk.buf[e - 1] == 93).all():       # '[' ... ']': all at once
+        t = fs.decimals(tk, s + 1, e - 1)               # the same language as _PLAIN (up to 15 digits), same floats
+    if t is not None:
+        return t
+    data = tk.data
+    inner = [data[a + 1:b - 1] for a, b in zip(s.tolist(), e.tolist()) if data[b - 1] == 93]     # '[...]'
+    if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
+        return None
+    return np.array([float(x) for x in inner])      # few; float() and the parser both round plain decimals correctly
 
 
 class _Coordinate:
@@ -396,28 +405,30 @@ def _location_fast(data: bytes):
     if r is None:
         return None
     ln, host, hi = r
-    tk = ln.tk
+    tk, t, per = ln.tk, ln.t, ln.rows()[0]
+    cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
     xy = []
     for j in (1, 2):
-        s, e = tk.starts[hi + j], tk.ends[hi + j]
+        s, e = cols[j]
         m = fs.mantissas(tk, s, e)                       # the usual 'dddd.dddd': also as integers for _Coordinate
         v = m[0] / fs._POW10F[m[1]] if m is not None else _decimals(tk, s, e)
         if v is None:
             return None
         xy.append((v, m))
-    w = tk.words(hi)
+    w = fs.words_at(tk, *cols[0])
     if w is None or fs.na_words(w):
         return None
-    per = ln.rows()[0]
     keep = per > 0
-    return ln.t[keep], w, xy[0], xy[1], per[keep]
+    return t[keep], w, xy[0], xy[1], per[keep]
 
 
 class _CopyCount:
     def __init__(self):
         self.per_t: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (t, rows, copies sum) per block
         self.msgs = Distinct()                       # message names (blocks read by the parser)
-        self.words = np.empty(0, np.uint64)          # message keys (blocks read on the fast path), decoded at the end
+        self.keys = fs.Keys(slots=8)                 # message keys (blocks read on the fast path; a 4x smaller table than
+                                                     # the default, measured as fast), decoded at the end ...
+        self.words = np.empty(0, np.uint64)          # ... those beyond Keys.MAX_KEYS distinct ones
         self.n, self.total, self.cmax = 0, 0.0, -math.inf
 
     def add(self, src: _Src, parse) -> None:
@@ -427,8 +438,10 @@ class _CopyCount:
             if r is None:
                 fast = None
                 break
-            c = r[4]                                     # only its distinct keys, count, exact sum and max are kept
-            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None, pd.unique(r[3])))
+            c = r[4]                                     # only its count, exact sum and max are kept ...
+            if self.keys.codes(r[3]) is None:            # ... and its keys, in the file-wide table (or, very many: as they are)
+                self.words = pd.unique(np.concatenate([self.words, pd.unique(r[3])]))
+            fast.append((r[0], r[1], r[2], len(c), int(c.sum()), int(c.max()) if len(c) else None))
         if fast is None:
             f = parse(src)
             if not len(f):
@@ -444,7 +457,6 @@ class _CopyCount:
             if not n:
                 return
             self.per_t.extend((r[0], r[1], r[2]) for r in fast)
-            self.words = pd.unique(np.concatenate([self.words] + [r[6] for r in fast]))
             total = sum(r[4] for r in fast)                     # exact: integers
             cmax = max(r[5] for r in fast if r[3])
         self.n += n
@@ -452,9 +464,10 @@ class _CopyCount:
         self.cmax = max(self.cmax, float(cmax))
 
     def finish(self) -> Summary:
-        if len(self.words):
+        words = pd.unique(np.concatenate([self.keys.keys, self.words])) if len(self.words) else self.keys.keys
+        if len(words):
             try:
-                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(self.words)], dtype=str))
+                self.msgs.add(np.asarray([b.decode("utf-8") for b in fs.word_bytes(words)], dtype=str))
             except UnicodeDecodeError:
                 raise NeedWholeFile("a message name is not UTF-8") from None
         if self.per_t:
@@ -482,16 +495,17 @@ def _copy_count_fast(data: bytes):
     if r is None:
         return None
     ln, rows, ri = r
-    tk = ln.tk
-    c = fs.small_ints(tk, ri + 1)
-    w = tk.words(ri) if c is not None else None
+    tk, t = ln.tk, ln.t
+    cols = [(tk.starts[ri + j], tk.ends[ri + j]) for j in range(2)]
+    size, first = ln.rows()
+    c = fs.ints_at(tk, *cols[1])
+    w = fs.words_at(tk, *cols[0]) if c is not None else None
     if w is None or fs.na_words(w):
         return None
     if not len(c):
-        return ln.t[:0], np.empty(0, np.int64), np.empty(0, np.int64), w, c
-    size, first = ln.rows()
+        return t[:0], np.empty(0, np.int64), np.empty(0, np.int64), w, c
     keep = size > 0                                      # the snapshots with rows: times, rows, copies
-    t, size = ln.t[keep], size[keep]
+    t, size = t[keep], size[keep]
     tot = np.add.reduceat(c, first[keep])
     if len(t) > 1 and not (np.diff(t) > 0).all():       # a time twice in the block: merge its rows
         t, inv = np.unique(t, return_inverse=True)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import fastpath as fp
 from .base import ReportError, Summary, _Src
+from .textio import Blocks
 
 
 class NeedWholeFile(Exception):
@@ -72,7 +73,18 @@ def fold_blocks(path: str, report_type: str, stream: StreamSpec, parse, blocks, 
                 seen.add(w)
                 warns.append(w)
 
+    whole = stream.snapshots and not stream.header and isinstance(blocks, Blocks)
+    if whole:                                    # the reader cuts whole snapshots itself (no copy here)
+        blocks = blocks.snapshots()
     with fp.reuse_heap():                        # blocks reuse the heap (workers only), see fastpath
+        if whole:
+            fed = False
+            for block, line0 in blocks:
+                feed(block, line0)
+                fed = True
+            if not fed:
+                feed(b"", 1)
+            return fold.finish()
         return _fold(fold, feed, stream, blocks)
 
 

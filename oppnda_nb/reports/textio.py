@@ -124,15 +124,85 @@ def count_lines(data: bytes) -> int:
     return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
 
 
-def iter_blocks(path: str, chunk_bytes: int, warns: list[str]) -> Iterator[tuple[bytes, int]]:
+class LineAt:
+    """The 1-based number of the line starting at byte ``offset`` of the (decompressed) file
+    ``path``, counted only when asked (an error message): the snapshot blocks skip counting lines."""
+
+    __slots__ = ("path", "offset", "_n")
+
+    def __init__(self, path: str, offset: int) -> None:
+        self.path, self.offset, self._n = path, offset, None
+
+    def __int__(self) -> int:
+        if self._n is None:
+            n, left = 1, self.offset
+            try:
+                with open_report(self.path) as fh:
+                    while left > 0:
+                        raw = fh.read(min(left, 1 << 22))
+                        if not raw:
+                            break
+                        n += count_lines(raw)
+                        left -= len(raw)
+            except (ReportError, OSError, EOFError, zlib.error):
+                pass                             # the file changed under us: the count so far
+            self._n = n
+        return self._n
+
+    __index__ = __int__
+
+    def __gt__(self, other: int) -> bool:
+        return self.offset > 0 and int(self) > other
+
+    def __eq__(self, other: object) -> bool:
+        return int(self) == other
+
+    def __hash__(self) -> int:
+        return hash(int(self))
+
+    def __str__(self) -> str:
+        return str(int(self))
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(int(self), spec)
+
+
+class Blocks:
     """Complete-line blocks of about ``chunk_bytes`` (validated like :func:`_check_text`) with the
-    1-based number of each block's first line. Memory: one block plus one partial line."""
-    carry = b""
+    1-based number of each block's first line, as ``(block, line)`` pairs. Memory: one block plus
+    one partial line. :meth:`snapshots` makes them whole snapshots instead (cut only before '[' lines)."""
+
+    def __init__(self, path: str, chunk_bytes: int, warns: list[str]) -> None:
+        self.path, self.chunk_bytes, self.warns = path, chunk_bytes, warns
+        self.cut = b"\n"        # blocks end after this (without its last byte)
+        self.lazy = False       # line numbers: LineAt (counted on demand) instead of counted ints
+
+    def snapshots(self) -> "Blocks":
+        """Cut blocks only before lines starting with '[' (a snapshot is never split; one larger than
+        ``chunk_bytes`` makes a larger block) and count lines only when a number is asked for."""
+        self.cut, self.lazy = b"\n[", True
+        return self
+
+    def __iter__(self) -> Iterator[tuple[bytes, int]]:
+        return _blocks(self.path, self.chunk_bytes, self.warns, self.cut, self.lazy)
+
+
+def iter_blocks(path: str, chunk_bytes: int, warns: list[str]) -> Blocks:
+    """Complete-line blocks of about ``chunk_bytes`` with their first line's number (:class:`Blocks`)."""
+    return Blocks(path, chunk_bytes, warns)
+
+
+def _blocks(path: str, chunk_bytes: int, warns: list[str], sep: bytes, lazy: bool) -> Iterator[tuple[bytes, int]]:
+    carry: list[bytes] = []     # what follows the last cut (for b"\n": never a newline)
     offset = 0          # file offset of carry[0]
     line = 1
     content = False     # a non-whitespace byte seen
     first = True
     total = 0
+    keep = len(sep) - 1         # bytes of the separator that belong to the next block
+    tail = b""
     try:
         with open_report(path) as fh:
             while True:
@@ -145,26 +215,36 @@ def iter_blocks(path: str, chunk_bytes: int, warns: list[str]) -> Iterator[tuple
                         raw = raw[3:]
                         offset = 3
                         warns.append("file starts with a UTF-8 byte order mark (ignored); ONE writes plain ASCII")
-                # carry never holds a newline (it is what follows the last one), so at the end of the
-                # file it is an unfinished line (handled below) and the block is empty
                 block = b""
                 if not eof:
-                    cut = raw.rfind(b"\n")
-                    if cut < 0:
-                        carry = carry + raw if carry else raw
+                    cut = raw.rfind(sep)
+                    if cut < 0 and keep and carry and carry[-1].endswith(sep[:1]) and raw.startswith(sep[1:]):
+                        # the separator spans the two reads: cut after the carry
+                        block = b"".join(carry)
+                        carry = [raw]
+                    elif cut < 0:
+                        carry.append(raw)
                         continue
-                    if carry:    # one copy: the carried partial line and this read's complete lines
-                        block = b"".join((carry, memoryview(raw)[:cut + 1]))
                     else:
-                        block = raw if cut + 1 == len(raw) else raw[:cut + 1]
-                    carry = raw[cut + 1:]
+                        cut += 1                # block: up to and with the newline
+                        if carry:    # one copy: the carried part and this read's complete part
+                            block = b"".join(carry + [memoryview(raw)[:cut]])
+                        else:
+                            block = raw if cut == len(raw) else raw[:cut]
+                        carry = [raw[cut:]] if cut < len(raw) else []
                     del raw
+                elif carry and keep:            # the end: the carried snapshots' complete lines
+                    rest = b"".join(carry)
+                    nl = rest.rfind(b"\n") + 1
+                    block, tail = rest[:nl], rest[nl:]
+                    carry = [tail] if tail else []
                 if block:
                     _check_chars(path, block, offset)
                     if content or not block.isspace():
                         content = True
-                        yield block, line
-                    line += count_lines(block)
+                        yield block, (LineAt(path, offset) if lazy else line)
+                    if not lazy:
+                        line += count_lines(block)
                     offset += len(block)
                 if eof:
                     break
@@ -175,9 +255,10 @@ def iter_blocks(path: str, chunk_bytes: int, warns: list[str]) -> Iterator[tuple
     if total == 0:
         raise _empty_error(path)
     if carry:
-        _check_chars(path, carry, offset)
-        if not content and carry.isspace():
+        rest = b"".join(carry)
+        _check_chars(path, rest, offset)
+        if not content and rest.isspace():
             raise ReportError(path, f"contains only whitespace ({total} bytes), no report data")
-        _cut_line(path, carry, total, content, warns, False)
+        _cut_line(path, rest, total, content, warns, False)
     elif not content:
         raise ReportError(path, f"contains only whitespace ({total} bytes), no report data")
