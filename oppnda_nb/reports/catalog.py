@@ -44,9 +44,9 @@ _BY_LOWER = {name.lower(): name for name in KIND_OF}
 #: (gamma, overhead_mb, chunk_mb, ramp)
 PRIORS: dict[str, tuple[float, float, float, float | None]] = {
     "EventLogReport": (0.02, 35.0, 33.0, 5.5),           # 1 -> 34.5, 4 -> 54.1, 16 -> 60.4, 84 -> 60.4
-    "LocationSnapshotReport": (0.45, 35.0, 35.0, 7.0),   # 1 -> 39.6, 4 -> 59.4, 12.3 -> 69.5, 99 -> 104
-    "MessageCopyCountReport": (0.1, 35.0, 37.0, 7.0),    # 1 -> 39.8, 4 -> 56.4, 13.9 -> 65.7, 111 -> 72
-    "MessageLocationReport": (0.05, 35.0, 30.0, 20.0),   # 1 (whole) -> 54.0, 4 -> 49.1, 22.2 -> 57.4, 178 -> 64
+    "LocationSnapshotReport": (0.1, 35.0, 35.0, 7.0),    # 1 -> 40.0, 4 -> 55.6, 12.3 -> 58.9, 99 -> 70.8, 296 -> 72.0
+    "MessageCopyCountReport": (0.1, 35.0, 37.0, 9.0),    # 1 -> 42.2, 4 -> 44.1, 13.9 -> 54.8, 111 -> 63.4
+    "MessageLocationReport": (0.05, 35.0, 30.0, 20.0),   # 1 (whole) -> 52.7, 4 -> 50.4, 22.2 -> 53.7, 178 -> 54.0
     "MovementNs2Report": (0.02, 35.0, 30.0, 5.5),        # 1 -> 37.6, 4 -> 49.9, 21.4 -> 51.3, 171 (x8) -> 48.6, 514 (x24) -> 48.7
     "DeliveredMessagesReport": (0.005, 35.0, 26.0, 25.0),  # 0.5 -> 36.6, 1 -> 37.8, 4 -> 43.2, 16 -> 59.1, 600 -> 62.4
     "CreatedMessagesReport": (0.012, 35.0, 35.0, 15.0),  # 0.5 -> 35.8, 21 (x40) -> 60
