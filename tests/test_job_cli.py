@@ -91,6 +91,13 @@ def test_user_errors_exit_2_without_traceback(args, fragment, tmp_path):
     assert r.stderr.startswith("error: ") and fragment in r.stderr and "Traceback" not in r.stderr
 
 
+def _python(code: str, *args) -> str:
+    """Run ``python -c code args...`` as the CLI tests' environment does; its stdout (it must succeed)."""
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=cli_env())
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 def test_status_plans_the_same_selection_as_run_and_stays_light(tiny_folder):
     (tiny_folder / "sub").mkdir()  # not recursive: a report in a sub-folder is not counted
     os.link(next(tiny_folder.glob("*.txt")), tiny_folder / "sub" / "TEST_EpidemicRouter_9_180_10M_MessageStatsReport.txt")
@@ -98,18 +105,16 @@ def test_status_plans_the_same_selection_as_run_and_stays_light(tiny_folder):
             "try:\n    runpy.run_module('oppnda_nb', run_name='__main__')\nexcept SystemExit as e: rc=e.code\n"
             "print('HEAVY', sorted(m for m in ('ipywidgets', 'matplotlib', 'IPython', 'pandas') if m in sys.modules))\n"
             "sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code, str(tiny_folder)], capture_output=True, text=True, env=cli_env())
-    assert r.returncode == 0, r.stderr
-    assert "24 files (0 skipped): recommended workers" in r.stdout
-    heavy = eval(r.stdout.split("HEAVY ")[1])
+    out = _python(code, tiny_folder)
+    assert "24 files (0 skipped): recommended workers" in out
+    heavy = eval(out.split("HEAVY ")[1])
     assert "ipywidgets" not in heavy and "matplotlib" not in heavy and "IPython" not in heavy
 
 
 def test_status_does_not_import_pandas(tiny_folder):
     code = ("import sys; from oppnda_nb.cli import main; main(['status', sys.argv[1]]); "
             "print('pandas' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code, str(tiny_folder)], capture_output=True, text=True, env=cli_env())
-    assert r.stdout.strip().endswith("False")
+    assert _python(code, tiny_folder).strip().endswith("False")
 
 
 def test_key_value_reports_are_read_and_averaged_without_pandas(tiny_folder, tmp_path):
@@ -122,10 +127,7 @@ def test_key_value_reports_are_read_and_averaged_without_pandas(tiny_folder, tmp
             "sums = [summarize_file(p, cfg.settings()) for p in files]\n"
             "res = averaging.aggregate(sums, cfg)\n"
             "print('WROTE', len(res.write_oppnda(sys.argv[2])), 'pandas' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code, str(tiny_folder), str(tmp_path / "out")], capture_output=True,
-                       text=True, env=cli_env())
-    assert r.returncode == 0, r.stderr
-    wrote, pandas = r.stdout.split("WROTE ")[1].split()
+    wrote, pandas = _python(code, tiny_folder, tmp_path / "out").split("WROTE ")[1].split()
     assert int(wrote) > 0 and pandas == "False"
 
 
@@ -139,11 +141,9 @@ def test_a_key_value_run_imports_pandas_only_when_its_memory_samples_are_read(ti
             "print('RUN', r.status, r.job.counts['processed'], 'pandas' in sys.modules)\n"
             "m = r.memory\n"
             "print('READ', type(m).__name__, len(m) > 0, 'pandas' in sys.modules, r.job.memory is r.job.memory)")
-    r = subprocess.run([sys.executable, "-c", code, str(tiny_folder), str(tmp_path / "out")], capture_output=True,
-                       text=True, env=cli_env())
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split("RUN ")[1].split("\n")[0].split() == ["finished", "4", "False"]
-    assert r.stdout.split("READ ")[1].split() == ["DataFrame", "True", "True", "True"]
+    out = _python(code, tiny_folder, tmp_path / "out")
+    assert out.split("RUN ")[1].split("\n")[0].split() == ["finished", "4", "False"]
+    assert out.split("READ ")[1].split() == ["DataFrame", "True", "True", "True"]
 
 
 def test_demo_and_calibrate(tmp_path):
