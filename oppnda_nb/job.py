@@ -454,14 +454,17 @@ class Run(Background):
     def _keep(self, outcome) -> None:
         """Queue a freshly parsed summary for the cache; store the queue every STORE_BATCH files or
         STORE_EVERY_S seconds (the listener runs in the pool's event thread, not the scheduler's)."""
-        if (self.cache is None or self._memo is not None or outcome.reason == pool.CACHED
-                or outcome.path not in self._stat):
+        if self.cache is None or self._memo is not None or not self._fresh(outcome):
             return
         with self._store_lock:
             self._to_store.append((outcome.path, *self._stat[outcome.path], outcome.result))
             due = len(self._to_store) >= STORE_BATCH or time.monotonic() >= self._next_store
         if due:
             self._flush_store()
+
+    def _fresh(self, outcome) -> bool:
+        """Was this file parsed by this run (not taken from the cache), with a stat to key it by?"""
+        return str(outcome.status) == "processed" and outcome.reason != pool.CACHED and outcome.path in self._stat
 
     def _flush_store(self) -> None:
         with self._store_lock:
@@ -530,8 +533,7 @@ class Run(Background):
         if self.cache is None or self._memo is not None:
             return False
         self._flush_store()
-        fresh = [o for o in job_result.outcomes
-                 if str(o.status) == "processed" and o.reason != pool.CACHED and o.path in self._stat]
+        fresh = [o for o in job_result.outcomes if self._fresh(o)]
         missed = [(o.path, *self._stat[o.path], o.result) for o in fresh if o.path not in self._offered]
         if missed:  # (an engine that did not send every file's event)
             self._offered.update(i[0] for i in missed)
