@@ -51,6 +51,10 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 #: names a pattern remembers (see NamePattern.parse_with_reason); more start the memory afresh
 NAME_MEMO_MAX = 1 << 18
+#: naming schemes whose parses this process remembers (patterns with the same definition share one
+#: memory, so a notebook's re-run parses no name again); more start the memory afresh
+SCHEMES_MEMO_MAX = 8
+_MEMOS: dict[tuple, dict[str, tuple[dict[str, str] | None, str | None]]] = {}
 
 
 @dataclass
@@ -68,15 +72,22 @@ class NamePattern:
     delimiter: str = "_"
     components: dict[str, int] = field(default_factory=dict)
     extract: dict[str, re.Pattern] = field(default_factory=dict)
-    #: file name -> parse result: a run parses each name when it selects the files and again when
-    #: it summarises them (in this process for tiny files); not pickled, not compared
-    _memo: dict[str, tuple[dict[str, str] | None, str | None]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+    #: file name -> parse result, shared by the patterns of one definition in this process: a run
+    #: parses each name when it selects the files and again when it summarises them (in this process
+    #: for tiny files), and a re-run parses the same names; not pickled, not compared
+    _memo: dict[str, tuple[dict[str, str] | None, str | None]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_memo"] = {}
+        state["_memo"] = None
         return state
+
+    def _definition(self) -> tuple:
+        """What the parse of a name depends on (the key of the shared memory)."""
+        return (tuple(self.fields), self.kind, self.template, self.regex and (self.regex.pattern, self.regex.flags),
+                self.delimiter, tuple(self.components.items()),
+                tuple((k, rx.pattern, rx.flags) for k, rx in self.extract.items()))
 
     @property
     def report_field(self) -> str | None:
@@ -93,11 +104,20 @@ class NamePattern:
     def parse_with_reason(self, filename: str) -> tuple[dict[str, str] | None, str | None]:
         """Like :meth:`parse` but also says why a name does not match. (The same dict is returned
         for the same name: callers do not change it.)"""
-        hit = self._memo.get(filename)
+        memo = self._memo
+        if memo is None:
+            key = self._definition()
+            memo = _MEMOS.get(key)
+            if memo is None:
+                if len(_MEMOS) >= SCHEMES_MEMO_MAX:
+                    _MEMOS.clear()
+                memo = _MEMOS[key] = {}
+            self._memo = memo
+        hit = memo.get(filename)
         if hit is None:
-            if len(self._memo) >= NAME_MEMO_MAX:
-                self._memo.clear()
-            hit = self._memo[filename] = self._parse(filename)
+            if len(memo) >= NAME_MEMO_MAX:
+                memo.clear()
+            hit = memo[filename] = self._parse(filename)
         return hit
 
     def _parse(self, filename: str) -> tuple[dict[str, str] | None, str | None]:

@@ -81,16 +81,24 @@ def test_parsed_names_are_remembered_but_never_pickled_or_compared():
     from oppnda_nb.averaging import SummarizeSettings
     from oppnda_nb.cache import version_key
 
-    fresh = compile_template(DEFAULT_TEMPLATE)
-    used = compile_template(DEFAULT_TEMPLATE)
+    template = "{scenario_name}_{router}_{seed}_{ttl}_{buffer}_{report_type}_memo"  # a scheme no other test uses
+    fresh = compile_template(template)
+    used = compile_template(template)
     key = version_key(SummarizeSettings(pattern=used))
-    name = "TEST_Epidemic_7_60_5M_MessageStatsReport.txt"
+    name = "TEST_Epidemic_7_60_5M_MessageStatsReport_memo.txt"
     first = used.parse_with_reason(name)
     assert first == fresh._parse(name) and first[0]["seed"] == "7"
     assert used.parse_with_reason(name) is first                # remembered
     assert used.parse_with_reason("TEST_x.txt") == (None, fresh._parse("TEST_x.txt")[1])  # a miss is remembered too
     assert len(used._memo) == 2 and used == fresh
-    assert pickle.loads(pickle.dumps(used))._memo == {}
+    # a pattern of the same definition (a re-run's config loaded again) shares the memory ...
+    assert fresh.parse_with_reason(name) is first and fresh._memo is used._memo
+    # ... one of another definition does not
+    other = compile_template(template.replace("{ttl}", "{ttl:[0-9]+}"))
+    assert other.parse_with_reason(name) is not first
+    assert other.parse_with_reason(name.replace("_60_", "_6x_"))[0] is None
+    assert fresh.parse_with_reason(name.replace("_60_", "_6x_"))[0]["ttl"] == "6x"
+    assert pickle.loads(pickle.dumps(used))._memo is None       # a worker gets no memory
     assert version_key(SummarizeSettings(pattern=used)) == key  # the cache key does not see the memory
 
 
