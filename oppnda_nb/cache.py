@@ -95,10 +95,22 @@ def stat_keys(paths: Iterable[str]) -> list[FileKey]:
 
 
 def _absolute(paths: Iterable[str]) -> list[str]:
-    """``os.path.abspath`` of each path, with the working directory read once (not once per path)."""
+    """``os.path.abspath`` of each path, with the working directory read once and each folder
+    normalised once (a run's thousands of paths share a few folders)."""
     cwd = os.getcwd()
-    norm, join, isabs = os.path.normpath, os.path.join, os.path.isabs
-    return [norm(p if isabs(p) else join(cwd, p)) for p in map(str, paths)]
+    norm, join, isabs, sep = os.path.normpath, os.path.join, os.path.isabs, os.sep
+    folders: dict[str, str] = {}
+    out = []
+    for p in map(str, paths):
+        head, _, name = p.rpartition(sep)
+        if not head or name in ("", ".", "..") or (os.altsep and os.altsep in name):
+            out.append(norm(p if isabs(p) else join(cwd, p)))
+            continue
+        folder = folders.get(head)
+        if folder is None:
+            folder = folders[head] = norm(head if isabs(head) else join(cwd, head))
+        out.append(folder + name if folder.endswith(sep) else folder + sep + name)
+    return out
 
 
 def run_key(version: str, files: Sequence[FileKey], extra: Any = None) -> str:

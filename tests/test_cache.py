@@ -89,6 +89,13 @@ def test_relative_and_absolute_paths_share_entries(tmp_path, monkeypatch):
     assert set(c.get_many(stat_keys(rel))) == set(rel)
 
 
+def test_absolute_paths_are_those_of_abspath(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paths = ["a.txt", "./a.txt", "r/a.txt", "r/./b.txt", "r/../c.txt", "r/..", "r/.", "r/", "/x/y/../z.txt",
+             "//srv/a.txt", "/a.txt", str(tmp_path / "r" / "d.txt"), "r//e.txt", "../up.txt", "r/s/../../f.txt"]
+    assert cache_mod._absolute(paths) == [os.path.abspath(p) for p in paths]
+
+
 def test_racy_files_are_not_stored(tmp_path):
     p = tmp_path / "fresh.txt"
     p.write_text("x: 1\n")  # modified just now: could change again within the mtime resolution

@@ -126,6 +126,12 @@ class Outcomes(dict):
         for k, v in dict(*args, **kwargs).items():
             self[k] = v
 
+    def add_new(self, first: int, outcomes: list["FileOutcome"], status: str) -> None:
+        """Outcomes for the new indices ``first, first + 1, ...``, all of ``status``: one count update
+        (a re-run from the cache adds thousands at once)."""
+        dict.update(self, zip(range(first, first + len(outcomes)), outcomes))
+        self.by_status[str(status)] += len(outcomes)
+
 
 def known_outcomes(files: list[str], skipped: list[tuple[str, str]], done: Iterable[tuple],
                    kind_of: Callable[[str], str], make_task: Callable[[int, str, int, str], Any],
@@ -148,12 +154,12 @@ def known_outcomes(files: list[str], skipped: list[tuple[str, str]], done: Itera
             continue
         tasks.append(make_task(i, p, size, kind_of(p)))
     n = len(files)
-    for j, (p, reason) in enumerate(skipped):
-        outcomes[n + j] = FileOutcome(p, _size(p), Status.SKIPPED, reason, report_type=kind_of(p))
+    outcomes.add_new(n, [FileOutcome(p, _size(p), Status.SKIPPED, reason, report_type=kind_of(p))
+                         for p, reason in skipped], Status.SKIPPED)
     n += len(skipped)
-    for j, (p, result, size) in enumerate(done):
-        outcomes[n + j] = FileOutcome(p, _size(p) if size is None else size, Status.PROCESSED, CACHED,
-                                      result=result, report_type=kind_of(p))
+    outcomes.add_new(n, [FileOutcome(p, _size(p) if size is None else size, Status.PROCESSED, CACHED,
+                                     result=result, report_type=kind_of(p)) for p, result, size in done],
+                     Status.PROCESSED)
     return outcomes, tasks, list(files) + [p for p, _ in skipped] + [p for p, _, _ in done]
 
 
