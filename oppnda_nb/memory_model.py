@@ -164,14 +164,19 @@ WORKER_BASELINE_BYTES = 26 * MB
 #: the start method (a spawned worker's baseline is 28 MB higher).
 WORKER_REFERENCE_BYTES = 35 * MB
 #: Workers started from the forkserver share its pages (the imports): PSS counts them once for the
-#: whole pool. Measured at baseline (2 cores, Linux): forkserver + 1 worker 64.5 MB, + 2 workers 69.4 MB,
-#: so the forkserver with its shared pages is ~60 MB and each worker adds its private part, ~5 MB;
-#: an estimate (measured as one worker next to the forkserver) holds ~21 MB of shared pages.
-FORKSERVER_BYTES = 60 * MB
-SHARED_WITH_FORKSERVER_BYTES = 20 * MB
-#: a spawned worker imports everything itself (no shared pages): 55 MB PSS idle, 28 MB more than a
-#: forkserver worker, which the estimates are measured as (spawn is the default on macOS and Windows)
-SPAWN_EXTRA_BYTES = 28 * MB
+#: whole pool. Measured idle, next to a kernel without pandas (2 cores, Linux; the forkserver and its
+#: workers together): 71.4 MB with 1 worker, 76.2 with 2, 81.4 with 3, 86.0 with 4, i.e. ~66.5 MB
+#: plus ~5 MB per worker. So the forkserver with its shared pages counts 68 MB, and each worker its
+#: private part, 6 MB: an estimate (measured as one worker next to the forkserver, 35 MB before a
+#: file) holds 29 MB of shared pages.
+FORKSERVER_BYTES = 68 * MB
+SHARED_WITH_FORKSERVER_BYTES = 29 * MB
+#: a spawned worker imports everything itself; the libraries' pages are shared among the workers
+#: (PSS splits them). Measured idle (next to a kernel without pandas): 66.2 MB with 1 worker, 58.1
+#: each with 2, 55.1 with 3, 53.6 with 4, i.e. ~50 MB + 16.2 MB / workers: above the 35 MB an
+#: estimate counts before a file, 16 MB private plus 17 MB shared by the workers (rounded up)
+SPAWN_PRIVATE_BYTES = 16 * MB
+SPAWN_SHARED_BYTES = 17 * MB
 
 
 def helpers_allowance(estimates: Iterable[float], start_method: str = "forkserver") -> float:
@@ -182,29 +187,37 @@ def helpers_allowance(estimates: Iterable[float], start_method: str = "forkserve
     return TRACKER_BYTES + (FORKSERVER_BYTES if start_method == "forkserver" else 0.0)
 
 
-def worker_adjustment(start_method: str = "forkserver") -> float:
-    """What one running worker costs beyond (or below) its estimate under ``start_method``: the
-    shared pages a forkserver worker's estimate holds are in :func:`helpers_allowance` already
-    (minus), a spawned worker carries its own imports (plus), a forked one shares the kernel's (0)."""
-    return {"forkserver": -SHARED_WITH_FORKSERVER_BYTES, "spawn": SPAWN_EXTRA_BYTES}.get(start_method, 0.0)
+def worker_adjustment(start_method: str = "forkserver", workers: int = 1) -> float:
+    """What one of ``workers`` running workers costs beyond (or below) its estimate under
+    ``start_method``: the shared pages a forkserver worker's estimate holds are in
+    :func:`helpers_allowance` already (minus), a spawned worker carries its own imports, whose
+    library pages it shares with the other workers (plus), a forked one shares the kernel's (0)."""
+    if start_method == "forkserver":
+        return -SHARED_WITH_FORKSERVER_BYTES
+    if start_method == "spawn":
+        return SPAWN_PRIVATE_BYTES + SPAWN_SHARED_BYTES / max(1, int(workers))
+    return 0.0
 
 
 def plan_peak(kernel_bytes: float, estimates: Iterable[float], workers: int,
               budget_bytes: float = math.inf, idle_bytes: float = 0.0, helpers_bytes: float = 0.0,
-              per_worker_bytes: float = 0.0) -> float:
+              per_worker_bytes: float = 0.0, admitted_bytes: float | None = None) -> float:
     """M(t) of the spec with per-file estimates: kernel + helpers + Σ of the largest files that run together.
 
     Each worker gets the largest estimate that still fits ``budget_bytes`` next to those already
     counted (the pool never starts a file that does not fit next to others, and a smaller one may
     run instead; the first always runs). The fit is judged as the pool's admission at its most
     permissive (kernel and raw estimates, no helpers), so the plan never runs fewer files together
-    than the pool may, and stays an upper bound. Workers left without a file count ``idle_bytes`` each; ``helpers_bytes`` is the pool's helper processes (forkserver,
-    resource tracker); ``per_worker_bytes`` is added to each running estimate
-    (:func:`worker_adjustment`). This is the run's predicted peak, in bytes.
+    than the pool may, and stays an upper bound; ``admitted_bytes`` (default ``kernel_bytes``) is
+    what the admission counts for the kernel at the least (a pool that reserves the kernel's planned
+    growth counts it from the start). Workers left without a file count ``idle_bytes`` each;
+    ``helpers_bytes`` is the pool's helper processes (forkserver, resource tracker);
+    ``per_worker_bytes`` is added to each running estimate (:func:`worker_adjustment`). This is the
+    run's predicted peak, in bytes.
     """
     ests = sorted((float(e) for e in estimates), reverse=True)
     total, k = float(kernel_bytes) + float(helpers_bytes), 0
-    admitted = float(kernel_bytes)       # what admission counts at the least
+    admitted = float(kernel_bytes if admitted_bytes is None else admitted_bytes)  # what admission counts at the least
     slots = max(1, int(workers))
     for e in ests:
         if k >= slots:

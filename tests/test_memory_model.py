@@ -122,19 +122,38 @@ def test_manager_errors_are_the_project_family():
 
 
 def test_helpers_and_workers_by_start_method():
-    from oppnda_nb.memory_model import (FORKSERVER_BYTES, SHARED_WITH_FORKSERVER_BYTES, SPAWN_EXTRA_BYTES,
-                                        TRACKER_BYTES, helpers_allowance, worker_adjustment)
+    from oppnda_nb.memory_model import (FORKSERVER_BYTES, SHARED_WITH_FORKSERVER_BYTES, SPAWN_PRIVATE_BYTES,
+                                        SPAWN_SHARED_BYTES, TRACKER_BYTES, helpers_allowance, worker_adjustment)
 
     assert helpers_allowance([]) == 0.0  # nothing to run: no pool, no helpers
     assert helpers_allowance([20 * MB], "forkserver") == TRACKER_BYTES + FORKSERVER_BYTES
     assert helpers_allowance([20 * MB], "spawn") == helpers_allowance([20 * MB], "fork") == TRACKER_BYTES
-    assert worker_adjustment("forkserver") == -SHARED_WITH_FORKSERVER_BYTES
-    assert worker_adjustment("spawn") == SPAWN_EXTRA_BYTES and worker_adjustment("fork") == 0.0
+    assert worker_adjustment("forkserver") == worker_adjustment("forkserver", 4) == -SHARED_WITH_FORKSERVER_BYTES
+    assert worker_adjustment("fork") == 0.0
+    # spawned workers share their libraries' pages among themselves: the more, the less each costs
+    assert worker_adjustment("spawn") == SPAWN_PRIVATE_BYTES + SPAWN_SHARED_BYTES
+    assert worker_adjustment("spawn", 2) == SPAWN_PRIVATE_BYTES + SPAWN_SHARED_BYTES / 2
+    assert worker_adjustment("spawn", 0) == worker_adjustment("spawn", 1)
+    # the measured idle workers (see memory_model) stay under what is counted for them
+    for workers, measured_mb in ((1, 66.2), (2, 58.1), (3, 55.1), (4, 53.6)):
+        assert 35 * MB + worker_adjustment("spawn", workers) >= measured_mb * MB
+    for workers, measured_mb in ((1, 71.4), (2, 76.2), (3, 81.4), (4, 86.0)):  # forkserver + its workers
+        assert FORKSERVER_BYTES + workers * (35 * MB + worker_adjustment("forkserver")) >= measured_mb * MB
     # two forkserver workers: the shared pages once (in the forkserver), each worker's private part
     ests = [50 * MB, 40 * MB]
     peak = plan_peak(100 * MB, ests, 2, helpers_bytes=helpers_allowance(ests),
                      per_worker_bytes=worker_adjustment("forkserver"))
     assert peak == pytest.approx(100 * MB + TRACKER_BYTES + FORKSERVER_BYTES + 90 * MB - 2 * SHARED_WITH_FORKSERVER_BYTES)
+
+
+def test_plan_peak_admits_files_as_a_pool_that_reserves_the_kernels_growth():
+    ests = [60 * MB, 50 * MB, 10 * MB]
+    # admission counts the kernel alone: the 50 MB file waits, the 10 MB one runs next to the largest
+    assert plan_peak(100 * MB, ests, 2, 200 * MB) == pytest.approx(170 * MB)
+    # admission counts 40 MB the kernel will come to hold: nothing fits next to the largest file, the
+    # other worker stays idle
+    assert plan_peak(100 * MB, ests, 2, 200 * MB, idle_bytes=5 * MB, admitted_bytes=140 * MB) == pytest.approx(165 * MB)
+    assert plan_peak(100 * MB, ests, 2, 200 * MB, admitted_bytes=100 * MB) == plan_peak(100 * MB, ests, 2, 200 * MB)
 
 
 def test_one_large_file_above_its_prior_raises_gamma_not_the_small_files_estimates():

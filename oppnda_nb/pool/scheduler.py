@@ -213,7 +213,7 @@ class Scheduler:
         elif s is not None and s.helpers > 0:  # measured: each estimate carries its share of the pages
             helpers, adjust = s.helpers, 0.0
         else:
-            helpers, adjust = helpers_allowance(ests, method), worker_adjustment(method)
+            helpers, adjust = helpers_allowance(ests, method), worker_adjustment(method, min(self.workers, len(ests)))
         pool_peak = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
                               idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers, per_worker_bytes=adjust)
         self.predicted_peak_mb = max(pool_peak, self.options.planned_peak_bytes) / MB
