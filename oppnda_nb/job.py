@@ -181,12 +181,16 @@ def in_process_pays(files: Sequence[str], stat: dict[str, tuple[int, int]]) -> b
 def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tuple[str, str]] = (),
          sizes: Sequence[int] | None = None, kinds: Sequence[str] | None = None,
          workers: int | None = None, in_process: bool = False, start_method: str | None = None,
-         cached: Sequence[tuple[int, str]] = ()) -> Plan:
+         cached: Sequence[tuple[int, str]] = (), local_pool: bool = False) -> Plan:
     """P_opt and the predicted peak of the spec, with the one memory model's per-file estimates.
 
     ``sizes``/``kinds`` may be given when already known (the panel keeps a folder's scan and
     re-plans on every slider move without touching the disk). ``cached``: (size, kind) of the files
     whose summaries come from the cache (no work, but the kernel holds and averages them too).
+    ``local_pool``: the files run on a :class:`Run`'s local pool, whose admission reserves the kernel's
+    planned growth from the start, next to a kernel where nothing imports pandas before the first
+    curve summary arrives (a face that draws while the pool runs imports it before: see
+    ``Run._replan_if_pandas_arrived``).
     """
     model = install_priors(manager)
     files = list(files)
@@ -210,9 +214,26 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
               else PANDAS_BYTES if in_process else PANDAS_NEXT_TO_POOL_BYTES)
     held = objects + curves + pandas
     method = start_method or pool.default_start_method()
-    pool_peak = plan_peak(kernel + held, estimates, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
-                          helpers_bytes=0.0 if in_process else helpers_allowance(estimates, method),
-                          per_worker_bytes=0.0 if in_process else worker_adjustment(method))
+    adjust = 0.0 if in_process else worker_adjustment(method, min(p_opt, len(estimates)))
+
+    def pool_phase(kernel_and_held: float, ests: list[float]) -> float:
+        # the local pool admits files next to the kernel's planned growth (PoolOptions.kernel_reserve_bytes)
+        return plan_peak(kernel_and_held, ests, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
+                         helpers_bytes=0.0 if in_process else helpers_allowance(estimates, method),
+                         per_worker_bytes=adjust, admitted_bytes=kernel + held if local_pool else None)
+
+    pool_peak = pool_phase(kernel + held, estimates)
+    if pandas and local_pool:
+        # the kernel imports pandas when the first curve summary arrives (unpickling its frame), so the
+        # files run next to the bare kernel until one curve file is done (any one: the smallest is
+        # taken out, the bound for the rest); the worker that ran it stays, idle, until the pool ends
+        curve_files = [i for i, k in enumerate(kinds) if k in reports.CURVE_TYPES]
+        pool_peak = pool_phase(kernel + held - pandas, estimates)
+        if curve_files:
+            first = min(curve_files, key=estimates.__getitem__)
+            rest = estimates[:first] + estimates[first + 1:]
+            done_worker = WORKER_REFERENCE_BYTES + adjust if len(estimates) <= p_opt else 0.0
+            pool_peak = max(pool_peak, pool_phase(kernel + held, rest) + done_worker)
     after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
                 warnings, after, held)
@@ -397,15 +418,15 @@ class Run(Background):
         todo = [p for p in self.files if p not in self.cached] if self._memo is None else []
         local = scheduler is None or self._memo is not None
         in_process = local and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
-        self.plan = plan(todo, self.manager, skipped=self.skipped, sizes=[self._stat.get(p, (0,))[0] for p in todo],
-                         workers=1 if in_process else workers, in_process=in_process, start_method=start_method,
-                         cached=[(self._stat[p][0], kind_of(p)) for p in self.files if p in self.cached or
-                                 (self._memo is not None and p in self._stat)])
+        self._plan_inputs = dict(
+            files=todo, skipped=self.skipped, sizes=[self._stat.get(p, (0,))[0] for p in todo],
+            workers=1 if in_process else workers, in_process=in_process, start_method=start_method,
+            cached=[(self._stat[p][0], kind_of(p)) for p in self.files if p in self.cached or
+                    (self._memo is not None and p in self._stat)], local_pool=local)
+        self.plan = plan(manager=self.manager, **self._plan_inputs)
+        self._planned_without_pandas = "pandas" not in sys.modules
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
-                       oversize=oversize, in_process=in_process,
-                       planned_peak_bytes=self.plan.predicted_peak_bytes)
-        if local:  # the local pool admits files next to the kernel (Dask's workers are on their own)
-            options["kernel_reserve_bytes"] = self.plan.kernel_bytes + self.plan.held_bytes
+                       oversize=oversize, in_process=in_process, **self._planned_options(local))
         if file_timeout is not None:
             options["file_timeout"] = file_timeout
         make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)
@@ -418,6 +439,24 @@ class Run(Background):
         self._done = threading.Event()
         self._phase_monitor = None
         self.job.add_listener(self._on_event)
+
+    def _planned_options(self, local: bool) -> dict[str, float]:
+        """What the pool takes from the plan: the predicted peak and, on the local pool (which admits
+        files next to the kernel; Dask's workers are on their own), the kernel's planned growth."""
+        options = {"planned_peak_bytes": self.plan.predicted_peak_bytes}
+        if local:
+            options["kernel_reserve_bytes"] = self.plan.kernel_bytes + self.plan.held_bytes
+        return options
+
+    def _replan_if_pandas_arrived(self) -> None:
+        """A face that imported pandas after the plan (to draw while the pool runs) has it in the
+        kernel next to the pool, which the plan did not count: plan again with it there."""
+        if not (self._planned_without_pandas and "pandas" in sys.modules):
+            return
+        self._planned_without_pandas = False
+        self.plan = plan(manager=self.manager, **self._plan_inputs)
+        if isinstance(self.job, pool.Job):
+            self.job.options = self.job.options.with_overrides(**self._planned_options(True))
 
     @property
     def output_dir(self) -> Path:
@@ -509,6 +548,7 @@ class Run(Background):
                 raise OppndaError("This run was already started; create a new Run to run again.")
             if self.write:
                 self.output.lock()
+            self._replan_if_pandas_arrived()
             _current = self
             self._thread = threading.Thread(target=self._main, name="oppnda-run", daemon=True)
             self._thread.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,6 +131,97 @@ def test_plan_holds_the_curves_and_averages_them(monkeypatch):
     pooled = job.plan(files, rm, sizes=[1 * MB, 1000], workers=2)
     assert pooled.after_pool_bytes - p.after_pool_bytes == pytest.approx(job.PANDAS_NEXT_TO_POOL_BYTES, rel=0.05)
     assert "recommended workers" in p.text()
+
+
+def test_plan_counts_pandas_next_to_the_pool_only_after_the_first_curve(monkeypatch):
+    rm = ResourceManager(total_ram_mb=4000)
+    curve, small_curve = "/x/TEST_A_1_60_2M_BufferOccupancyReport.txt", "/x/TEST_A_2_60_2M_BufferOccupancyReport.txt"
+    stats = "/x/TEST_A_1_60_2M_MessageStatsReport.txt"
+    monkeypatch.delitem(sys.modules, "pandas", raising=False)  # a kernel that has not imported pandas yet
+    method = pool_default_start_method()
+
+    def both(files, sizes, workers):
+        kw = dict(sizes=sizes, workers=workers, start_method=method)
+        return job.plan(files, rm, **kw), job.plan(files, rm, local_pool=True, **kw)
+
+    def phase(p, kernel_and_held, ests, local=True):
+        # the local pool's admission reserves the kernel's planned growth (kernel + held) from the start
+        return plan_peak(kernel_and_held, ests, p.workers, p.budget_bytes, idle_bytes=rm.overhead_mb * MB,
+                         helpers_bytes=helpers_allowance(p.estimates, method),
+                         per_worker_bytes=worker_adjustment(method, min(p.workers, len(p.estimates))),
+                         admitted_bytes=p.kernel_bytes + p.held_bytes if local else None)
+
+    # one large curve file: it runs next to the bare kernel; pandas comes with its summary, next to its
+    # idle worker
+    eager, waits = both([curve], [600 * MB], 1)
+    pandas = job.PANDAS_NEXT_TO_POOL_BYTES
+    assert eager.predicted_peak_bytes == pytest.approx(phase(eager, eager.kernel_bytes + eager.held_bytes, eager.estimates,
+                                                             local=False))
+    idle_worker = job.WORKER_REFERENCE_BYTES + worker_adjustment(method, 1)
+    assert waits.predicted_peak_bytes == pytest.approx(max(
+        phase(waits, waits.kernel_bytes + waits.held_bytes - pandas, waits.estimates),
+        phase(waits, waits.kernel_bytes + waits.held_bytes, []) + idle_worker, waits.after_pool_bytes))
+    assert waits.predicted_peak_bytes < eager.predicted_peak_bytes - pandas / 2
+    # two curve files and one key:value file on two workers: the smaller curve may be the first summary,
+    # the larger one still runs next to pandas then
+    files, sizes = [curve, small_curve, stats], [300 * MB, 100 * MB, 1000]
+    eager, waits = both(files, sizes, 2)
+    rest = [e for f, e in zip(files, waits.estimates) if f != small_curve]
+    assert waits.predicted_peak_bytes == pytest.approx(max(
+        phase(waits, waits.kernel_bytes + waits.held_bytes - pandas, waits.estimates),
+        phase(waits, waits.kernel_bytes + waits.held_bytes, rest), waits.after_pool_bytes))
+    assert waits.predicted_peak_bytes <= eager.predicted_peak_bytes
+    # key:value files only: pandas comes with averaging, after the pool
+    eager, waits = both([stats], [1000], 1)
+    assert waits.predicted_peak_bytes == pytest.approx(max(
+        phase(waits, waits.kernel_bytes + waits.held_bytes - pandas, waits.estimates), waits.after_pool_bytes))
+    assert waits.after_pool_bytes == pytest.approx(eager.after_pool_bytes)
+
+
+def test_a_run_plans_again_when_a_face_imported_pandas_after_the_plan(tmp_path, monkeypatch):
+    folder = _small_folder(tmp_path / "in")
+    shutil.copy(next(sample_folder().glob("*MessageDelayReport.txt")), folder)  # a curve: pandas comes later
+    import pandas as pd
+    monkeypatch.delitem(sys.modules, "pandas")
+    run = job.Run(folder, output=tmp_path / "out", workers=1, cache=False)
+    before = run.plan
+    assert before.held_bytes >= job.PANDAS_NEXT_TO_POOL_BYTES
+    sys.modules["pandas"] = pd  # the notebook's live view imports it between the plan and the start
+    res = run.run()
+    assert run.plan is not before and run.plan.held_bytes == pytest.approx(before.held_bytes - job.PANDAS_NEXT_TO_POOL_BYTES)
+    assert run.job.options.planned_peak_bytes == run.plan.predicted_peak_bytes
+    assert run.job.options.kernel_reserve_bytes == pytest.approx(run.plan.kernel_bytes + run.plan.held_bytes)
+    assert res.plan is run.plan and res.exit_code == job.EXIT_OK
+
+
+def test_the_kernel_imports_pandas_only_when_a_curve_summary_arrives(tmp_path):
+    """What Plan(local_pool=True) stands on: on the local pool, a run's kernel has not imported pandas
+    when its pool ends unless a curve summary (a DataFrame) came back (checked in a fresh process)."""
+    sample = sample_folder()
+    for kind in ("nocurve", "curve"):
+        d = tmp_path / kind
+        d.mkdir()
+        wanted = ("MessageStatsReport", "DeliveredMessagesReport") + (("MessageDelayReport",) if kind == "curve" else ())
+        for src in sorted(sample.glob("*_EpidemicRouter_*_10M_*.txt")):
+            if src.name.rsplit("_", 1)[1][:-4] in wanted:
+                shutil.copy(src, d / src.name)
+    code = (
+        "import sys\n"
+        "from oppnda_nb import job\n"
+        "seen = []\n"
+        "def on(e):\n"
+        "    if e.kind == 'phase' and e.data == 'averaging': seen.append('pandas' in sys.modules)\n"
+        "for folder in sys.argv[1:]:\n"
+        "    seen.clear()\n"
+        "    r = job.Run(folder, output=folder + '-out', workers=1, cache=False)\n"
+        "    assert r.plan.workers == 1 and not r.job.options.in_process\n"
+        "    r.add_listener(on)\n"
+        "    r.run()\n"
+        "    print(folder.rsplit('/', 1)[1], seen, 'pandas' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nocurve"), str(tmp_path / "curve")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["nocurve [False] True", "curve [True] True"]
 
 
 def test_a_run_learns_from_measured_peaks(tmp_path):

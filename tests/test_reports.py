@@ -788,3 +788,21 @@ def test_crlf_line_endings(tmp_path: Path, rt: str):
     p.write_bytes(src.read_bytes().replace(b"\n", b"\r\n"))
     a, b = read_report(src), read_report(p)
     pd.testing.assert_frame_equal(a.frame, b.frame, check_categorical=False)
+
+
+def test_curve_types_are_the_types_whose_summary_carries_a_frame():
+    """What the plan's pandas timing stands on (job.plan with local_pool=True): only these types' summaries
+    hold a DataFrame, whose unpickling imports pandas in the kernel."""
+    from oppnda_nb.averaging import sample_folder
+    from oppnda_nb.reports import CURVE_TYPES
+    from oppnda_nb.reports.api import summarize_path
+
+    assert CURVE_TYPES <= set(KNOWN_REPORT_TYPES)
+    files = REAL_FILES or sorted(sample_folder().glob("*_EpidemicRouter_1_*_10M_*.txt"))
+    seen = {}
+    for path in files:
+        kind = detect_report_type(str(path))
+        seen[kind] = summarize_path(str(path)).curve is not None
+    assert {k for k, has in seen.items() if has} == CURVE_TYPES & set(seen)
+    if REAL_FILES:  # every type once (all-types and the large run's heads)
+        assert set(seen) == set(KNOWN_REPORT_TYPES)

@@ -105,7 +105,7 @@ from __future__ import annotations
 
 from ..lazy import module_getattr
 
-from .catalog import GENERIC_PRIOR, KIND_OF, KNOWN_REPORT_TYPES, memory_priors, report_type_from_name
+from .catalog import CURVE_TYPES, GENERIC_PRIOR, KIND_OF, KNOWN_REPORT_TYPES, memory_priors, report_type_from_name
 
 # Everything else is imported on first use (PEP 562): planning a run needs only the catalog, and
 # must not pay for pandas (``status`` imports neither pandas, matplotlib nor ipywidgets).
@@ -124,6 +124,7 @@ __getattr__ = module_getattr(__name__, globals(), _LAZY)
 
 __all__ = [
     "CHUNK_BYTES",
+    "CURVE_TYPES",
     "GENERIC_PRIOR",
     "KIND_OF",
     "KNOWN_REPORT_TYPES",

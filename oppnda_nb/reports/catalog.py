@@ -27,6 +27,10 @@ KIND_OF: dict[str, str] = {
     "MovementNs2Report": "events",
 }
 KNOWN_REPORT_TYPES: tuple[str, ...] = tuple(sorted(KIND_OF))
+#: the types whose summary carries a curve (a small DataFrame): the histograms, the time series and two
+#: snapshot reports (copies and messages per snapshot time). Receiving one makes the kernel import pandas.
+CURVE_TYPES: frozenset[str] = frozenset(
+    {t for t, k in KIND_OF.items() if k in ("histogram", "timeseries")} | {"MessageCopyCountReport", "MessageLocationReport"})
 _BY_LOWER = {name.lower(): name for name in KIND_OF}
 
 # Worker memory per type, measured with benchmarks/bench_worker_memory.py (forkserver worker, PSS
