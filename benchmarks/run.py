@@ -21,7 +21,9 @@ every file of the corpus in a loop. Cases:
      says whether the job used the summary cache (oppnda_nb.cache), and what a cache lookup of
      every file costs on its own
 
-``--quick``: a and b only. Children get a fresh ``OPPNDA_CACHE_DIR`` (no learned memory models,
+``--oppnda-averager PATH`` (or ``$OPPNDA_AVERAGER``): OppNDA's own ``core/averager.py`` from an
+OppNDA checkout; case a then runs it too, on a copy of the corpus, alternating with ours, and the
+column "vs OppNDA" gives its seconds over ours. ``--quick``: a and b only. Children get a fresh ``OPPNDA_CACHE_DIR`` (no learned memory models,
 no cached summaries from earlier runs). If the command line fails (an unfinished face), the case
 is measured through ``job.Run`` in a fresh process instead and the row is marked ``*``.
 Benchmarks, not tests: nothing here asserts on time. Shared data: ``../shared`` beside the
@@ -126,11 +128,11 @@ def tree_pss(root: psutil.Process) -> float:
     return total
 
 
-def measure(cmd: list[str], env: dict[str, str], timeout: float = 900.0) -> Measured:
+def measure(cmd: list[str], env: dict[str, str], timeout: float = 900.0, cwd: Path = REPO) -> Measured:
     """Run ``cmd``; wall time and the peak PSS of its process tree, sampled every 50 ms from here."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
         root = psutil.Process(proc.pid)
         samples: list[tuple[float, float]] = []
         try:
@@ -267,12 +269,19 @@ def _copy_of(src: Path):
     return make
 
 
-def _config(corpus: Path, workdir: Path) -> Path:
+def _config(corpus: Path, workdir: Path, name: str = "averager_config.json") -> Path:
     cfg = json.loads((REF / "averager_config.json").read_text())
     cfg["folder"] = str(corpus)
-    path = workdir / "averager_config.json"
+    path = workdir / name
     path.write_text(json.dumps(cfg, indent=2))
     return path
+
+
+def _linked_copy(files: list[Path], dst: Path) -> None:
+    """``files`` again in ``dst`` as hard links (OppNDA's averager writes its outputs beside its inputs)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        os.link(f, dst / f.name)
 
 
 # ------------------------------------------------------------------------------ children
@@ -391,8 +400,14 @@ def _machine() -> str:
             f"{_dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; checkout {REPO} @ {commit}")
 
 
-def _oppnda_averager() -> Path | None:
-    """OppNDA's own averager source, if the shared data holds it (it is not fetched)."""
+def _oppnda_averager(given: str | None = None) -> Path | None:
+    """OppNDA's own averager (``core/averager.py`` of an OppNDA checkout): ``given`` (``--oppnda-averager``
+    or ``$OPPNDA_AVERAGER``), else one the shared data holds; nothing is fetched."""
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise SystemExit(f"OppNDA's averager not found at {path}")
+        return path
     for p in SHARED.rglob("*.py"):
         try:
             if re.search(r"averag", p.name, re.I) and "oppnda" in p.read_text(errors="ignore").lower():
@@ -412,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", action="store_true", help="also the 30x reference corpus (21,450 files)")
     ap.add_argument("--cases", default=None, help="comma-separated subset of a,b,c,d,e (e: the other shared corpora)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument("--oppnda-averager", metavar="PATH", default=os.environ.get("OPPNDA_AVERAGER"),
+                    help="OppNDA's core/averager.py (from an OppNDA checkout; default $OPPNDA_AVERAGER): case a runs "
+                         "it side by side with ours on a copy of each corpus, alternating, best of 3 each")
     args = ap.parse_args(argv)
     cases = set((args.cases or ("a,b" if args.quick else "a,b,c,d,e")).split(","))
     if not REF.is_dir() or not LARGE.is_dir():
@@ -420,10 +438,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(_machine())
     print(f"command: {Path(sys.executable).name} -m benchmarks {' '.join(argv)}".rstrip())
-    opp = _oppnda_averager()
+    opp = _oppnda_averager(args.oppnda_averager)
     oppnda = "n/a"
-    print(f"OppNDA's averager: {'source found at ' + str(opp) + ' (not run by this suite)' if opp else 'not available here (no source in the shared data, nothing fetched)'}"
-          f" -> column 'vs OppNDA: n/a'")
+    print(f"OppNDA's averager: {str(opp) + ' (run in case a; vs OppNDA = its seconds / ours)' if opp else 'not given (--oppnda-averager PATH) -> column vs OppNDA: n/a'}")
     tmp = Path(tempfile.mkdtemp(prefix="oppnda-bench-"))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -459,24 +476,34 @@ def main(argv: list[str] | None = None) -> int:
                     fresh["n"] += 1
                     return measure(avg, {**env, "OPPNDA_CACHE_DIR": str(tmp / f"cache-a{copies}-{fresh['n']}")})
 
-                best = best_of({
+                commands = {
                     "no cache": lambda: measure(avg + ["--no-cache"], env),
                     "first run (fills the cache)": first_run,
                     "again (cache filled)": lambda: measure(avg, {**env, "OPPNDA_CACHE_DIR": str(tmp / f"cache-a{copies}-1")}),
                     "read floor": lambda: floor(files, tmp, env),
                     "read+parse floor": lambda: floor(files, tmp, env, PARSE_FLOOR_CODE),
-                })
+                }
+                if opp is not None:  # on its own copy: it writes its averages into the input folder
+                    _linked_copy(files, tmp / f"ref{copies}x-oppnda")
+                    opp_cfg = _config(tmp / f"ref{copies}x-oppnda", tmp, "oppnda_averager_config.json")
+                    commands["OppNDA's averager"] = lambda: measure([sys.executable, str(opp), str(opp_cfg)], env,
+                                                                    cwd=opp.parent.parent)
+                best = best_of(commands)
                 nbytes = sum(p.stat().st_size for p in files)
                 fl, pf = best["read floor"].seconds, best["read+parse floor"].seconds
+                theirs = best.get("OppNDA's averager")
                 for what, m in best.items():
                     if not _ran(m):
                         notes.append(f"a reference {copies}x, {what}: failed ({_failure(m)})")
                     ratio = "" if "floor" in what else f"{m.seconds / fl:.1f}x / {m.seconds / pf:.1f}x"
-                    rows.append(Row(f"a reference {copies}x", what if "floor" in what else f"average, {what}",
-                                    len(files), nbytes, m, ratio, "" if "floor" in what else oppnda))
+                    versus = ("" if "floor" in what or what.startswith("OppNDA") else oppnda if theirs is None
+                              else f"{theirs.seconds / m.seconds:.2f}x faster")
+                    rows.append(Row(f"a reference {copies}x", what if "floor" in what or what.startswith("OppNDA")
+                                    else f"average, {what}", len(files), nbytes, m, ratio, versus))
                 print(f"  done: a reference {copies}x (floor {fl:.2f} s, read+parse floor {pf:.2f} s)", file=sys.stderr,
                       flush=True)
                 shutil.rmtree(d, ignore_errors=True)
+                shutil.rmtree(tmp / f"ref{copies}x-oppnda", ignore_errors=True)
         shared = [(f"e {sub}", _copy_of(ONE / sub)) for sub in ("sweep", "all-types", "large-heads") if (ONE / sub).is_dir()]
         for case, name, make in (("b", "b large run", large_run), ("c", f"c DeliveredMsgs {GENERATED_MB} MB", delivered),
                                  *(("e", n, m) for n, m in shared)):
