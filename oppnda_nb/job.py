@@ -64,9 +64,10 @@ CURVE_KINDS = frozenset({"histogram", "timeseries"})
 AVERAGING_FACTOR = 2.0
 #: what importing pandas adds to the kernel, if it has not imported it yet (a run imports it to read
 #: the summaries and to average): PSS +45 MB measured alone; next to a pool, whose processes map the
-#: same libraries (PSS splits shared pages among them), +32 MB
+#: same libraries (PSS splits shared pages among them), the whole tree's PSS grows +30.6 to +30.9 MB
+#: when a curve summary arrives (a forkserver and 1 or 2 idle workers)
 PANDAS_BYTES = 48 * MB
-PANDAS_NEXT_TO_POOL_BYTES = 36 * MB
+PANDAS_NEXT_TO_POOL_BYTES = 33 * MB
 #: what each worker imports once (in the forkserver): the per-file work, the parsers and pandas
 WORKER_MODULES = ["oppnda_nb.averaging.summarize", "oppnda_nb.reports.registry", "oppnda_nb.reports.api"]
 #: the largest averages an unchanged re-run reuses (kept in the summary cache; above this they are
@@ -241,11 +242,12 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
 
 def plan_folder(folder=None, manager: ResourceManager | None = None, *, config: Any = None,
                 pattern: Any = None) -> Plan:
-    """:func:`plan` for the files a run of ``folder`` would take (same selection as :class:`Run`)."""
+    """:func:`plan` for the files a run of ``folder`` would take (same selection as :class:`Run`, on
+    the local pool)."""
     cfg = averaging.prepare_config(config, pattern, None)
     in_dir = cfg.resolve_folder(folder if folder is not None or cfg.folder is not None else sample_folder())
     files, skipped = averaging.select_files(in_dir, cfg)
-    return plan(files, manager or ResourceManager(), skipped=skipped)
+    return plan(files, manager or ResourceManager(), skipped=skipped, local_pool=True)
 
 
 # ---------------------------------------------------------------------------------- result

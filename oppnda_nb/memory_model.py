@@ -153,8 +153,9 @@ class MemoryModel:
             return dict(self._learned)
 
 
-#: multiprocessing's resource tracker (a small interpreter), part of every pool's own memory
-TRACKER_BYTES = 12 * MB
+#: multiprocessing's resource tracker (a small interpreter), part of every pool's own memory (PSS
+#: measured 9.1-10.1 MB)
+TRACKER_BYTES = 11 * MB
 #: a pool worker's own memory before any file (PSS after its imports; benchmarks/bench_worker_memory.py
 #: measures 26-27 MB): the part of every estimate that a worker of another engine (Dask) has already
 WORKER_BASELINE_BYTES = 26 * MB

@@ -385,7 +385,7 @@ class Panel:
         try:
             s = self._scan
             self.plan = job.plan(s.files, self.make_manager(), skipped=s.skipped, sizes=s.sizes, kinds=s.kinds,
-                                 workers=self.settings.get("workers"))
+                                 workers=self.settings.get("workers"), local_pool=True)
         except OppndaError as exc:
             self.plan = None
             self.accordion.set_title(0, f"settings · ✗ {exc}")
