@@ -29,8 +29,8 @@ from . import __version__, averaging, dask_backend, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
 from .lazy import OnFirstRead
-from .memory_model import (WORKER_REFERENCE_BYTES, MemoryModel, TypeModel, helpers_allowance, plan_peak,
-                           worker_adjustment)
+from .memory_model import (KERNEL_SHARED_WITH_POOL_BYTES, WORKER_REFERENCE_BYTES, MemoryModel, TypeModel,
+                           helpers_allowance, plan_peak, worker_adjustment)
 from .averaging.writers import OutputFolder
 from .background import Background
 from .cache import FILENAME, RACY_NS, SummaryCache, run_key, stat_keys, version_key
@@ -216,12 +216,14 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     held = objects + curves + pandas
     method = start_method or pool.default_start_method()
     adjust = 0.0 if in_process else worker_adjustment(method, min(p_opt, len(estimates)))
+    shared = 0.0 if in_process or not estimates else KERNEL_SHARED_WITH_POOL_BYTES.get(method, 0.0)
 
     def pool_phase(kernel_and_held: float, ests: list[float]) -> float:
-        # the local pool admits files next to the kernel's planned growth (PoolOptions.kernel_reserve_bytes)
-        return plan_peak(kernel_and_held, ests, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
+        # the kernel shares pages with the pool's processes while they run; the local pool admits files
+        # next to the kernel's planned growth (PoolOptions.kernel_reserve_bytes)
+        return plan_peak(kernel_and_held - shared, ests, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
                          helpers_bytes=0.0 if in_process else helpers_allowance(estimates, method),
-                         per_worker_bytes=adjust, admitted_bytes=kernel + held if local_pool else None)
+                         per_worker_bytes=adjust, admitted_bytes=kernel + held if local_pool else kernel_and_held)
 
     pool_peak = pool_phase(kernel + held, estimates)
     if pandas and local_pool:

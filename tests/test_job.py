@@ -16,7 +16,7 @@ from oppnda_nb import ResourceManager, job, pool
 from oppnda_nb.cli import progress_line
 from oppnda_nb.averaging import sample_folder
 from oppnda_nb.errors import OppndaError
-from oppnda_nb.memory_model import helpers_allowance, plan_peak, worker_adjustment
+from oppnda_nb.memory_model import KERNEL_SHARED_WITH_POOL_BYTES, helpers_allowance, plan_peak, worker_adjustment
 from oppnda_nb.pool import default_start_method as pool_default_start_method
 from oppnda_nb.system import MB
 
@@ -108,10 +108,13 @@ def test_plan_is_the_memory_model(tmp_path):
     method = pool_default_start_method()
     assert p.estimates == [rm.model.estimate(k, s) for k, s in zip(p.kinds, p.sizes)]
     # (key:value files only: no curves to average, so the pool phase is the peak)
+    held = len(p.files) * job.RESULT_BYTES
+    assert p.held_bytes == pytest.approx(held)
     assert p.predicted_peak_bytes == pytest.approx(
-        plan_peak(p.kernel_bytes + len(p.files) * job.RESULT_BYTES, p.estimates, p.workers, p.budget_bytes,
-                  idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates, method),
-                  per_worker_bytes=worker_adjustment(method)))
+        plan_peak(p.kernel_bytes + held - KERNEL_SHARED_WITH_POOL_BYTES.get(method, 0.0), p.estimates, p.workers,
+                  p.budget_bytes, idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates, method),
+                  per_worker_bytes=worker_adjustment(method, min(p.workers, len(p.estimates))),
+                  admitted_bytes=p.kernel_bytes + held))  # (plan_folder plans a run on the local pool)
 
 
 def test_plan_holds_the_curves_and_averages_them(monkeypatch):
@@ -145,11 +148,12 @@ def test_plan_counts_pandas_next_to_the_pool_only_after_the_first_curve(monkeypa
         return job.plan(files, rm, **kw), job.plan(files, rm, local_pool=True, **kw)
 
     def phase(p, kernel_and_held, ests, local=True):
-        # the local pool's admission reserves the kernel's planned growth (kernel + held) from the start
-        return plan_peak(kernel_and_held, ests, p.workers, p.budget_bytes, idle_bytes=rm.overhead_mb * MB,
-                         helpers_bytes=helpers_allowance(p.estimates, method),
+        # the kernel shares pages with the pool's processes; the local pool's admission reserves the
+        # kernel's planned growth (kernel + held) from the start
+        return plan_peak(kernel_and_held - KERNEL_SHARED_WITH_POOL_BYTES.get(method, 0.0), ests, p.workers,
+                         p.budget_bytes, idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates, method),
                          per_worker_bytes=worker_adjustment(method, min(p.workers, len(p.estimates))),
-                         admitted_bytes=p.kernel_bytes + p.held_bytes if local else None)
+                         admitted_bytes=p.kernel_bytes + p.held_bytes if local else kernel_and_held)
 
     # one large curve file: it runs next to the bare kernel; pandas comes with its summary, next to its
     # idle worker
