@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -435,14 +436,15 @@ class Run(Background):
             options["file_timeout"] = file_timeout
         make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)
         self.job = make(todo, averaging.summarize_file, (settings,), self.manager, skipped=self.skipped,
-                        done=done, estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES,
+                        done=done, estimate=functools.partial(_estimate, self.manager.model), kind_of=kind_of,
+                        preload=WORKER_MODULES,
                         sizes={p: self._stat[p][0] for p in todo if p in self._stat}, **options)
         self.result: RunResult | None = None
         self._listeners: list[Callable] = []
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._phase_monitor = None
-        self.job.add_listener(self._on_event)
+        self.job.add_listener(_weakly(self._on_event))  # the job does not keep the run alive
 
     def _planned_options(self, local: bool) -> dict[str, float]:
         """What the pool takes from the plan: the predicted peak and, on the local pool (which admits
@@ -474,11 +476,6 @@ class Run(Background):
                                        scalars={"_": 0.0}) for p in self.files]
         names = averaging.output_names(stubs, self.config)
         return names + ["run.json", "csv"]
-
-    def _estimate(self, path: str, size: int, lean: bool = False) -> float:
-        """The pool asks at admission time, so what the run has learned so far is used at once."""
-        est = self.manager.model.estimate(kind_of(path), size)
-        return est if not lean else min(est, self.manager.model.lean_estimate(kind_of(path), size))
 
     # -- events ------------------------------------------------------------------------
     def add_listener(self, callback: Callable) -> None:
@@ -526,12 +523,7 @@ class Run(Background):
 
     def memory_frame(self):
         """The memory samples so far: the pool's, then the kernel's while it averages."""
-        import pandas as pd
-
-        frame = self.job.memory_frame()
-        if self._phase_monitor is not None and self._phase_monitor.rows:
-            frame = pd.concat([frame, self._phase_monitor.frame()], ignore_index=True)
-        return frame
+        return _memory_frame(self.job, self._phase_monitor)
 
     # -- control -----------------------------------------------------------------------
     @property
@@ -584,14 +576,6 @@ class Run(Background):
             self._stored += self.cache.put_many(missed, read_started_ns=self._read_started_ns)
         return self._stored == len(fresh)
 
-    def _load_cached(self, paths: list[str]) -> dict:
-        """The cached summaries of ``paths`` (JobResult.results after an up-to-date re-run)."""
-        found = self.cache.get_many([(p, *self._stat[p]) for p in paths if p in self._stat])
-        if len(found) < len(paths):
-            log.warning("%d summaries are no longer in the cache %s (cleared or pruned); re-run with "
-                        "--no-cache to have them all", len(paths) - len(found), self.cache.path)
-        return found
-
     def _averages(self, job_result: JobResult):
         """The averages: the reused ones of an up-to-date re-run, else from the per-file summaries."""
         if self._memo is not None:
@@ -639,7 +623,7 @@ class Run(Background):
             job_result = self.job.wait()
             self._phase_monitor = self._watch_averaging(job_result)
             if self._memo is not None:
-                job_result.load_cached = self._load_cached
+                job_result.load_cached = functools.partial(_load_cached, self.cache, self._stat)
             all_stored = self._store(job_result)
             averaged, written, error = None, [], None
             try:
@@ -650,7 +634,8 @@ class Run(Background):
             self._phase_monitor.stop()
             if all_stored and error is None and self._memo is None and self._reusable(job_result, averaged):
                 self.cache.put_run(self._run_key, averaged)
-            self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame,
+            self.result = RunResult(job_result, averaged, self.output_dir, written, error,
+                                    functools.partial(_memory_frame, self.job, self._phase_monitor),
                                     self.plan, reused=self._memo is not None)
             if self.write:
                 try:
@@ -663,6 +648,45 @@ class Run(Background):
             self.output.unlock()
             self._done.set()
         self._forward(Event(RUN_DONE, self.result))
+
+
+# What a run's pool and result keep of it: functions of the parts they need, not of the Run, so a run
+# nobody refers to any more is freed at once (no reference cycle left for the cyclic collector).
+
+def _estimate(model: MemoryModel, path: str, size: int, lean: bool = False) -> float:
+    """The pool asks at admission time, so what the run has learned so far is used at once."""
+    est = model.estimate(kind_of(path), size)
+    return est if not lean else min(est, model.lean_estimate(kind_of(path), size))
+
+
+def _memory_frame(job, phase_monitor):
+    """The memory samples so far: the pool's, then the kernel's while it averages."""
+    import pandas as pd
+
+    frame = job.memory_frame()
+    if phase_monitor is not None and phase_monitor.rows:
+        frame = pd.concat([frame, phase_monitor.frame()], ignore_index=True)
+    return frame
+
+
+def _load_cached(cache: SummaryCache, stat: dict, paths: list[str]) -> dict:
+    """The cached summaries of ``paths`` (JobResult.results after an up-to-date re-run)."""
+    found = cache.get_many([(p, *stat[p]) for p in paths if p in stat])
+    if len(found) < len(paths):
+        log.warning("%d summaries are no longer in the cache %s (cleared or pruned); re-run with "
+                    "--no-cache to have them all", len(paths) - len(found), cache.path)
+    return found
+
+
+def _weakly(method: Callable) -> Callable:
+    """``method`` called through a weak reference to its object (a no-op once the object is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args):
+        bound = ref()
+        return None if bound is None else bound(*args)
+
+    return call
 
 
 # ---------------------------------------------------------------------------------- callers

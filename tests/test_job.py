@@ -228,6 +228,36 @@ def test_the_kernel_imports_pandas_only_when_a_curve_summary_arrives(tmp_path):
     assert r.stdout.split("\n")[:2] == ["nocurve [False] True", "curve [True] True"]
 
 
+@pytest.mark.parametrize("again", [False, True])
+def test_a_finished_run_nobody_refers_to_is_freed_without_the_cyclic_collector(tmp_path, again):
+    """A notebook re-runs and rebinds ``result``: the old run's summaries must go at once, not at the
+    next full collection (the pool, the run and the result keep no reference cycle)."""
+    import gc
+    import weakref
+
+    folder = _small_folder(tmp_path / "in")
+    shutil.copy(next(sample_folder().glob("*MessageDelayReport.txt")), folder)  # a curve (a DataFrame)
+    if again:  # the unchanged re-run: averages reused, summaries loaded from the cache when asked
+        os.utime(folder, None)
+        past = time.time() - 3600
+        for p in folder.iterdir():
+            os.utime(p, (past, past))
+        job.Run(folder, output=tmp_path / "first", workers=1, cache=tmp_path / "cache").run()
+    gc.collect()
+    gc.disable()
+    try:
+        run = job.Run(folder, output=tmp_path / "out", workers=1, cache=tmp_path / "cache" if again else False)
+        res = run.run()
+        assert res.reused is again and len(res.job.results) == len(list(folder.iterdir()))
+        assert len(res.memory) > 0  # the memory frame, read once
+        refs = [weakref.ref(x) for x in (run, res, run.job, res.job, res.job.outcomes[0])]
+        del run, res
+        job._current = None  # (the module remembers the last run for %oppnda stop)
+        assert [r() is None for r in refs] == [True] * len(refs)
+    finally:
+        gc.enable()
+
+
 def test_a_run_learns_from_measured_peaks(tmp_path):
     folder = _small_folder(tmp_path / "in")
     rm = ResourceManager()
