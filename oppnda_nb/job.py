@@ -315,7 +315,8 @@ class RunResult:
         data["partial"] = self.exit_code != EXIT_OK
         data["output_dir"] = str(self.output_dir)
         data["written"] = len(self.written)
-        data["cancelled_files"] = [o.path for o in self.job.outcomes if str(o.status) == "cancelled"]
+        data["cancelled_files"] = ([o.path for o in self.job.outcomes if str(o.status) == "cancelled"]
+                                   if self.job.counts["cancelled"] else [])
         data["reused_averages"] = self.reused
         if self.plan is not None:
             data["planned_peak_mb"] = self.plan.predicted_peak_bytes / MB

@@ -448,3 +448,18 @@ def test_stopping_an_in_process_run_keeps_what_was_done_and_cancels_the_rest(tmp
     assert c["processed"] >= 1 and c["cancelled"] >= 1 and c["processed"] + c["cancelled"] == 40
     finished = {o.path for o in rec.kinds("file_finished")}
     assert finished == {o.path for o in r.outcomes if str(o.status) == "processed"}
+
+
+def test_accounting_checks_every_input_has_exactly_one_outcome():
+    from oppnda_nb.pool import FileOutcome, JobResult, Status
+
+    def result(paths, inputs):
+        outs = [FileOutcome(p, 1, Status.PROCESSED) for p in paths]
+        return JobResult(outs, [], 1, 1.0, 1.0, 1.0, 0.1, "finished", inputs=list(inputs))
+
+    assert result(["a", "b", "c"], ["a", "b", "c"]).accounting_ok
+    assert result(["c", "a", "b"], ["a", "b", "c"]).accounting_ok           # any order
+    assert not result(["a", "a", "c"], ["a", "b", "c"]).accounting_ok       # one twice, one missing
+    assert not result(["a", "b"], ["a", "b", "c"]).accounting_ok            # one missing
+    outs = [FileOutcome("a", 1, "lost"), FileOutcome("b", 1, Status.PROCESSED)]
+    assert not JobResult(outs, [], 1, 1.0, 1.0, 1.0, 0.1, "finished", inputs=["a", "b"]).accounting_ok  # no status
