@@ -30,8 +30,8 @@ from . import __version__, averaging, dask_backend, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
 from .lazy import OnFirstRead
-from .memory_model import (KERNEL_SHARED_WITH_POOL_BYTES, WORKER_REFERENCE_BYTES, MemoryModel, TypeModel,
-                           helpers_allowance, plan_peak, worker_adjustment)
+from .memory_model import (WORKER_REFERENCE_BYTES, MemoryModel, TypeModel, helpers_allowance,
+                           kernel_sharing_allowance, plan_peak, worker_adjustment)
 from .averaging.writers import OutputFolder
 from .background import Background
 from .cache import FILENAME, RACY_NS, SummaryCache, run_key, stat_keys, version_key
@@ -145,6 +145,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     after_pool_bytes: float = 0.0  # the part of the prediction after the pool: averaging the summaries
     held_bytes: float = 0.0  # what the kernel comes to hold while the pool runs (summaries, pandas)
+    kernel_shared_bytes: float = 0.0  # what the kernel's PSS falls by while the pool's processes run
 
     @property
     def largest_bytes(self) -> int:
@@ -217,7 +218,8 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     held = objects + curves + pandas
     method = start_method or pool.default_start_method()
     adjust = 0.0 if in_process else worker_adjustment(method, min(p_opt, len(estimates)))
-    shared = 0.0 if in_process or not estimates else KERNEL_SHARED_WITH_POOL_BYTES.get(method, 0.0)
+    shared = (0.0 if in_process or not estimates
+              else kernel_sharing_allowance(method, manager.shared_with_others_bytes()))
 
     def pool_phase(kernel_and_held: float, ests: list[float]) -> float:
         # the kernel shares pages with the pool's processes while they run; the local pool admits files
@@ -240,7 +242,7 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
             pool_peak = max(pool_peak, pool_phase(kernel + held, rest) + done_worker)
     after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
-                warnings, after, held)
+                warnings, after, held, shared)
 
 
 def plan_folder(folder=None, manager: ResourceManager | None = None, *, config: Any = None,
