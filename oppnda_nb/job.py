@@ -399,7 +399,8 @@ class Run(Background):
         settings = self.config.settings()
         self.cache = None if cache is False else SummaryCache(None if cache is True else Path(cache) / FILENAME,
                                                               version=version_key(settings))
-        self._stat = {p: (size, mtime) for p, size, mtime in stat_keys(self.files)}
+        keys = stat_keys(self.files)
+        self._stat = {p: (size, mtime) for p, size, mtime in keys}
         self._read_started_ns = time.time_ns()
         # summaries go to the cache while the run proceeds (a kernel that dies at 90 % keeps them)
         self._to_store: list[tuple[str, int, int, Any]] = []
@@ -410,9 +411,8 @@ class Run(Background):
         # an unchanged input (same files, sizes, mtimes, settings, config): the last complete run's
         # averages are reused and the per-file summaries are loaded only if asked for (JobResult.results)
         self._run_key = self._memo = None
-        if self.cache is not None and len(self._stat) == len(self.files):
-            self._run_key = run_key(self.cache.version, [(p, *self._stat[p]) for p in self.files],
-                                    (self.config, self.skipped))
+        if self.cache is not None and len(keys) == len(self.files):  # (none vanished: keys in file order)
+            self._run_key = run_key(self.cache.version, keys, (self.config, self.skipped))
             self._memo = self.cache.get_run(self._run_key)
         if self.write:
             self.output.check(self._planned_outputs(), self.files)
@@ -420,8 +420,7 @@ class Run(Background):
             self.cached = {}
             done = [(p, None, self._stat[p][0]) for p in self.files]
         else:
-            self.cached = self.cache.get_many([(p, *self._stat[p]) for p in self.files if p in self._stat]) \
-                if self.cache is not None else {}
+            self.cached = self.cache.get_many(keys) if self.cache is not None else {}
             done = [(p, self.cached[p], self._stat[p][0]) for p in self.files if p in self.cached]
         todo = [p for p in self.files if p not in self.cached] if self._memo is None else []
         local = scheduler is None or self._memo is not None
