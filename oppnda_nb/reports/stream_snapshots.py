@@ -46,7 +46,8 @@ class _Lines:
         return n, ml - np.arange(len(ml))
 
 
-PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
+PIECE = 1 << 20     # the fast paths read a block in pieces of about this many bytes (streaming.SNAPSHOT_BLOCK:
+                    # a block is one piece; larger blocks, e.g. a long snapshot, are cut)
 
 
 def _pieces(data: bytes, times: int = 1) -> Iterator[bytes]:
@@ -607,7 +608,7 @@ _BITMAP = 1 << 20       # the message location fold marks (snapshot, message) pa
 class _MessageLocation:
     """Per snapshot: message copies, holders carrying at least one message, distinct messages."""
 
-    PIECES = 2          # its pieces: PIECES * PIECE bytes (measured: faster than PIECE; 4 is a little faster, +9 MB)
+    PIECES = 1          # its pieces: PIECES * PIECE bytes
 
     def __init__(self):
         self.rows: list[tuple[float, int, int, int]] = []      # (t, copies, holders, messages)
