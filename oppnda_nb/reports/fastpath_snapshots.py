@@ -153,6 +153,8 @@ def ints_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
 
 
 _TOP = np.array([~((1 << (8 * (8 - k))) - 1) & ((1 << 64) - 1) for k in range(9)], dtype=np.uint64)   # top k bytes
+# _MID[f][k]: the k bytes below the top f (a decimal's k integer digits when its f decimals take the top bytes)
+_MID = np.array([[int(_TOP[min(f + k, 8)]) & ~int(_TOP[f]) for k in range(9)] for f in range(9)], dtype=np.uint64)
 _DOTS, _SEVEN = _B(0x1E), _B(0x7F)
 _P8 = np.uint64(10 ** 8)
 
@@ -182,9 +184,15 @@ def _fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndar
     k = n - (f + 1)                                       # characters before the dot
     kmin, kmax = int(k.min()), int(k.max())
     if kmin >= (1 if f == 0 else 0) and kmax + f <= 8:    # no sign first (signs None): a '-' fails the digit check
-        x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
-        if f:
-            x |= (view[e - 8] ^ _ZEROS) & _TOP[f]
+        if f:                                             # the 8 bytes before each token's end: its fraction, dot and
+            w = view[e - 8] ^ _ZEROS                      # up to 7 - f integer digits (one gather, see _MID) ...
+            x = (w & _TOP[f]) | ((w << np.uint64(8)) & _MID[f][k])
+            if kmax == 8 - f:                             # ... and the first of 8 - f integer digits by itself
+                top = t.buf[e - 9] ^ np.uint8(48)
+                top *= (k == kmax)
+                x |= top
+        else:
+            x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
         if not ((x & _HIGH).any() or ((x + _SIX) & _HIGH).any()):
             return f, None, _digits8(x)
     neg = t.buf[s] == 45

@@ -184,13 +184,14 @@ class _Bytes:
 
 def _times(tk: fs.Tokens, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     """The times of the marker tokens ``tk.data[s:e]`` if all are ``[plain decimal]``, else None."""
-    t = None
     if len(s) <= _FEW_TIMES:                            # a few markers (as usual): float() each, no numpy passes
         return _times_py(tk.data, s, e)
     if int((e - s).min()) >= 3 and (tk.buf[e - 1] == 93).all():       # '[' ... ']': all at once
-        t = fs.decimals(tk, s + 1, e - 1)               # the same language as _PLAIN (up to 15 digits), same floats
-    if t is not None:
-        return t
+        near = int(np.searchsorted(e, 17))              # markers ending in the first 16 bytes (the block's first)
+        head = _times_py(tk.data, s[:near], e[:near]) if near else np.empty(0)     # one by one, the others on
+        rest = fs.decimals(tk, s[near:] + 1, e[near:] - 1)   # fs's SWAR path: the same language as _PLAIN (<= 15
+        if head is not None and rest is not None:            # digits), the same floats as float()
+            return np.concatenate([head, rest]) if near else rest
     return _times_py(tk.data, s, e)
 
 
@@ -485,12 +486,16 @@ def _joined(parts: list) -> tuple[np.ndarray, int] | None:
 def _location_fast(data: bytes):
     """(times of the snapshots with host lines, host name keys, x, y, host lines of those snapshots)
     of the host lines ('name x y') of a simple block, or None."""
-    r = _rows(data, 3)
-    if r is None:
-        return None
-    ln, host, hi = r
-    tk, t, per = ln.tk, ln.t, ln.rows()[0]
-    cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
+    g = _grid(data, 3)
+    if g is not None:
+        tk, t, per, cols = g, g.t, g.size, g.cols
+    else:
+        r = _rows(data, 3)
+        if r is None:
+            return None
+        ln, host, hi = r
+        tk, t, per = ln.tk, ln.t, ln.rows()[0]
+        cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
     xy = []
     for j in (1, 2):
         s, e = cols[j]
