@@ -129,13 +129,12 @@ def ints_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
         if top == 1:
             return d1.astype(np.int64)
         d0 = t.buf[e - 2] - np.uint8(48)
-        d0[n == 1] = 0                                    # (the blank or newline before a one-digit token)
+        d0 *= n > 1                                       # (the blank or newline before a one-digit token: 0)
         if int(d0.max()) > 9:
             return None
-        v = d0.astype(np.int64)
-        v *= 10
-        v += d1
-        return v
+        d0 *= np.uint8(10)                                # at most 99: in uint8, then one conversion
+        d0 += d1
+        return d0.astype(np.int64)
     view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
     if int(e.min()) >= 8:                                 # the 8 bytes ending with each token: right-aligned already
         keep = _TOP[n]
