@@ -633,3 +633,126 @@ def test_marker_times_are_read_at_once(marker: bytes):
         assert t == [3.0, float(marker)] and math.copysign(1, t[1]) == math.copysign(1, float(marker))
     else:
         assert got is None
+
+
+# ---------------------------------------------------------------------------------------------
+# the marker/row grid, the markers' split reading, one-gather mantissas, new keys by a sort
+
+def _grid_vs_rows(data: bytes, k: int) -> None:
+    """_grid either refuses the block or gives exactly what _rows (the token reader) gives."""
+    g = ss._grid(data, k)
+    if g is None:
+        return
+    r = ss._rows(data, k)
+    assert r is not None, data[:80]
+    ln, rows, ri = r
+    assert g.t.tolist() == ln.t.tolist()
+    size, first = ln.rows()
+    assert g.size.tolist() == size.tolist() and g.first.tolist() == first.tolist()
+    for j in range(k):
+        assert g.cols[j][0].tolist() == ln.tk.starts[ri + j].tolist()
+        assert g.cols[j][1].tolist() == ln.tk.ends[ri + j].tolist()
+
+
+@pytest.mark.parametrize("rt", ["LocationSnapshotReport", "MessageCopyCountReport"])
+@pytest.mark.parametrize("how", ODD)
+def test_grid_equals_the_token_reader(rt: str, how: str):
+    """The grid reader (_grid) takes a block only when the token reader takes it the same way."""
+    k = 3 if rt == "LocationSnapshotReport" else 2
+    data = _odd(rt, how)
+    data = data[:data.rfind(b"\n") + 1]
+    _grid_vs_rows(data, k)
+    _grid_vs_rows(_synthetic(rt, 1).encode(), k)
+    assert ss._grid(_synthetic(rt, 1).encode(), k) is not None
+
+
+@pytest.mark.parametrize("data", [b"[1]\nM1 2\n\n[2]\nM1 3\n", b"M1 2\n[2]\nM1 3\n", b"[1]\nM1 2 \n", b"[1] \nM1 2\n",
+                                  b"[1]\nM1  2\n", b"[1]\n M1 2\n", b"[1]\n[M1 2\n", b"[1]\nM1 2 3\n", b"[1]\nM1\n",
+                                  b"[1\nM1 2\n", b"[]\nM1 2\n", b"[1]\nM1\t2\n", b"[1]\r\nM1 2\r\n", b"[1]\nM1 2",
+                                  b"[1]\n[2] x\n", b"[x]\nM1 2\n"])
+def test_grid_refuses_what_it_does_not_read(data: bytes):
+    """Blank lines, rows first, trailing/double/leading blanks, other token counts, odd markers: None."""
+    assert ss._grid(data, 2) is None
+
+
+def test_grid_with_trailing_blanks_takes_the_token_reader(tmp_path: Path):
+    """A block the grid refuses but the token reader takes (one trailing blank per line) still folds on
+    the fast path, with the same result as the whole frame."""
+    rt = "MessageCopyCountReport"
+    data = _synthetic(rt, 2).replace("\n", " \n").encode()
+    assert ss._grid(data, 2) is None and ss._copy_count_fast(data) is not None
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_bytes(data)
+    assert_exact(rt, whole(p), summarize_path(p, chunk_bytes=1 << 20))
+
+
+@pytest.mark.parametrize("n", [1, 5, 64, 65, 300])
+def test_many_markers_are_read_like_few(n: int, monkeypatch):
+    """Markers beyond _FEW_TIMES: the first (within 16 bytes of the block start) one by one, the rest
+    at once; the same floats as float() either way, and the same None for a marker it does not read."""
+    marks = [f"{0.1 * i + 3:.1f}" if i % 3 else str(i) for i in range(n)]
+    data = "".join(f"[{m}]\nM{i} {i % 7}\n" for i, m in enumerate(marks)).encode()
+    g = ss._grid(data, 2)
+    assert g.t.tolist() == [float(m) for m in marks]
+    monkeypatch.setattr(ss, "_FEW_TIMES", 0)
+    assert ss._grid(data, 2).t.tolist() == [float(m) for m in marks]
+    assert ss._lines(data).t.tolist() == [float(m) for m in marks]
+    bad = data.replace(b"[" + marks[-1].encode() + b"]", b"[1e3]")
+    assert ss._grid(bad, 2) is None and ss._lines(bad) is None
+
+
+@pytest.mark.parametrize("f", [1, 2, 4, 7])
+def test_mantissas_with_the_longest_integer_part(f: int):
+    """Decimals of 8 - f integer digits (the one-gather read takes its first digit by itself) and
+    mixed integer widths give the same mantissas as decimals(); a letter in any digit place: None."""
+    rng = np.random.default_rng(f)
+    k = 8 - f
+    vals = [f"{int(rng.integers(0, 10 ** k))}.{int(rng.integers(0, 10 ** f)):0{f}d}" for _ in range(500)]
+    vals += [f"{int(rng.integers(10 ** (k - 1), 10 ** k))}." + "9" * f, "0." + "0" * f]
+    tk, idx = _toks([v.encode() for v in vals])
+    s, e = tk.starts[idx], tk.ends[idx]
+    m, got_f = fs.mantissas(tk, s, e)
+    assert got_f == f and (m / fs._POW10F[f]).tolist() == [float(v) for v in vals]
+    for pos in range(len(vals[-2])):
+        odd = vals[-2][:pos] + "x" + vals[-2][pos + 1:]
+        tk, idx = _toks([v.encode() for v in vals[:3] + [odd]])
+        assert fs.mantissas(tk, tk.starts[idx], tk.ends[idx]) is None, odd
+
+
+def test_small_copy_counts():
+    """One- and two-digit counts (the uint8 read) and their refusals."""
+    tk, idx = _toks([b"7", b"42", b"0", b"99", b"5"])
+    assert fs.ints_at(tk, tk.starts[idx], tk.ends[idx]).tolist() == [7, 42, 0, 99, 5]
+    for odd in (b"x", b"4x", b"x4", b"-1", b"-"):
+        tk, idx = _toks([b"7", odd])
+        assert fs.ints_at(tk, tk.starts[idx], tk.ends[idx]) is None, odd
+
+
+@pytest.mark.parametrize("n", [0, 1, 50, fs._FEW_NEW + 10])
+def test_new_keys_numbered_as_pandas_does(n: int):
+    """_factorize (a sort for a few new keys, pandas beyond _FEW_NEW) gives pd.factorize's codes and keys."""
+    rng = np.random.default_rng(n)
+    w = rng.integers(1, max(n // 3, 2) + 1, n).astype(np.uint64) * np.uint64(0x10001)
+    codes, keys = fs._factorize(w)
+    pc, pk = pd.factorize(w, sort=False)
+    assert codes.tolist() == pc.tolist() and keys.tolist() == pk.tolist()
+
+
+def test_snapshot_blocks_are_read_in_smaller_parts(tmp_path: Path, monkeypatch):
+    """Snapshot reports are read in blocks of at most streaming.SNAPSHOT_BLOCK bytes (a longer snapshot
+    makes a longer block); the summary does not depend on it."""
+    from oppnda_nb.reports import streaming
+    rt = "MessageCopyCountReport"
+    p = tmp_path / f"x_{rt}.txt"
+    p.write_text(_synthetic(rt, 0, snaps=400))
+    w = whole(p)
+    seen = []
+    real = ss._CopyCount.add
+    monkeypatch.setattr(ss._CopyCount, "add", lambda self, src, parse: (seen.append(len(src.data)), real(self, src, parse)))
+    for most in (64, 1000, 1 << 20):
+        monkeypatch.setattr(streaming, "SNAPSHOT_BLOCK", most)
+        seen.clear()
+        assert_exact(rt, w, summarize_path(p, chunk_bytes=4096))
+        longest = max(len(s) for s in _synthetic(rt, 0, snaps=400).encode().split(b"\n[")) + 2
+        assert max(seen) <= max(min(most, 4096), longest) + longest
+        assert len(seen) >= p.stat().st_size // max(min(most, 4096), longest) // 2

@@ -129,13 +129,12 @@ def ints_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
         if top == 1:
             return d1.astype(np.int64)
         d0 = t.buf[e - 2] - np.uint8(48)
-        d0[n == 1] = 0                                    # (the blank or newline before a one-digit token)
+        d0 *= n > 1                                       # (the blank or newline before a one-digit token: 0)
         if int(d0.max()) > 9:
             return None
-        v = d0.astype(np.int64)
-        v *= 10
-        v += d1
-        return v
+        d0 *= np.uint8(10)                                # at most 99: in uint8, then one conversion
+        d0 += d1
+        return d0.astype(np.int64)
     view = np.ndarray(shape=(len(t.buf) - 7,), dtype="<u8", buffer=t.buf, strides=(1,))
     if int(e.min()) >= 8:                                 # the 8 bytes ending with each token: right-aligned already
         keep = _TOP[n]
@@ -153,6 +152,8 @@ def ints_at(t, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
 
 
 _TOP = np.array([~((1 << (8 * (8 - k))) - 1) & ((1 << 64) - 1) for k in range(9)], dtype=np.uint64)   # top k bytes
+# _MID[f][k]: the k bytes below the top f (a decimal's k integer digits when its f decimals take the top bytes)
+_MID = np.array([[int(_TOP[min(f + k, 8)]) & ~int(_TOP[f]) for k in range(9)] for f in range(9)], dtype=np.uint64)
 _DOTS, _SEVEN = _B(0x1E), _B(0x7F)
 _P8 = np.uint64(10 ** 8)
 
@@ -182,9 +183,15 @@ def _fixed(t: Tokens, s: np.ndarray, e: np.ndarray, n: np.ndarray, view: np.ndar
     k = n - (f + 1)                                       # characters before the dot
     kmin, kmax = int(k.min()), int(k.max())
     if kmin >= (1 if f == 0 else 0) and kmax + f <= 8:    # no sign first (signs None): a '-' fails the digit check
-        x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
-        if f:
-            x |= (view[e - 8] ^ _ZEROS) & _TOP[f]
+        if f:                                             # the 8 bytes before each token's end: its fraction, dot and
+            w = view[e - 8] ^ _ZEROS                      # up to 7 - f integer digits (one gather, see _MID) ...
+            x = (w & _TOP[f]) | ((w << np.uint64(8)) & _MID[f][k])
+            if kmax == 8 - f:                             # ... and the first of 8 - f integer digits by itself
+                top = t.buf[e - 9] ^ np.uint8(48)
+                top *= (k == kmax)
+                x |= top
+        else:
+            x = ((view[e - f - 9] ^ _ZEROS) & _TOP[k]) >> np.uint64(8 * f)
         if not ((x & _HIGH).any() or ((x + _SIX) & _HIGH).any()):
             return f, None, _digits8(x)
     neg = t.buf[s] == 45
@@ -314,6 +321,21 @@ def decimals(t: Tokens, idx_s: np.ndarray, idx_e: np.ndarray) -> np.ndarray | No
     return np.where(neg, -out, out)
 
 
+def _factorize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct keys in order of first appearance) of ``w``, as ``pd.factorize(w, sort=False)``:
+    for the few new keys of a block a sort costs less than pandas' hash table (~0.3 ms each call)."""
+    if len(w) > _FEW_NEW:
+        return pd.factorize(w, sort=False)
+    u, first, inv = np.unique(w, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(u), np.intp)
+    rank[order] = np.arange(len(u))
+    return rank[inv.ravel()], u[order]
+
+
+_FEW_NEW = 4096
+
+
 class Keys:
     """Dense codes (0, 1, ... in order of first appearance) of the uint64 token keys of a whole file,
     kept across blocks: a key's code is found through a multiplicative hash table (``lut``, slot ->
@@ -356,7 +378,7 @@ class Keys:
         c = self._lookup(w)
         miss = c < 0
         if miss.any():
-            loc, new = pd.factorize(w[miss], sort=False)   # the new keys in order of appearance
+            loc, new = _factorize(w[miss])             # the new keys in order of appearance
             if len(self.keys) + len(new) > self.MAX_KEYS:
                 return None
             k0 = len(self.keys)

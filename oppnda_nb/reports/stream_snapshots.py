@@ -46,7 +46,8 @@ class _Lines:
         return n, ml - np.arange(len(ml))
 
 
-PIECE = 1 << 18     # the fast paths read a block in pieces of about this many bytes (their arrays stay in cache)
+PIECE = 1 << 20     # the fast paths read a block in pieces of about this many bytes (streaming.SNAPSHOT_BLOCK:
+                    # a block is one piece; larger blocks, e.g. a long snapshot, are cut)
 
 
 def _pieces(data: bytes, times: int = 1) -> Iterator[bytes]:
@@ -107,18 +108,102 @@ def _rows(data: bytes, k: int) -> tuple[_Lines, np.ndarray, np.ndarray] | None:
     return ln, rows, ln.F[rows]
 
 
+class _Grid:
+    """A block of ``[t]`` markers and rows of exactly k tokens, read by :func:`_grid`: ``buf``/``data``
+    (as fs.Tokens has them), snapshot times ``t``, rows per snapshot ``size``, index of each snapshot's
+    first row ``first``, and (start, end) of each of the k columns of the rows."""
+
+    __slots__ = ("data", "buf", "t", "size", "first", "cols")
+
+    def __init__(self, data, buf, t, size, first, cols):
+        self.data, self.buf, self.t, self.size, self.first, self.cols = data, buf, t, size, first, cols
+
+
+def _grid(data: bytes, k: int) -> _Grid | None:
+    """The rows of ``data`` when it is exactly '[t]' marker lines (the first line one) and rows of k
+    tokens separated by single blanks, nothing else (no trailing blanks, tabs, CR, empty lines); else
+    None (then :func:`_rows` decides). One scan for the separators and a few passes over the lines:
+    no per-token arrays. Accepted blocks give what ``_rows(data, k)`` gives."""
+    if not data or data[-1] != 10 or data[0] != 91:
+        return None
+    buf = np.frombuffer(data + fs._PAD, dtype=np.uint8)
+    body = buf[:len(data)]
+    sep = np.flatnonzero(body <= 32)                      # blanks and newlines (and anything else below '!')
+    c = np.take(body, sep)
+    nl = c == 10
+    nli = np.flatnonzero(nl)                              # each line's newline, as an index in sep
+    if len(nli) + int(np.count_nonzero(c == 32)) != len(sep):
+        return None                                       # a tab, CR, ...
+    del c, nl
+    per = np.empty_like(nli)                              # separators per line: 1 (marker) or k (row)
+    per[0] = nli[0] + 1
+    np.subtract(nli[1:], nli[:-1], out=per[1:])
+    row = per == k
+    if not (row | (per == 1)).all():
+        return None
+    head = np.empty_like(nli)                             # each line's first byte
+    head[0] = 0
+    np.add(np.take(sep, nli[:-1]), 1, out=head[1:])
+    mark = np.take(buf, head) == 91
+    if (mark == row).any():                               # markers alone on their line, rows not opening with '['
+        return None
+    ml = np.flatnonzero(mark)
+    ends = np.take(sep, nli[ml])
+    if int((ends - head[ml]).min()) < 3 or (np.take(buf, ends - 1) != 93).any():
+        return None                                       # a marker must be '[...]' (empty lines: per 1, no '[')
+    t = _times_from(data, buf, head[ml], ends)
+    if t is None:
+        return None
+    rl = nli[row]                                         # each row's newline
+    cols = []
+    prev = np.take(sep, rl - k)                           # the separator before each row
+    for j in range(k):
+        e = np.take(sep, rl - (k - 1 - j)) if j < k - 1 else np.take(sep, rl)
+        if int(np.subtract(e, prev).min(initial=2)) < 2:
+            return None                                   # an empty token (two blanks, a leading blank)
+        cols.append((prev + 1, e))
+        prev = e
+    size = np.empty_like(ml)
+    np.subtract(ml[1:], ml[:-1], out=size[:-1])
+    size[-1] = len(nli) - ml[-1]
+    size -= 1
+    return _Grid(data, buf, t, size, ml - np.arange(len(ml)), cols)
+
+
+def _times_from(data: bytes, buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """:func:`_times` of the marker tokens ``data[s:e]`` of a block whose padded bytes are ``buf``."""
+    return _times(_Bytes(data, buf), s, e)
+
+
+class _Bytes:
+    __slots__ = ("data", "buf")
+
+    def __init__(self, data, buf):
+        self.data, self.buf = data, buf
+
+
 def _times(tk: fs.Tokens, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
     """The times of the marker tokens ``tk.data[s:e]`` if all are ``[plain decimal]``, else None."""
-    t = None
+    if len(s) <= _FEW_TIMES:                            # a few markers (as usual): float() each, no numpy passes
+        return _times_py(tk.data, s, e)
     if int((e - s).min()) >= 3 and (tk.buf[e - 1] == 93).all():       # '[' ... ']': all at once
-        t = fs.decimals(tk, s + 1, e - 1)               # the same language as _PLAIN (up to 15 digits), same floats
-    if t is not None:
-        return t
-    data = tk.data
+        near = int(np.searchsorted(e, 17))              # markers ending in the first 16 bytes (the block's first)
+        head = _times_py(tk.data, s[:near], e[:near]) if near else np.empty(0)     # one by one, the others on
+        rest = fs.decimals(tk, s[near:] + 1, e[near:] - 1)   # fs's SWAR path: the same language as _PLAIN (<= 15
+        if head is not None and rest is not None:            # digits), the same floats as float()
+            return np.concatenate([head, rest]) if near else rest
+    return _times_py(tk.data, s, e)
+
+
+_FEW_TIMES = 64     # up to this many markers in a piece are read one by one (numpy's fixed costs are larger)
+
+
+def _times_py(data: bytes, s: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """The times of the marker tokens ``data[s:e]`` one by one (``[plain decimal]``), or None."""
     inner = [data[a + 1:b - 1] for a, b in zip(s.tolist(), e.tolist()) if data[b - 1] == 93]     # '[...]'
     if len(inner) != len(s) or not all(_PLAIN.fullmatch(x) for x in inner):
         return None
-    return np.array([float(x) for x in inner])      # few; float() and the parser both round plain decimals correctly
+    return np.array([float(x) for x in inner], dtype=np.float64)   # float() and the parser both round plain decimals correctly
 
 
 class _Coordinate:
@@ -401,12 +486,16 @@ def _joined(parts: list) -> tuple[np.ndarray, int] | None:
 def _location_fast(data: bytes):
     """(times of the snapshots with host lines, host name keys, x, y, host lines of those snapshots)
     of the host lines ('name x y') of a simple block, or None."""
-    r = _rows(data, 3)
-    if r is None:
-        return None
-    ln, host, hi = r
-    tk, t, per = ln.tk, ln.t, ln.rows()[0]
-    cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
+    g = _grid(data, 3)
+    if g is not None:
+        tk, t, per, cols = g, g.t, g.size, g.cols
+    else:
+        r = _rows(data, 3)
+        if r is None:
+            return None
+        ln, host, hi = r
+        tk, t, per = ln.tk, ln.t, ln.rows()[0]
+        cols = [(tk.starts[hi + j], tk.ends[hi + j]) for j in range(3)]
     xy = []
     for j in (1, 2):
         s, e = cols[j]
@@ -491,13 +580,17 @@ class _CopyCount:
 def _copy_count_fast(data: bytes):
     """(snapshot t, rows and copies per snapshot, message keys, copies) of a simple block
     ('msg copies' lines, whole non-negative copy counts), or None."""
-    r = _rows(data, 2)
-    if r is None:
-        return None
-    ln, rows, ri = r
-    tk, t = ln.tk, ln.t
-    cols = [(tk.starts[ri + j], tk.ends[ri + j]) for j in range(2)]
-    size, first = ln.rows()
+    g = _grid(data, 2)
+    if g is not None:
+        tk, t, cols, size, first = g, g.t, g.cols, g.size, g.first
+    else:
+        r = _rows(data, 2)
+        if r is None:
+            return None
+        ln, rows, ri = r
+        tk, t = ln.tk, ln.t
+        cols = [(tk.starts[ri + j], tk.ends[ri + j]) for j in range(2)]
+        size, first = ln.rows()
     c = fs.ints_at(tk, *cols[1])
     w = fs.words_at(tk, *cols[0]) if c is not None else None
     if w is None or fs.na_words(w):
@@ -520,7 +613,7 @@ _BITMAP = 1 << 20       # the message location fold marks (snapshot, message) pa
 class _MessageLocation:
     """Per snapshot: message copies, holders carrying at least one message, distinct messages."""
 
-    PIECES = 2          # its pieces: PIECES * PIECE bytes (measured: faster than PIECE; 4 is a little faster, +9 MB)
+    PIECES = 1          # its pieces: PIECES * PIECE bytes
 
     def __init__(self):
         self.rows: list[tuple[float, int, int, int]] = []      # (t, copies, holders, messages)

@@ -179,10 +179,13 @@ class Blocks:
         self.cut = b"\n"        # blocks end after this (without its last byte)
         self.lazy = False       # line numbers: LineAt (counted on demand) instead of counted ints
 
-    def snapshots(self) -> "Blocks":
+    def snapshots(self, most: int | None = None) -> "Blocks":
         """Cut blocks only before lines starting with '[' (a snapshot is never split; one larger than
-        ``chunk_bytes`` makes a larger block) and count lines only when a number is asked for."""
+        ``chunk_bytes`` makes a larger block) and count lines only when a number is asked for;
+        ``most``: read at most this many bytes at a time (smaller blocks than ``chunk_bytes``)."""
         self.cut, self.lazy = b"\n[", True
+        if most is not None:
+            self.chunk_bytes = max(1, min(self.chunk_bytes, int(most)))
         return self
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
