@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from . import __version__
 from .memory_model import cache_dir
+from .reports.catalog import SUMMARY_VERSION
 
 log = logging.getLogger("oppnda_nb.cache")
 
@@ -71,15 +72,16 @@ def default_path() -> Path:
 
 
 def version_key(*parts: Any) -> str:
-    """A version string for the cache from the package version and any picklable settings.
+    """A version string for the cache from the package and readers' versions and any picklable settings.
 
     ``version_key(settings)`` with a :class:`averaging.SummarizeSettings`: another name pattern,
-    separator or ignore list gives another key, so their summaries are never mixed.
+    separator or ignore list gives another key, so their summaries are never mixed; so does a new
+    :data:`reports.catalog.SUMMARY_VERSION` (readers whose values changed).
     """
     digest = hashlib.sha256()
     for part in parts:
         digest.update(pickle.dumps(part, protocol=PROTOCOL))
-    return f"{__version__}:{digest.hexdigest()[:20]}"
+    return f"{__version__}.{SUMMARY_VERSION}:{digest.hexdigest()[:20]}"
 
 
 def stat_keys(paths: Iterable[str]) -> list[FileKey]:

@@ -80,6 +80,16 @@ def test_other_version_never_reuses_entries(tmp_path):
     assert len(c1.get_many(stat_keys(files))) == 3
 
 
+def test_a_new_readers_version_parses_again(tmp_path, monkeypatch):
+    files = _files(tmp_path / "r", 2)
+    old = version_key("settings")
+    c = SummaryCache(tmp_path / "c.sqlite", version=old)
+    _fill(c, files)
+    monkeypatch.setattr(cache_mod, "SUMMARY_VERSION", cache_mod.SUMMARY_VERSION + 1)
+    assert version_key("settings") != old
+    assert SummaryCache(tmp_path / "c.sqlite", version=version_key("settings")).get_many(stat_keys(files)) == {}
+
+
 def test_relative_and_absolute_paths_share_entries(tmp_path, monkeypatch):
     files = _files(tmp_path / "r", 2)
     c = SummaryCache(tmp_path / "c.sqlite", version="v1")

@@ -27,6 +27,10 @@ KIND_OF: dict[str, str] = {
     "MovementNs2Report": "events",
 }
 KNOWN_REPORT_TYPES: tuple[str, ...] = tuple(sorted(KIND_OF))
+#: the version of what the readers compute: bumped whenever a summary's values may change (the
+#: summary cache keys on it, so summaries of older readers are parsed again). 2: snapshot reports
+#: folded in 1 MB blocks (LocationSnapshot's step mean may differ in the last bit)
+SUMMARY_VERSION = 2
 #: the types whose summary carries a curve (a small DataFrame): the histograms, the time series and two
 #: snapshot reports (copies and messages per snapshot time). Receiving one makes the kernel import pandas.
 CURVE_TYPES: frozenset[str] = frozenset(
