@@ -42,7 +42,7 @@ from .system import MB
 log = logging.getLogger("oppnda_nb.job")
 
 #: learned memory models are kept per parser version and model shape (a new one invalidates them)
-_STORE_KEY = f"oppnda_nb-{__version__}-fastpaths2"  # bumped when the readers' memory changes
+_STORE_KEY = f"oppnda_nb-{__version__}-fastpaths3"  # bumped when the readers' memory changes
 #: a run stores the summaries it parsed in the cache as they come: every this many files ...
 STORE_BATCH = 512
 #: ... or every this many seconds, whichever comes first (and the rest when the pool is done)

@@ -44,17 +44,18 @@ _BY_LOWER = {name.lower(): name for name in KIND_OF}
 # peak for a file of s MB is modelled (memory_model.TypeModel) as
 #     overhead_mb + gamma * s + min(ramp * s, chunk_mb)
 # overhead: the baseline plus what a worker may keep before it retires (8 MB); chunk_mb: what one
-# 4 MB block costs to parse (reached at ~1-4 MB: files under 1 MB are parsed whole, which costs up to
-# ~ramp MB per MB); gamma: what still grows with the file (running aggregates, medians' values).
+# block costs to parse (4 MB; 1 MB for the snapshot reports; reached at ~1-4 MB: files under 1 MB
+# are parsed whole, which costs up to ~ramp MB per MB); gamma: what still grows with the file
+# (running aggregates, medians' values).
 # Each prior is at or above every measured peak (comment: size -> measured peak, PSS); the chunk
 # allowance of the types a whole run's largest files have carries ~5 MB more, for two large files
 # peaking together next to the forkserver (their shared pages are counted once, see memory_model).
 #: (gamma, overhead_mb, chunk_mb, ramp)
 PRIORS: dict[str, tuple[float, float, float, float | None]] = {
     "EventLogReport": (0.02, 35.0, 33.0, 5.5),           # 1 -> 34.5, 4 -> 54.1, 16 -> 60.4, 84 -> 60.4
-    "LocationSnapshotReport": (0.1, 35.0, 35.0, 7.0),    # 1 -> 40.0, 4 -> 55.6, 12.3 -> 58.9, 99 -> 70.8, 296 -> 72.0
-    "MessageCopyCountReport": (0.1, 35.0, 37.0, 9.0),    # 1 -> 42.2, 4 -> 44.1, 13.9 -> 54.8, 111 -> 63.4
-    "MessageLocationReport": (0.05, 35.0, 30.0, 20.0),   # 1 (whole) -> 52.7, 4 -> 50.4, 22.2 -> 53.7, 178 -> 54.0
+    "LocationSnapshotReport": (0.1, 35.0, 16.0, 5.0),    # 1 -> 37.3, 4 -> 39.5, 12.3 -> 45.0, 99 -> 56.5, 296 -> 56.9
+    "MessageCopyCountReport": (0.06, 35.0, 16.0, 9.0),   # 1 -> 38.1, 4 -> 46.7, 13.9 -> 47.0, 111 -> 50.2, 333 -> 53.8
+    "MessageLocationReport": (0.05, 35.0, 20.0, 22.0),   # 1 (whole) -> 54.0, 4 -> 51.5, 22.2 -> 51.9, 178 -> 54.7
     "MovementNs2Report": (0.02, 35.0, 30.0, 5.5),        # 1 -> 37.6, 4 -> 49.9, 21.4 -> 51.3, 171 (x8) -> 48.6, 514 (x24) -> 48.7
     "DeliveredMessagesReport": (0.005, 35.0, 26.0, 25.0),  # 0.5 -> 36.6, 1 -> 37.8, 4 -> 43.2, 16 -> 59.1, 600 -> 62.4
     "CreatedMessagesReport": (0.012, 35.0, 35.0, 15.0),  # 0.5 -> 35.8, 21 (x40) -> 60
