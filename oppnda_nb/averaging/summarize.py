@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .. import reports
 from ..naming import NamePattern, plain_name
+from ..reports.keyvalue import keyvalue_summary, keyvalue_type
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,12 +43,16 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     Table-shaped reports are streamed in bounded chunks (``lean``: smaller chunks, the pool's
     retry after a worker passed its memory estimate), so a worker's memory does not grow with the file.
     """
+    path = os.fspath(path)
     name = plain_name(os.path.basename(path))
     params = (settings.pattern.parse(name) if settings.pattern is not None else None) or {}
-    summ = reports.summarize_keyvalue(path, settings.report_type, settings.separator, settings.ignore_fields)
-    if summ is None:   # not key:value by its type or name: the full reader (pandas, streaming)
-        summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
-                                      ignore_fields=settings.ignore_fields, lean=lean)
+    rt = keyvalue_type(path, settings.report_type, settings.separator)
+    if rt is not None:     # key:value by its type or name: read here, straight into the summary
+        metrics, warns, _ = keyvalue_summary(path, settings.separator, settings.ignore_fields, rt)
+        return FileSummary(path, params, rt, metrics, None, None, "keyvalue", warns)
+    # not key:value by its type or name: the full reader (by content; pandas, streaming)
+    summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
+                                  ignore_fields=settings.ignore_fields, lean=lean)
     if summ.kind == "keyvalue":        # already {str: float}
         scalars = summ.scalars
     else:
@@ -57,7 +62,7 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
                 scalars[str(k)] = float(v)
             except (TypeError, ValueError):
                 continue
-    return FileSummary(path=str(path), params=params, report_type=summ.report_type, scalars=scalars,
+    return FileSummary(path=path, params=params, report_type=summ.report_type, scalars=scalars,
                        curve=summ.curve, curve_kind=summ.curve_kind, kind=summ.kind,
                        warnings=list(summ.warnings))
 
