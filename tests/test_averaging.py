@@ -250,6 +250,27 @@ def test_curves_flow_through_aggregate_into_tables():
     assert res.write_oppnda.__doc__  # histogram groups get no OppNDA file unless asked
 
 
+def test_group_keys_are_text_whatever_the_params_hold():
+    """Groups are keyed by the text of each group_by value (a missing one: 'unknown'), in file-name
+    order, also when a summary holds numbers or lacks a field (the general path of the keys)."""
+    pat = {"delimiter": "_", "components": {"router": 0, "seed": 1, "ttl": 2, "report_type": 3}}
+    cfg = {"filename_pattern": pat, "average_groups": [{"group_by": ["router", "ttl"], "name": "g", "min_files": 1},
+                                                       {"group_by": ["ttl"], "name": "t", "min_files": 1}]}
+
+    def summ(name, params, v):
+        return FileSummary(path=f"/x/{name}", params=params, report_type="MessageStatsReport", scalars={"a": v})
+
+    texts = [summ("R_1_10_MessageStatsReport.txt", {"router": "R", "seed": "1", "ttl": "10"}, 1.0),
+             summ("R_2_10_MessageStatsReport.txt", {"router": "R", "seed": "2", "ttl": "10"}, 3.0),
+             summ("S_1_20_MessageStatsReport.txt", {"router": "S", "seed": "1"}, 5.0)]
+    mixed = [texts[0], summ("R_2_10_MessageStatsReport.txt", {"router": "R", "seed": 2, "ttl": 10}, 3.0), texts[2]]
+    for sums in (texts, mixed):
+        res = aggregate(sums, cfg)
+        got = [(g.strategy, g.key, g.metrics["a"]["mean"], g.metrics["a"]["n"]) for g in res.groups]
+        assert got == [("g", {"router": "R", "ttl": "10"}, 2.0, 2), ("g", {"router": "S", "ttl": "unknown"}, 5.0, 1),
+                       ("t", {"ttl": "10"}, 2.0, 2), ("t", {"ttl": "unknown"}, 5.0, 1)]
+
+
 # ----------------------------------------------------------------------------- config, CLI, sample
 
 @needs_ref

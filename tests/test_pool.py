@@ -448,3 +448,46 @@ def test_stopping_an_in_process_run_keeps_what_was_done_and_cancels_the_rest(tmp
     assert c["processed"] >= 1 and c["cancelled"] >= 1 and c["processed"] + c["cancelled"] == 40
     finished = {o.path for o in rec.kinds("file_finished")}
     assert finished == {o.path for o in r.outcomes if str(o.status) == "processed"}
+
+
+def test_older_objects_frozen_is_scoped_and_restored():
+    """The in-process run keeps the collector off the objects that existed before it and gives
+    them back; it leaves a freeze it did not make (a pre-fork server's) and a disabled collector alone."""
+    import gc
+
+    from oppnda_nb.pool.scheduler import older_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with older_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        kept = []
+        kept.append(kept)            # a cycle made inside the block is still collectable
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(ValueError):
+        with older_objects_frozen():
+            raise ValueError("the block fails")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with older_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with older_objects_frozen():
+            assert gc.get_freeze_count() == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_in_process_run_leaves_nothing_frozen(tmp_path):
+    import gc
+
+    files = make_files(tmp_path, [("a", 100), ("b", 200), ("c", 300)])
+    res = Job(files, tw.file_size, in_process=True, manager=big_manager()).run()
+    assert res.counts["processed"] == 3
+    assert gc.get_freeze_count() == 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import operator
 import os
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -110,15 +111,16 @@ def average_curves(curves: Sequence[pd.DataFrame], kind: str | None, grid_points
 
 def _group_stats(summaries: list[FileSummary]) -> dict[str, dict[str, float]]:
     """Per-metric stats over the runs, values in file order (OppNDA's nanmean order)."""
-    first = tuple(summaries[0].scalars) if summaries else ()
+    dicts = [s.scalars for s in summaries]
+    first = tuple(dicts[0]) if dicts else ()
     out: dict[str, dict[str, float]] = {}
-    if first and all(tuple(s.scalars) == first for s in summaries):
-        # common case: every run has the same metrics in the same order -> one matrix
-        m = np.array([list(s.scalars.values()) for s in summaries], dtype=float).T
-        st = describe_rows(m)
-        metrics = list(first)
+    if first and all(map(first.__eq__, map(tuple, dicts))):
+        # common case: every run has the same metrics in the same order -> one matrix (read straight
+        # from the dicts' values: the same floats as building it from lists)
+        flat = np.fromiter(chain.from_iterable(d.values() for d in dicts), dtype=float, count=len(first) * len(dicts))
+        st = describe_rows(flat.reshape(len(dicts), len(first)).T)
         cols = {name: v.tolist() for name, v in st.items()}
-        for i, k in enumerate(metrics):
+        for i, k in enumerate(first):
             out[k] = {name: (int(v[i]) if name == "n" else v[i]) for name, v in cols.items()}
         return out
     metrics = list(dict.fromkeys(k for s in summaries for k in s.scalars))
@@ -143,15 +145,31 @@ def _output_name(template: str, strategy: Strategy, key: tuple[str, ...], first_
 
 def _units(summaries: list[FileSummary], config: AveragerConfig) -> list[tuple[str, list[FileSummary]]]:
     """(report type, its summaries in file-name order): config types by substring, else detected types."""
-    named = sorted(((os.path.basename(s.path), s) for s in summaries), key=lambda t: t[0])
+    named = sorted(zip(map(os.path.basename, map(_path_of, summaries)), summaries), key=_first)
     ordered = [s for _, s in named]
     if config.report_types:
-        return [(rt, [s for n, s in named if rt == "" or rt in n]) for rt in config.report_types]
+        return [(rt, ordered if rt == "" else [s for n, s in named if rt in n]) for rt in config.report_types]
     types = sorted({s.report_type for s in ordered})
     return [(rt, [s for s in ordered if s.report_type == rt]) for rt in types]
 
 
 _path_of = operator.attrgetter("path")
+_params_of = operator.attrgetter("params")
+_first = operator.itemgetter(0)
+
+
+def _group_keys(items: list[FileSummary], fields: Sequence[str]) -> list[tuple[str, ...]]:
+    """Each summary's group key: its ``fields`` values as text (a missing one: 'unknown')."""
+    if fields:
+        get = operator.itemgetter(*fields)
+        try:    # every file names every field, as text (what the name pattern gives): read them at once
+            raw = list(map(get, map(_params_of, items)))
+            keys = raw if len(fields) > 1 else [(v,) for v in raw]
+            if all(type(v) is str for key in set(keys) for v in key):
+                return keys
+        except (KeyError, TypeError):
+            pass
+    return [tuple([str(p.get(f, "unknown")) for f in fields]) for p in map(_params_of, items)]
 
 
 def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
@@ -159,10 +177,7 @@ def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
     for rt, items in _units(summaries, cfg):
         for strat in cfg.strategies:
             buckets: dict[tuple[str, ...], list[FileSummary]] = {}
-            fields = strat.group_by
-            for s in items:
-                p = s.params
-                key = tuple([str(p.get(f, "unknown")) for f in fields])
+            for key, s in zip(_group_keys(items, strat.group_by), items):
                 got = buckets.get(key)
                 if got is None:
                     buckets[key] = [s]

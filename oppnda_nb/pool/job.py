@@ -41,9 +41,13 @@ from .events import EventedJob
 from .options import PoolOptions
 from .processes import Helpers, default_start_method
 from .records import EventKind, JobResult, Progress, known_outcomes
-from .scheduler import Scheduler, Task, accepts_lean
+from .scheduler import Scheduler, Task, accepts_lean, older_objects_frozen
 
 log = logging.getLogger("oppnda_nb.pool")
+
+
+def _task_key(t: Task) -> tuple:
+    return (-t.size, t.index)
 
 
 class Job(Scheduler, EventedJob):
@@ -93,8 +97,10 @@ class Job(Scheduler, EventedJob):
         self._batches = 0
 
         #: inputs: every input path, in outcome order: files, then skipped, then done (the caller's cache)
-        self._outcomes, self._tasks, self.inputs = known_outcomes(self.files, self.skipped, done, self._kind, Task, sizes)
-        self._pending: list[Task] = sorted(self._tasks, key=lambda t: t.key)
+        with older_objects_frozen():   # (thousands of new records: no full collection walks the old objects)
+            self._outcomes, self._tasks, self.inputs = known_outcomes(self.files, self.skipped, done, self._kind,
+                                                                      Task, sizes)
+        self._pending: list[Task] = sorted(self._tasks, key=_task_key)
         sizes = [t.size for t in self._tasks]
         if self.options.workers is not None:
             self.workers = int(self.options.workers)
