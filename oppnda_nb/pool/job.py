@@ -45,6 +45,9 @@ from .scheduler import Scheduler, Task, accepts_lean, older_objects_frozen
 
 log = logging.getLogger("oppnda_nb.pool")
 
+#: the samples' predicted peak looks for the largest queued estimates again at most this often (s)
+PENDING_TOP_EVERY_S = 1.0
+
 
 def _task_key(t: Task) -> tuple:
     return (-t.size, t.index)
@@ -121,6 +124,7 @@ class Job(Scheduler, EventedJob):
         self._last_progress = 0.0
         self._watchdog_seen = -1.0
         self._to_skip: list[Task] = []
+        self._pending_top: tuple[tuple[int, bool], float, list[float]] | None = None
         self.predicted_peak_mb = math.nan
         self.budget_mb = math.nan
         self._startup_failures = 0
@@ -306,10 +310,21 @@ class Job(Scheduler, EventedJob):
             self._budget_cache = (time.monotonic(), budget)
             running = [w for w in self._pool if w.task is not None]
             ests = [w.estimate for w in running]
-            ests += heapq.nlargest(max(0, self._target - len(ests)), (t.estimate for t in self._pending))
+            ests += self._largest_pending(max(0, self._target - len(ests)))
             predicted = max(plan_peak(s.kernel + s.helpers, ests, self._target, budget,
                                       idle_bytes=self.manager.overhead_mb * MB), self.options.planned_peak_bytes)
         return budget, predicted, len(running)
+
+    def _largest_pending(self, k: int) -> list[float]:
+        """The ``k`` largest estimates of the queue, for the samples' predicted peak: found again at
+        most every :data:`PENDING_TOP_EVERY_S` (a walk over thousands of queued files at every sample
+        holds the GIL from the work), or at once when ``k`` or the emptiness of the queue changes."""
+        now = time.monotonic()
+        key = (k, bool(self._pending))
+        cached = self._pending_top
+        if cached is None or cached[0] != key or now - cached[1] >= PENDING_TOP_EVERY_S:
+            cached = self._pending_top = (key, now, heapq.nlargest(k, (t.estimate for t in self._pending)))
+        return list(cached[2])
 
     def _admission_state(self) -> tuple[float, float, float, dict[int, float]]:
         """(budget, committed, kernel + helpers, measured memory per worker pid)."""
