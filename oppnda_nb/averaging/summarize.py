@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from .. import reports
@@ -34,7 +34,9 @@ class FileSummary:
     curve: pd.DataFrame | None = None
     curve_kind: str | None = None
     kind: str = "keyvalue"
-    warnings: list[str] = field(default_factory=list)  # bad values the reader kept going past
+    #: what the reader kept going past (bad values, ...); an empty tuple when nothing: a sweep's
+    #: thousands of summaries then hold no empty list each (every full garbage collection walks them)
+    warnings: list[str] | tuple[str, ...] = ()
 
 
 def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -> FileSummary:
@@ -49,7 +51,7 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     rt = keyvalue_type(path, settings.report_type, settings.separator)
     if rt is not None:     # key:value by its type or name: read here, straight into the summary
         metrics, warns, _ = keyvalue_summary(path, settings.separator, settings.ignore_fields, rt)
-        return FileSummary(path, params, rt, metrics, None, None, "keyvalue", warns)
+        return FileSummary(path, params, rt, metrics, None, None, "keyvalue", warns or ())
     # not key:value by its type or name: the full reader (by content; pandas, streaming)
     summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
                                   ignore_fields=settings.ignore_fields, lean=lean)
@@ -64,7 +66,7 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
                 continue
     return FileSummary(path=path, params=params, report_type=summ.report_type, scalars=scalars,
                        curve=summ.curve, curve_kind=summ.curve_kind, kind=summ.kind,
-                       warnings=list(summ.warnings))
+                       warnings=list(summ.warnings) or ())
 
 
 def summarize_files(paths: Sequence[str], settings: SummarizeSettings) -> list[tuple[str, FileSummary | None, str | None]]:

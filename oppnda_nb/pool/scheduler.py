@@ -51,7 +51,9 @@ class Task:
     warned: bool = False
     watchdog_retried: bool = False
     skip_reason: str | None = None
-    retries: list[str] = field(default_factory=list)
+    #: why it was run again; a tuple until the first retry (no list per file: thousands of tasks of
+    #: tiny files each holding one empty list make every full garbage collection longer)
+    retries: list[str] | tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple:
@@ -544,7 +546,7 @@ class Scheduler:
                     self._fail(t, reason, w.pid)
                     msg += f"{name} {why}; it failed"
                 else:
-                    t.retries.append(bounded_msg(why))
+                    t.retries = [*t.retries, bounded_msg(why)]
                     t.alone = t.watchdog_retried = True
                     t.lean = self._accepts_lean
                     self._requeue(t)
@@ -587,7 +589,7 @@ class Scheduler:
             self._target = max(1, self._target - 1)
             msg = f"worker {w.pid} died ({how})"
             if t is not None:
-                t.retries.append(f"worker died ({how})")
+                t.retries = [*t.retries, f"worker died ({how})"]
                 if t.attempts <= self.options.max_retries:
                     t.alone = True
                     self._requeue(t)
@@ -645,6 +647,7 @@ class Scheduler:
                         t.path, t.size, Status.CANCELLED if status != "finished" else Status.FAILED,
                         "lost by the pool (bug)", attempts=t.attempts, report_type=t.kind)
             self._pending = []
+            self._tasks = []   # every outcome is recorded: the queue's records are not needed any more
         if self._monitor is not None:
             self._monitor.stop()
             self.warnings.extend(f"monitor: {e}" for e in self._monitor.errors)
