@@ -230,9 +230,8 @@ def _checked_metrics(path: str, data: bytes, report_type: str, separator: str, i
         extra = [ln for ln in title if ln != meta.get("title")]
         if extra:
             warns.append(f"{len(extra)} line(s) without '{separator}' ignored: {snippet(extra[:3], 160)}")
-    expected = _EXPECTED_SETS.get(report_type)
-    if expected is not None:
-        if not expected <= metrics.keys():
+    if report_type in _EXPECTED_KEYS:
+        if not _expected(report_type, ignore_fields) <= metrics.keys():
             missing = [k for k in _EXPECTED_KEYS[report_type] if k not in metrics and k not in ignore_fields]
             if missing:
                 warns.append(f"missing metrics {snippet(missing, 200)}")
@@ -250,4 +249,15 @@ _EXPECTED_KEYS = {
                         "ping delivery prob", "pong delivery prob", "ping/pong success prob"],
 }
 
-_EXPECTED_SETS = {rt: frozenset(keys) for rt, keys in _EXPECTED_KEYS.items()}
+_EXPECTED_SETS: dict[tuple, frozenset[str]] = {}
+
+
+def _expected(report_type: str, ignore_fields) -> frozenset[str]:
+    """The keys a report of ``report_type`` must have, but for ``ignore_fields`` (remembered per pair)."""
+    key = (report_type, ignore_fields if isinstance(ignore_fields, (tuple, frozenset)) else tuple(ignore_fields))
+    got = _EXPECTED_SETS.get(key)
+    if got is None:
+        if len(_EXPECTED_SETS) > 64:
+            _EXPECTED_SETS.clear()
+        got = _EXPECTED_SETS[key] = frozenset(_EXPECTED_KEYS[report_type]) - frozenset(ignore_fields)
+    return got
