@@ -111,24 +111,41 @@ def average_curves(curves: Sequence[pd.DataFrame], kind: str | None, grid_points
 
 def _group_stats(summaries: list[FileSummary]) -> dict[str, dict[str, float]]:
     """Per-metric stats over the runs, values in file order (OppNDA's nanmean order)."""
-    dicts = [s.scalars for s in summaries]
-    first = tuple(dicts[0]) if dicts else ()
+    matrix = _SameMetrics.of(summaries)
+    if matrix is not None:   # common case: every run has the same metrics in the same order -> one matrix
+        return matrix.stats(range(len(summaries)))
     out: dict[str, dict[str, float]] = {}
-    if first and all(map(first.__eq__, map(tuple, dicts))):
-        # common case: every run has the same metrics in the same order -> one matrix (read straight
-        # from the dicts' values: the same floats as building it from lists)
-        flat = np.fromiter(chain.from_iterable(d.values() for d in dicts), dtype=float, count=len(first) * len(dicts))
-        st = describe_rows(flat.reshape(len(dicts), len(first)).T)
-        cols = {name: v.tolist() for name, v in st.items()}
-        for i, k in enumerate(first):
-            out[k] = {name: (int(v[i]) if name == "n" else v[i]) for name, v in cols.items()}
-        return out
     metrics = list(dict.fromkeys(k for s in summaries for k in s.scalars))
     for k in metrics:   # ragged: only the values present, so the summation order is OppNDA's
         vals = np.array([[s.scalars[k] for s in summaries if k in s.scalars]], dtype=float)
         st = describe_rows(vals)
         out[k] = {name: (int(v[0]) if name == "n" else float(v[0])) for name, v in st.items()}
     return out
+
+
+class _SameMetrics:
+    """The runs' metrics as one matrix (a row per run, in their order) when every run has the same
+    metrics in the same order; the statistics of any subset of rows, taken in the given order."""
+
+    def __init__(self, metrics: tuple[str, ...], rows: np.ndarray):
+        self.metrics, self.rows = metrics, rows
+
+    @classmethod
+    def of(cls, summaries: Sequence[FileSummary]) -> "_SameMetrics | None":
+        dicts = [s.scalars for s in summaries]
+        first = tuple(dicts[0]) if dicts else ()
+        if not first or not all(map(first.__eq__, map(tuple, dicts))):
+            return None
+        # read straight from the dicts' values: the same floats as building the matrix from lists
+        flat = np.fromiter(chain.from_iterable(d.values() for d in dicts), dtype=float, count=len(first) * len(dicts))
+        return cls(first, flat.reshape(len(dicts), len(first)))
+
+    def stats(self, rows: Sequence[int]) -> dict[str, dict[str, float]]:
+        """Per-metric statistics of the runs ``rows`` (values in that order: OppNDA's nanmean order)."""
+        part = self.rows if len(rows) == len(self.rows) and rows == range(len(self.rows)) else self.rows[list(rows)]
+        cols = {name: v.tolist() for name, v in describe_rows(part.T).items()}
+        return {k: {name: (int(v[i]) if name == "n" else v[i]) for name, v in cols.items()}
+                for i, k in enumerate(self.metrics)}
 
 
 def _output_name(template: str, strategy: Strategy, key: tuple[str, ...], first_params: dict[str, str],
@@ -174,6 +191,12 @@ def _group_keys(items: list[FileSummary], fields: Sequence[str]) -> list[tuple[s
 
 def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
     """Every group in output order: (strategy, report type, key, members, why skipped or None)."""
+    for _, strat, rt, key, members, why in _unit_buckets(summaries, cfg):
+        yield strat, rt, key, members, why
+
+
+def _unit_buckets(summaries: list[FileSummary], cfg: AveragerConfig):
+    """:func:`_buckets` with the summaries of each group's report type in front."""
     for rt, items in _units(summaries, cfg):
         for strat in cfg.strategies:
             buckets: dict[tuple[str, ...], list[FileSummary]] = {}
@@ -187,7 +210,7 @@ def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
                 members = buckets[key]
                 n_unique = len(set(map(_path_of, members)))
                 why = f"{n_unique} file(s) < min_files={strat.min_files}" if n_unique < strat.min_files else None
-                yield strat, rt, key, members, why
+                yield items, strat, rt, key, members, why
 
 
 def output_names(summaries: Iterable[FileSummary], config: Any = None) -> list[str]:
@@ -204,7 +227,8 @@ def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageR
     summaries = list(summaries)
     groups: list[GroupResult] = []
     skipped_groups: list[tuple[str, str, dict[str, str], str]] = []
-    for strat, rt, key, members, why in _buckets(summaries, cfg):
+    units: dict[int, tuple] = {}   # per report type's summaries: (row of each, matrix or None, them)
+    for items, strat, rt, key, members, why in _unit_buckets(summaries, cfg):
         kd = dict(zip(strat.group_by, key))
         if why is not None:
             skipped_groups.append((strat.name, rt, kd, why))
@@ -217,9 +241,22 @@ def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageR
             strategy=strat.name, report_type=rt, key=kd, files=[m.path for m in members],
             output_name=_output_name(strat.template, strat, key, members[0].params, rt),
             kind="keyvalue" if "keyvalue" in kinds else sorted(kinds)[0],
-            metrics=_group_stats(members), curve=curve, curve_kind=ckind,
+            metrics=_stats_in(units, items, members), curve=curve, curve_kind=ckind,
         ))
     return AverageResult(config=cfg, groups=groups, skipped_groups=skipped_groups, files_read=len(summaries))
+
+
+def _stats_in(units: dict, items: list[FileSummary], members: list[FileSummary]) -> dict[str, dict[str, float]]:
+    """:func:`_group_stats` of ``members``, a group of ``items`` (one report type's summaries): when all of
+    ``items`` have the same metrics, their matrix is read once for every strategy's groups."""
+    unit = units.get(id(items))
+    if unit is None:
+        matrix = _SameMetrics.of(items)
+        unit = units[id(items)] = ({id(s): i for i, s in enumerate(items)} if matrix is not None else {}, matrix, items)
+    rows, matrix, _ = unit
+    if matrix is None:
+        return _group_stats(members)
+    return matrix.stats([rows[id(m)] for m in members])
 
 
 def _coerce_key(v: str) -> Any:
