@@ -6,7 +6,7 @@ import os
 from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -219,6 +219,22 @@ def output_names(summaries: Iterable[FileSummary], config: Any = None) -> list[s
     cfg = load_config(config)
     return [_output_name(strat.template, strat, key, members[0].params, rt)
             for strat, rt, key, members, why in _buckets(list(summaries), cfg) if why is None]
+
+
+class _Named(NamedTuple):
+    """What grouping reads of a summary: its path, name parameters and report type."""
+
+    path: str
+    params: dict[str, str]
+    report_type: str
+
+
+def planned_output_names(paths: Sequence[str], params: Mapping[str, dict[str, str]],
+                         report_type_of: Callable[[str], str], config: Any = None) -> list[str]:
+    """:func:`output_names` from the file names alone (``params``: path -> its name's parameters,
+    ``report_type_of(path)``), without a FileSummary per file: what a run checks before any work."""
+    empty: dict[str, str] = {}
+    return output_names([_Named(p, params.get(p, empty), report_type_of(p)) for p in paths], config)
 
 
 def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageResult":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
+import heapq
 import inspect
 import logging
 import math
@@ -225,7 +226,11 @@ class Scheduler:
         budget = self._budget_for(s)
         self.budget_mb = budget / MB
         kernel = s.kernel if s is not None else float(self.manager.base_bytes())
-        ests = [self._call_estimate(t, False) for t in self._pending]
+        estimate = self.estimate
+        try:        # (one call per file: thousands of tiny files each pay only the estimate itself)
+            ests = [float(estimate(t.path, t.size, False)) for t in self._pending]
+        except Exception:  # noqa: BLE001 - _call_estimate logs the file's failure and falls back
+            ests = [self._call_estimate(t, False) for t in self._pending]
         for t, e in zip(self._pending, ests):
             t.estimate = e
         method = self._ctx.get_start_method()
@@ -238,7 +243,7 @@ class Scheduler:
         pool_peak = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
                               idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers, per_worker_bytes=adjust)
         self.predicted_peak_mb = max(pool_peak, self.options.planned_peak_bytes) / MB
-        top = sorted(ests, reverse=True)[:2]
+        top = heapq.nlargest(2, ests)
         if len(top) == 2 and self.workers > 1 and kernel + top[0] + top[1] > budget:
             self._warn(f"the largest file(s) need most of the {budget / MB:.0f} MB budget: large files will run "
                        "one at a time")
