@@ -117,8 +117,8 @@ def run_key(version: str, files: Sequence[FileKey], extra: Any = None) -> str:
     """The key of a whole run's result: the cache version, every input's (absolute path, size,
     mtime_ns) in order, and ``extra`` (e.g. the skipped files). Any change gives another key."""
     digest = hashlib.sha256(version.encode())
-    for a, (_, size, mtime_ns) in zip(_absolute(f[0] for f in files), files):
-        digest.update(f"\0{a}\t{int(size)}\t{int(mtime_ns)}".encode("utf-8", "surrogateescape"))
+    digest.update("".join(f"\0{a}\t{int(size)}\t{int(mtime_ns)}" for a, (_, size, mtime_ns)
+                          in zip(_absolute(f[0] for f in files), files)).encode("utf-8", "surrogateescape"))
     digest.update(pickle.dumps(extra, protocol=PROTOCOL))
     return digest.hexdigest()
 

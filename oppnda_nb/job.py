@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -29,8 +30,8 @@ from . import __version__, averaging, dask_backend, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
 from .lazy import OnFirstRead
-from .memory_model import (KERNEL_SHARED_WITH_POOL_BYTES, WORKER_REFERENCE_BYTES, MemoryModel, TypeModel,
-                           helpers_allowance, plan_peak, worker_adjustment)
+from .memory_model import (WORKER_REFERENCE_BYTES, MemoryModel, TypeModel, helpers_allowance,
+                           kernel_sharing_allowance, plan_peak, worker_adjustment)
 from .averaging.writers import OutputFolder
 from .background import Background
 from .cache import FILENAME, RACY_NS, SummaryCache, run_key, stat_keys, version_key
@@ -144,6 +145,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     after_pool_bytes: float = 0.0  # the part of the prediction after the pool: averaging the summaries
     held_bytes: float = 0.0  # what the kernel comes to hold while the pool runs (summaries, pandas)
+    kernel_shared_bytes: float = 0.0  # what the kernel's PSS falls by while the pool's processes run
 
     @property
     def largest_bytes(self) -> int:
@@ -216,7 +218,8 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     held = objects + curves + pandas
     method = start_method or pool.default_start_method()
     adjust = 0.0 if in_process else worker_adjustment(method, min(p_opt, len(estimates)))
-    shared = 0.0 if in_process or not estimates else KERNEL_SHARED_WITH_POOL_BYTES.get(method, 0.0)
+    shared = (0.0 if in_process or not estimates
+              else kernel_sharing_allowance(method, manager.shared_with_others_bytes()))
 
     def pool_phase(kernel_and_held: float, ests: list[float]) -> float:
         # the kernel shares pages with the pool's processes while they run; the local pool admits files
@@ -239,7 +242,7 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
             pool_peak = max(pool_peak, pool_phase(kernel + held, rest) + done_worker)
     after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
-                warnings, after, held)
+                warnings, after, held, shared)
 
 
 def plan_folder(folder=None, manager: ResourceManager | None = None, *, config: Any = None,
@@ -314,7 +317,8 @@ class RunResult:
         data["partial"] = self.exit_code != EXIT_OK
         data["output_dir"] = str(self.output_dir)
         data["written"] = len(self.written)
-        data["cancelled_files"] = [o.path for o in self.job.outcomes if str(o.status) == "cancelled"]
+        data["cancelled_files"] = ([o.path for o in self.job.outcomes if str(o.status) == "cancelled"]
+                                   if self.job.counts["cancelled"] else [])
         data["reused_averages"] = self.reused
         if self.plan is not None:
             data["planned_peak_mb"] = self.plan.predicted_peak_bytes / MB
@@ -395,7 +399,8 @@ class Run(Background):
         settings = self.config.settings()
         self.cache = None if cache is False else SummaryCache(None if cache is True else Path(cache) / FILENAME,
                                                               version=version_key(settings))
-        self._stat = {p: (size, mtime) for p, size, mtime in stat_keys(self.files)}
+        keys = stat_keys(self.files)
+        self._stat = {p: (size, mtime) for p, size, mtime in keys}
         self._read_started_ns = time.time_ns()
         # summaries go to the cache while the run proceeds (a kernel that dies at 90 % keeps them)
         self._to_store: list[tuple[str, int, int, Any]] = []
@@ -406,9 +411,8 @@ class Run(Background):
         # an unchanged input (same files, sizes, mtimes, settings, config): the last complete run's
         # averages are reused and the per-file summaries are loaded only if asked for (JobResult.results)
         self._run_key = self._memo = None
-        if self.cache is not None and len(self._stat) == len(self.files):
-            self._run_key = run_key(self.cache.version, [(p, *self._stat[p]) for p in self.files],
-                                    (self.config, self.skipped))
+        if self.cache is not None and len(keys) == len(self.files):  # (none vanished: keys in file order)
+            self._run_key = run_key(self.cache.version, keys, (self.config, self.skipped))
             self._memo = self.cache.get_run(self._run_key)
         if self.write:
             self.output.check(self._planned_outputs(), self.files)
@@ -416,8 +420,7 @@ class Run(Background):
             self.cached = {}
             done = [(p, None, self._stat[p][0]) for p in self.files]
         else:
-            self.cached = self.cache.get_many([(p, *self._stat[p]) for p in self.files if p in self._stat]) \
-                if self.cache is not None else {}
+            self.cached = self.cache.get_many(keys) if self.cache is not None else {}
             done = [(p, self.cached[p], self._stat[p][0]) for p in self.files if p in self.cached]
         todo = [p for p in self.files if p not in self.cached] if self._memo is None else []
         local = scheduler is None or self._memo is not None
@@ -435,14 +438,15 @@ class Run(Background):
             options["file_timeout"] = file_timeout
         make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)
         self.job = make(todo, averaging.summarize_file, (settings,), self.manager, skipped=self.skipped,
-                        done=done, estimate=self._estimate, kind_of=kind_of, preload=WORKER_MODULES,
+                        done=done, estimate=functools.partial(_estimate, self.manager.model), kind_of=kind_of,
+                        preload=WORKER_MODULES,
                         sizes={p: self._stat[p][0] for p in todo if p in self._stat}, **options)
         self.result: RunResult | None = None
         self._listeners: list[Callable] = []
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._phase_monitor = None
-        self.job.add_listener(self._on_event)
+        self.job.add_listener(_weakly(self._on_event))  # the job does not keep the run alive
 
     def _planned_options(self, local: bool) -> dict[str, float]:
         """What the pool takes from the plan: the predicted peak and, on the local pool (which admits
@@ -474,11 +478,6 @@ class Run(Background):
                                        scalars={"_": 0.0}) for p in self.files]
         names = averaging.output_names(stubs, self.config)
         return names + ["run.json", "csv"]
-
-    def _estimate(self, path: str, size: int, lean: bool = False) -> float:
-        """The pool asks at admission time, so what the run has learned so far is used at once."""
-        est = self.manager.model.estimate(kind_of(path), size)
-        return est if not lean else min(est, self.manager.model.lean_estimate(kind_of(path), size))
 
     # -- events ------------------------------------------------------------------------
     def add_listener(self, callback: Callable) -> None:
@@ -526,12 +525,7 @@ class Run(Background):
 
     def memory_frame(self):
         """The memory samples so far: the pool's, then the kernel's while it averages."""
-        import pandas as pd
-
-        frame = self.job.memory_frame()
-        if self._phase_monitor is not None and self._phase_monitor.rows:
-            frame = pd.concat([frame, self._phase_monitor.frame()], ignore_index=True)
-        return frame
+        return _memory_frame(self.job, self._phase_monitor)
 
     # -- control -----------------------------------------------------------------------
     @property
@@ -584,14 +578,6 @@ class Run(Background):
             self._stored += self.cache.put_many(missed, read_started_ns=self._read_started_ns)
         return self._stored == len(fresh)
 
-    def _load_cached(self, paths: list[str]) -> dict:
-        """The cached summaries of ``paths`` (JobResult.results after an up-to-date re-run)."""
-        found = self.cache.get_many([(p, *self._stat[p]) for p in paths if p in self._stat])
-        if len(found) < len(paths):
-            log.warning("%d summaries are no longer in the cache %s (cleared or pruned); re-run with "
-                        "--no-cache to have them all", len(paths) - len(found), self.cache.path)
-        return found
-
     def _averages(self, job_result: JobResult):
         """The averages: the reused ones of an up-to-date re-run, else from the per-file summaries."""
         if self._memo is not None:
@@ -639,7 +625,7 @@ class Run(Background):
             job_result = self.job.wait()
             self._phase_monitor = self._watch_averaging(job_result)
             if self._memo is not None:
-                job_result.load_cached = self._load_cached
+                job_result.load_cached = functools.partial(_load_cached, self.cache, self._stat)
             all_stored = self._store(job_result)
             averaged, written, error = None, [], None
             try:
@@ -650,7 +636,8 @@ class Run(Background):
             self._phase_monitor.stop()
             if all_stored and error is None and self._memo is None and self._reusable(job_result, averaged):
                 self.cache.put_run(self._run_key, averaged)
-            self.result = RunResult(job_result, averaged, self.output_dir, written, error, self.memory_frame,
+            self.result = RunResult(job_result, averaged, self.output_dir, written, error,
+                                    functools.partial(_memory_frame, self.job, self._phase_monitor),
                                     self.plan, reused=self._memo is not None)
             if self.write:
                 try:
@@ -663,6 +650,45 @@ class Run(Background):
             self.output.unlock()
             self._done.set()
         self._forward(Event(RUN_DONE, self.result))
+
+
+# What a run's pool and result keep of it: functions of the parts they need, not of the Run, so a run
+# nobody refers to any more is freed at once (no reference cycle left for the cyclic collector).
+
+def _estimate(model: MemoryModel, path: str, size: int, lean: bool = False) -> float:
+    """The pool asks at admission time, so what the run has learned so far is used at once."""
+    est = model.estimate(kind_of(path), size)
+    return est if not lean else min(est, model.lean_estimate(kind_of(path), size))
+
+
+def _memory_frame(job, phase_monitor):
+    """The memory samples so far: the pool's, then the kernel's while it averages."""
+    import pandas as pd
+
+    frame = job.memory_frame()
+    if phase_monitor is not None and phase_monitor.rows:
+        frame = pd.concat([frame, phase_monitor.frame()], ignore_index=True)
+    return frame
+
+
+def _load_cached(cache: SummaryCache, stat: dict, paths: list[str]) -> dict:
+    """The cached summaries of ``paths`` (JobResult.results after an up-to-date re-run)."""
+    found = cache.get_many([(p, *stat[p]) for p in paths if p in stat])
+    if len(found) < len(paths):
+        log.warning("%d summaries are no longer in the cache %s (cleared or pruned); re-run with "
+                    "--no-cache to have them all", len(paths) - len(found), cache.path)
+    return found
+
+
+def _weakly(method: Callable) -> Callable:
+    """``method`` called through a weak reference to its object (a no-op once the object is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args):
+        bound = ref()
+        return None if bound is None else bound(*args)
+
+    return call
 
 
 # ---------------------------------------------------------------------------------- callers

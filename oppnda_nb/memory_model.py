@@ -182,10 +182,22 @@ SPAWN_SHARED_BYTES = 17 * MB
 
 #: the kernel's own PSS falls once the pool's processes map the same files (the Python executable,
 #: numpy, ...): PSS splits those pages among them. Measured (the kernel before the pool -> while a
-#: file runs): forkserver 36.1 -> 27.2 MB (a command-line kernel), 71.8 -> 58.7 (pandas imported),
-#: 64.2 -> 55.2 (IPython); spawn 36.1 -> 29.6, 71.8 -> 63.6. What a plan may take off the kernel it
-#: measured, for the pool's phases (a forked pool shares even more; it is not counted):
+#: file runs), kernels that shared no pages with another process (PSS - USS <= 0.6 MB): forkserver
+#: 36.1 -> 27.2 MB (a command-line kernel), 71.8 -> 58.7 (pandas imported), 64.2 -> 55.2 (IPython);
+#: spawn 36.1 -> 29.6, 71.8 -> 63.6. A Jupyter kernel that already shared 12 MB with the server's
+#: processes fell only 112.3 -> 108.9. What a plan may take off such an unshared kernel for the
+#: pool's phases (a forked pool shares even more; it is not counted):
 KERNEL_SHARED_WITH_POOL_BYTES = {"forkserver": 6 * MB, "spawn": 5 * MB}
+#: a kernel sharing more than this with other processes already gets no such allowance
+KERNEL_ALONE_SHARED_BYTES = 2 * MB
+
+
+def kernel_sharing_allowance(start_method: str, already_shared_bytes: float) -> float:
+    """What the kernel's PSS will fall by while the pool's processes run (see
+    :data:`KERNEL_SHARED_WITH_POOL_BYTES`): only for a kernel that shares (almost) nothing yet."""
+    if not 0 <= already_shared_bytes <= KERNEL_ALONE_SHARED_BYTES:
+        return 0.0
+    return KERNEL_SHARED_WITH_POOL_BYTES.get(start_method, 0.0)
 
 
 def helpers_allowance(estimates: Iterable[float], start_method: str = "forkserver") -> float:

@@ -189,6 +189,11 @@ class ResourceManager:
         m = system.shared_reader().read(os.getpid()) if system.psutil is not None else None
         return m.mem if m is not None else system.process_memory_bytes(method="rss")
 
+    def shared_with_others_bytes(self) -> float:
+        """What this process's PSS counts of pages it shares with other processes (PSS - USS); -1
+        when unknown (no PSS here, or the kernel's memory is given by a caller's reader)."""
+        return -1.0 if self._base_reader is not None else system.shared_with_others_bytes(os.getpid())
+
     def others_bytes(self, own_bytes: float | None = None, reading: tuple[float, float] | None = None) -> float:
         """M_others: memory used by everything but ``own_bytes`` (default M_base), never < 0."""
         used, _ = reading if reading is not None else self.memory_reader()

@@ -256,6 +256,19 @@ def process_memory_bytes(pid: int | None = None, *, method: str = "uss") -> floa
     return 0.0 if m is None else m.mem
 
 
+def shared_with_others_bytes(pid: int | None = None) -> float:
+    """What a process's PSS counts of pages it shares with other processes (PSS - USS), read now;
+    -1.0 when the system does not tell (no psutil, no PSS)."""
+    if psutil is None:
+        return -1.0
+    try:
+        full = psutil.Process(pid).memory_full_info()
+    except (psutil.Error, OSError):
+        return -1.0
+    pss, uss = getattr(full, "pss", None), getattr(full, "uss", None)
+    return -1.0 if not pss or uss is None else max(0.0, float(pss) - float(uss))
+
+
 def process_tree_bytes(pid: int | None = None, *, method: str = "pss") -> float:
     """Memory of a process and all its descendants (PSS by default: shared pages counted once),
     through :func:`shared_reader`."""

@@ -16,7 +16,7 @@ from oppnda_nb import ResourceManager, job, pool
 from oppnda_nb.cli import progress_line
 from oppnda_nb.averaging import sample_folder
 from oppnda_nb.errors import OppndaError
-from oppnda_nb.memory_model import KERNEL_SHARED_WITH_POOL_BYTES, helpers_allowance, plan_peak, worker_adjustment
+from oppnda_nb.memory_model import helpers_allowance, plan_peak, worker_adjustment
 from oppnda_nb.pool import default_start_method as pool_default_start_method
 from oppnda_nb.system import MB
 
@@ -111,7 +111,7 @@ def test_plan_is_the_memory_model(tmp_path):
     held = len(p.files) * job.RESULT_BYTES
     assert p.held_bytes == pytest.approx(held)
     assert p.predicted_peak_bytes == pytest.approx(
-        plan_peak(p.kernel_bytes + held - KERNEL_SHARED_WITH_POOL_BYTES.get(method, 0.0), p.estimates, p.workers,
+        plan_peak(p.kernel_bytes + held - p.kernel_shared_bytes, p.estimates, p.workers,
                   p.budget_bytes, idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates, method),
                   per_worker_bytes=worker_adjustment(method, min(p.workers, len(p.estimates))),
                   admitted_bytes=p.kernel_bytes + held))  # (plan_folder plans a run on the local pool)
@@ -137,7 +137,7 @@ def test_plan_holds_the_curves_and_averages_them(monkeypatch):
 
 
 def test_plan_counts_pandas_next_to_the_pool_only_after_the_first_curve(monkeypatch):
-    rm = ResourceManager(total_ram_mb=4000)
+    rm = ResourceManager(total_ram_mb=4000, base_reader=lambda: 30 * MB)  # a fixed kernel (and no sharing allowance)
     curve, small_curve = "/x/TEST_A_1_60_2M_BufferOccupancyReport.txt", "/x/TEST_A_2_60_2M_BufferOccupancyReport.txt"
     stats = "/x/TEST_A_1_60_2M_MessageStatsReport.txt"
     monkeypatch.delitem(sys.modules, "pandas", raising=False)  # a kernel that has not imported pandas yet
@@ -150,7 +150,7 @@ def test_plan_counts_pandas_next_to_the_pool_only_after_the_first_curve(monkeypa
     def phase(p, kernel_and_held, ests, local=True):
         # the kernel shares pages with the pool's processes; the local pool's admission reserves the
         # kernel's planned growth (kernel + held) from the start
-        return plan_peak(kernel_and_held - KERNEL_SHARED_WITH_POOL_BYTES.get(method, 0.0), ests, p.workers,
+        return plan_peak(kernel_and_held - p.kernel_shared_bytes, ests, p.workers,
                          p.budget_bytes, idle_bytes=rm.overhead_mb * MB, helpers_bytes=helpers_allowance(p.estimates, method),
                          per_worker_bytes=worker_adjustment(method, min(p.workers, len(p.estimates))),
                          admitted_bytes=p.kernel_bytes + p.held_bytes if local else kernel_and_held)
@@ -158,6 +158,7 @@ def test_plan_counts_pandas_next_to_the_pool_only_after_the_first_curve(monkeypa
     # one large curve file: it runs next to the bare kernel; pandas comes with its summary, next to its
     # idle worker
     eager, waits = both([curve], [600 * MB], 1)
+    assert eager.kernel_shared_bytes == waits.kernel_shared_bytes == 0.0
     pandas = job.PANDAS_NEXT_TO_POOL_BYTES
     assert eager.predicted_peak_bytes == pytest.approx(phase(eager, eager.kernel_bytes + eager.held_bytes, eager.estimates,
                                                              local=False))
@@ -226,6 +227,36 @@ def test_the_kernel_imports_pandas_only_when_a_curve_summary_arrives(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[:2] == ["nocurve [False] True", "curve [True] True"]
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_a_finished_run_nobody_refers_to_is_freed_without_the_cyclic_collector(tmp_path, again):
+    """A notebook re-runs and rebinds ``result``: the old run's summaries must go at once, not at the
+    next full collection (the pool, the run and the result keep no reference cycle)."""
+    import gc
+    import weakref
+
+    folder = _small_folder(tmp_path / "in")
+    shutil.copy(next(sample_folder().glob("*MessageDelayReport.txt")), folder)  # a curve (a DataFrame)
+    if again:  # the unchanged re-run: averages reused, summaries loaded from the cache when asked
+        os.utime(folder, None)
+        past = time.time() - 3600
+        for p in folder.iterdir():
+            os.utime(p, (past, past))
+        job.Run(folder, output=tmp_path / "first", workers=1, cache=tmp_path / "cache").run()
+    gc.collect()
+    gc.disable()
+    try:
+        run = job.Run(folder, output=tmp_path / "out", workers=1, cache=tmp_path / "cache" if again else False)
+        res = run.run()
+        assert res.reused is again and len(res.job.results) == len(list(folder.iterdir()))
+        assert len(res.memory) > 0  # the memory frame, read once
+        refs = [weakref.ref(x) for x in (run, res, run.job, res.job, res.job.outcomes[0])]
+        del run, res
+        job._current = None  # (the module remembers the last run for %oppnda stop)
+        assert [r() is None for r in refs] == [True] * len(refs)
+    finally:
+        gc.enable()
 
 
 def test_a_run_learns_from_measured_peaks(tmp_path):
@@ -412,3 +443,20 @@ def test_a_rerun_plans_the_summaries_it_holds_from_the_cache(tmp_path):
     again = job.Run(folder, output=tmp_path / "o2", cache=tmp_path / "c", workers=1)
     assert again._memo is not None and not again.plan.files  # nothing to parse ...
     assert again.plan.after_pool_bytes - again.plan.kernel_bytes == pytest.approx(fresh_held)  # ... all held
+
+
+def test_plan_takes_off_what_an_unshared_kernel_will_share_with_the_pool(monkeypatch):
+    from oppnda_nb import memory_model
+
+    rm = ResourceManager(total_ram_mb=4000)
+    files, sizes = ["/x/TEST_A_1_60_2M_EventLogReport.txt"], [50 * MB]
+    monkeypatch.setattr(rm, "base_bytes", lambda: 40 * MB)
+    monkeypatch.setattr(rm, "shared_with_others_bytes", lambda: 0.5 * MB)  # a command-line kernel, alone
+    alone = job.plan(files, rm, sizes=sizes, workers=1, start_method="forkserver", local_pool=True)
+    monkeypatch.setattr(rm, "shared_with_others_bytes", lambda: 12 * MB)   # a Jupyter kernel
+    shared = job.plan(files, rm, sizes=sizes, workers=1, start_method="forkserver", local_pool=True)
+    assert alone.kernel_shared_bytes == memory_model.KERNEL_SHARED_WITH_POOL_BYTES["forkserver"] > 0
+    assert shared.kernel_shared_bytes == 0.0
+    assert shared.predicted_peak_bytes - alone.predicted_peak_bytes == pytest.approx(alone.kernel_shared_bytes)
+    in_process = job.plan(files, rm, sizes=sizes, workers=1, in_process=True, local_pool=True)
+    assert in_process.kernel_shared_bytes == 0.0  # no pool processes

@@ -141,10 +141,13 @@ def test_helpers_and_workers_by_start_method():
         assert FORKSERVER_BYTES + workers * (35 * MB + worker_adjustment("forkserver")) >= measured_mb * MB
     # what the kernel's PSS fell by, measured, once the pool's processes mapped the same files: a plan
     # takes off less
-    from oppnda_nb.memory_model import KERNEL_SHARED_WITH_POOL_BYTES
-    for method, drops_mb in (("forkserver", (8.9, 13.1, 9.0)), ("spawn", (6.5, 8.2))):
-        assert 0 < KERNEL_SHARED_WITH_POOL_BYTES[method] <= min(drops_mb) * MB - 1 * MB
-    assert "fork" not in KERNEL_SHARED_WITH_POOL_BYTES
+    from oppnda_nb.memory_model import kernel_sharing_allowance
+
+    for method, drops_mb in (("forkserver", (8.9, 13.1, 9.0)), ("spawn", (6.5, 8.2))):  # kernels sharing <= 0.6 MB
+        assert 0 < kernel_sharing_allowance(method, 0.6 * MB) <= min(drops_mb) * MB - 1 * MB
+    assert kernel_sharing_allowance("fork", 0.0) == 0.0
+    # a Jupyter kernel already sharing 12 MB with the server's processes fell by 3.4 MB only; unknown: nothing
+    assert kernel_sharing_allowance("forkserver", 12 * MB) == 0.0 == kernel_sharing_allowance("forkserver", -1.0)
     # two forkserver workers: the shared pages once (in the forkserver), each worker's private part
     ests = [50 * MB, 40 * MB]
     peak = plan_peak(100 * MB, ests, 2, helpers_bytes=helpers_allowance(ests),

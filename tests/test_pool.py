@@ -450,6 +450,21 @@ def test_stopping_an_in_process_run_keeps_what_was_done_and_cancels_the_rest(tmp
     assert finished == {o.path for o in r.outcomes if str(o.status) == "processed"}
 
 
+def test_accounting_checks_every_input_has_exactly_one_outcome():
+    from oppnda_nb.pool import FileOutcome, JobResult, Status
+
+    def result(paths, inputs):
+        outs = [FileOutcome(p, 1, Status.PROCESSED) for p in paths]
+        return JobResult(outs, [], 1, 1.0, 1.0, 1.0, 0.1, "finished", inputs=list(inputs))
+
+    assert result(["a", "b", "c"], ["a", "b", "c"]).accounting_ok
+    assert result(["c", "a", "b"], ["a", "b", "c"]).accounting_ok           # any order
+    assert not result(["a", "a", "c"], ["a", "b", "c"]).accounting_ok       # one twice, one missing
+    assert not result(["a", "b"], ["a", "b", "c"]).accounting_ok            # one missing
+    outs = [FileOutcome("a", 1, "lost"), FileOutcome("b", 1, Status.PROCESSED)]
+    assert not JobResult(outs, [], 1, 1.0, 1.0, 1.0, 0.1, "finished", inputs=["a", "b"]).accounting_ok  # no status
+
+
 def test_older_objects_frozen_is_scoped_and_restored():
     """The in-process run keeps the collector off the objects that existed before it and gives
     them back; it leaves a freeze it did not make (a pre-fork server's) and a disabled collector alone."""

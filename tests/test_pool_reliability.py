@@ -68,6 +68,19 @@ def test_workers_never_import_the_main_script(tmp_path, stdin):
     assert list(tmp.glob("pymp-*")) == []
 
 
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_main_namespace_without_spec_as_ipythons_run_makes(tmp_path, monkeypatch, method):
+    """``%run script.py`` in IPython runs the script in a namespace object with no ``__spec__``:
+    multiprocessing reads it when it starts a worker (it failed with an AttributeError)."""
+    class DummyMain:  # what IPython puts in sys.modules["__main__"] during %run
+        __name__ = "__main__"
+
+    monkeypatch.setitem(sys.modules, "__main__", DummyMain())
+    files = make_files(tmp_path, [("a.txt", 3), ("b.txt", 4)])
+    result = Job(files, tw.file_size, (), big_manager(), workers=2, start_method=method).run()
+    assert result.status == "finished" and result.counts["processed"] == 2, result.summary()
+
+
 def test_sigterm_during_run_leaves_no_process_and_no_temp_folder(tmp_path):
     files = make_files(tmp_path, [(f"f{i}.txt", 10) for i in range(4)])
     tmp = tmp_path / "tmp"

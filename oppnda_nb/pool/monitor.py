@@ -249,7 +249,9 @@ class MemoryMonitor:
         return self
 
     def stop(self, final_sample: bool = True) -> None:
-        """Stop the thread (and take one last sample so the frame ends at the end of the run)."""
+        """Stop the thread (and take one last sample so the frame ends at the end of the run). A
+        stopped monitor keeps its samples, not the caller's functions (they are usually the job's
+        methods: a finished job is then freed without the cyclic collector)."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=5)
@@ -260,6 +262,8 @@ class MemoryMonitor:
                 except Exception as exc:  # pragma: no cover - defensive
                     log.debug("final memory sample failed", exc_info=True)
                     self._note_error(f"final sample: {type(exc).__name__}: {exc}")
+            self._context = self._on_sample = self._helpers = None
+            self._workers, self._system = tuple, _system_memory  # (no pids; the machine's own reading)
 
     @property
     def running(self) -> bool:

@@ -20,6 +20,7 @@ import multiprocessing.resource_tracker as mp_tracker
 import multiprocessing.spawn as mp_spawn
 import shutil
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -54,6 +55,13 @@ def _install_preparation_filter() -> None:
             return
 
         def get_preparation_data(name):
+            if getattr(_local, "no_main", False):
+                main = sys.modules.get("__main__")
+                if main is not None and not hasattr(main, "__spec__"):
+                    try:  # IPython's %run namespace has none (multiprocessing reads it); a script's is None
+                        main.__spec__ = None
+                    except (AttributeError, TypeError):
+                        pass
             data = orig(name)
             if getattr(_local, "no_main", False):
                 for k in _MAIN_KEYS:

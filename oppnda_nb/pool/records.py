@@ -216,6 +216,7 @@ class JobResult:
     #: builds it: it is built when first read)
     memory: Any = OnFirstRead()
     _counts: Any = field(default=None, init=False, repr=False, compare=False)  # (key, counts) computed once
+    _accounting: Any = field(default=None, init=False, repr=False, compare=False)  # (key, accounting_ok)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -232,12 +233,19 @@ class JobResult:
     @property
     def accounting_ok(self) -> bool:
         """Every input has exactly one outcome with a valid status, and the counts add up."""
+        key = (id(self.outcomes), len(self.outcomes), id(self.inputs), len(self.inputs))
+        if self._accounting is None or self._accounting[0] != key:
+            self._accounting = (key, self._check_accounting())
+        return self._accounting[1]
+
+    def _check_accounting(self) -> bool:
         if any(o.status not in STATUSES for o in self.outcomes):
             return False
         c = self.counts
         if sum(c[s] for s in STATUSES) != len(self.inputs):
             return False
-        return Counter(o.path for o in self.outcomes) == Counter(self.inputs)
+        paths = [o.path for o in self.outcomes]
+        return paths == self.inputs or Counter(paths) == Counter(self.inputs)  # (usually in the same order)
 
     #: ``load_cached(paths) -> {path: result}``: loads the results of cached outcomes that were not
     #: loaded yet (a caller that did not need them, e.g. an up-to-date re-run), on first access

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import gc
 import heapq
 import inspect
@@ -23,7 +24,7 @@ from ..memory_model import helpers_allowance, plan_peak, worker_adjustment
 from ..resource_manager import DynamicSemaphore
 from ..system import MB
 from . import admission as adm
-from .monitor import MemoryMonitor
+from .monitor import MemoryMonitor, samples_frame
 from .processes import Helpers, sigint_blocked, signal_name, terminate, without_main
 from .records import Event, EventKind, FileOutcome, JobResult, Status, bounded as bounded_msg
 from .worker import worker_main
@@ -662,7 +663,9 @@ class Scheduler:
             self.warnings.append(f"interrupted by {self._interrupted}: unfinished files are cancelled")
         self.result = JobResult(
             outcomes=[self._outcomes[i] for i in range(total_inputs)],
-            memory=self.memory_frame,          # a DataFrame when first read
+            # a DataFrame when first read (from the monitor, not the job: a finished job nobody refers
+            # to is freed at once, no reference cycle)
+            memory=self._monitor.frame if self._monitor is not None else functools.partial(samples_frame, []),
             warnings=list(self.warnings),
             workers=self.workers,
             budget_mb=self.budget_mb,
