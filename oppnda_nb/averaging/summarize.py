@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .. import reports
 from ..naming import NamePattern, plain_name
-from ..reports.keyvalue import keyvalue_summary, keyvalue_type
+from ..reports.catalog import _BY_LOWER, KIND_OF, report_type_from_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,9 +48,9 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     path = os.fspath(path)
     name = plain_name(os.path.basename(path))
     params = (settings.pattern.parse(name) if settings.pattern is not None else None) or {}
-    rt = keyvalue_type(path, settings.report_type, settings.separator)
+    rt = _keyvalue_type(path, settings)
     if rt is not None:     # key:value by its type or name: read here, straight into the summary
-        metrics, warns, _ = keyvalue_summary(path, settings.separator, settings.ignore_fields, rt)
+        metrics, warns, _ = reports.keyvalue_summary(path, settings.separator, settings.ignore_fields, rt)
         return FileSummary(path, params, rt, metrics, None, None, "keyvalue", warns or ())
     # not key:value by its type or name: the full reader (by content; pandas, streaming)
     summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
@@ -67,6 +67,17 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     return FileSummary(path=path, params=params, report_type=summ.report_type, scalars=scalars,
                        curve=summ.curve, curve_kind=summ.curve_kind, kind=summ.kind,
                        warnings=list(summ.warnings) or ())
+
+
+def _keyvalue_type(path: str, settings: SummarizeSettings) -> str | None:
+    """The key:value report type ``path`` is read as, or None (``reports.keyvalue.keyvalue_type``,
+    here so that importing this module imports no reader, nor numpy: planning needs the settings only)."""
+    rt = _BY_LOWER.get(str(settings.report_type).lower()) if settings.report_type is not None \
+        else report_type_from_name(path)
+    sep = settings.separator
+    if rt is None or KIND_OF.get(rt) != "keyvalue" or not isinstance(sep, str) or not sep:
+        return None
+    return rt
 
 
 def summarize_files(paths: Sequence[str], settings: SummarizeSettings) -> list[tuple[str, FileSummary | None, str | None]]:
