@@ -250,6 +250,60 @@ def test_curves_flow_through_aggregate_into_tables():
     assert res.write_oppnda.__doc__  # histogram groups get no OppNDA file unless asked
 
 
+@pytest.mark.parametrize("ragged", [False, True])
+def test_shared_matrix_gives_each_groups_own_statistics(ragged):
+    """The statistics read from one matrix per report type are, bit for bit, those of each group's
+    own values in file order (numpy's summation order), NaNs and a ragged run included."""
+    from oppnda_nb.averaging.groups import _group_stats
+
+    rng = np.random.default_rng(7)
+    pat = {"delimiter": "_", "components": {"router": 0, "seed": 1, "ttl": 2, "report_type": 3}}
+    cfg = {"filename_pattern": pat, "average_groups": [{"group_by": ["router"], "name": "r"},
+                                                       {"group_by": ["ttl"], "name": "t"}]}
+    sums = []
+    for i in range(40):
+        vals = {k: float(v) for k, v in zip("abcd", rng.normal(1e3, 50.0, 4) * 1.1)}
+        if i % 7 == 0:
+            vals["b"] = math.nan
+        if ragged and i == 5:
+            del vals["c"]
+        router, ttl = "RS"[i % 2], str(60 * (1 + i % 3))
+        sums.append(FileSummary(path=f"/x/{router}_{i:03d}_{ttl}_MessageStatsReport.txt",
+                                params={"router": router, "seed": str(i), "ttl": ttl},
+                                report_type="MessageStatsReport", scalars=vals))
+    res = aggregate(sums, cfg)
+    assert len(res.groups) == 5
+    for g in res.groups:
+        members = sorted((s for s in sums if s.path in g.files), key=lambda s: os.path.basename(s.path))
+        assert [s.path for s in members] == g.files
+        own = _group_stats(members)
+        assert list(g.metrics) == list(own)
+        for k, st in g.metrics.items():
+            assert list(st) == list(own[k])
+            assert all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(st.values(), own[k].values())), k
+
+
+def test_group_keys_are_text_whatever_the_params_hold():
+    """Groups are keyed by the text of each group_by value (a missing one: 'unknown'), in file-name
+    order, also when a summary holds numbers or lacks a field (the general path of the keys)."""
+    pat = {"delimiter": "_", "components": {"router": 0, "seed": 1, "ttl": 2, "report_type": 3}}
+    cfg = {"filename_pattern": pat, "average_groups": [{"group_by": ["router", "ttl"], "name": "g", "min_files": 1},
+                                                       {"group_by": ["ttl"], "name": "t", "min_files": 1}]}
+
+    def summ(name, params, v):
+        return FileSummary(path=f"/x/{name}", params=params, report_type="MessageStatsReport", scalars={"a": v})
+
+    texts = [summ("R_1_10_MessageStatsReport.txt", {"router": "R", "seed": "1", "ttl": "10"}, 1.0),
+             summ("R_2_10_MessageStatsReport.txt", {"router": "R", "seed": "2", "ttl": "10"}, 3.0),
+             summ("S_1_20_MessageStatsReport.txt", {"router": "S", "seed": "1"}, 5.0)]
+    mixed = [texts[0], summ("R_2_10_MessageStatsReport.txt", {"router": "R", "seed": 2, "ttl": 10}, 3.0), texts[2]]
+    for sums in (texts, mixed):
+        res = aggregate(sums, cfg)
+        got = [(g.strategy, g.key, g.metrics["a"]["mean"], g.metrics["a"]["n"]) for g in res.groups]
+        assert got == [("g", {"router": "R", "ttl": "10"}, 2.0, 2), ("g", {"router": "S", "ttl": "unknown"}, 5.0, 1),
+                       ("t", {"ttl": "10"}, 2.0, 2), ("t", {"ttl": "unknown"}, 5.0, 1)]
+
+
 # ----------------------------------------------------------------------------- config, CLI, sample
 
 @needs_ref

@@ -463,3 +463,46 @@ def test_accounting_checks_every_input_has_exactly_one_outcome():
     assert not result(["a", "b"], ["a", "b", "c"]).accounting_ok            # one missing
     outs = [FileOutcome("a", 1, "lost"), FileOutcome("b", 1, Status.PROCESSED)]
     assert not JobResult(outs, [], 1, 1.0, 1.0, 1.0, 0.1, "finished", inputs=["a", "b"]).accounting_ok  # no status
+
+
+def test_older_objects_frozen_is_scoped_and_restored():
+    """The in-process run keeps the collector off the objects that existed before it and gives
+    them back; it leaves a freeze it did not make (a pre-fork server's) and a disabled collector alone."""
+    import gc
+
+    from oppnda_nb.pool.scheduler import older_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with older_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        kept = []
+        kept.append(kept)            # a cycle made inside the block is still collectable
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(ValueError):
+        with older_objects_frozen():
+            raise ValueError("the block fails")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with older_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with older_objects_frozen():
+            assert gc.get_freeze_count() == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_in_process_run_leaves_nothing_frozen(tmp_path):
+    import gc
+
+    files = make_files(tmp_path, [("a", 100), ("b", 200), ("c", 300)])
+    res = Job(files, tw.file_size, in_process=True, manager=big_manager()).run()
+    assert res.counts["processed"] == 3
+    assert gc.get_freeze_count() == 0

@@ -665,7 +665,15 @@ def test_permission_denied(tmp_path: Path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *a, **k)
 
+    real_os_open = os.open
+
+    def fake_os_open(file, *a, **k):   # (key:value reports are read through the file descriptor)
+        if str(file) == str(p):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_os_open(file, *a, **k)
+
     monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_os_open)
     assert "permission denied" in _err(p).reason
 
 
@@ -806,3 +814,32 @@ def test_curve_types_are_the_types_whose_summary_carries_a_frame():
     assert {k for k, has in seen.items() if has} == CURVE_TYPES & set(seen)
     if REAL_FILES:  # every type once (all-types and the large run's heads)
         assert set(seen) == set(KNOWN_REPORT_TYPES)
+
+
+@pytest.mark.parametrize("body,ignore", [
+    ("Message stats for scenario S\na: 1\nb: 2\n", ()),
+    ("Message stats for scenario S\nsim_time: 1\na: 1\nsim_time: 2\n", ("sim_time",)),   # an ignored key twice
+    ("Message stats for scenario S\na: 1\na: x\n", ()),                                   # good, then bad value
+    ("Message stats for scenario S\na: x\na: 1\n", ()),
+    ("Message stats for scenario S\na: 1\nsim_time: 3\na: 2\n", ("sim_time",)),
+    ("Message stats for scenario S\nMessage stats for scenario S\na: 1\n", ()),        # the title twice
+    ("title one\ntitle two\na: 1\n", ()),
+    ("Message stats for scenario S\r\na: 1\r\na: 2\r\n", ()),                           # CRLF: the general path
+    ("a: 1\n\n  \nb:\x1f2\x1f\n", ("zz",)),
+])
+def test_keyvalue_checks_match_the_general_path(tmp_path: Path, body: str, ignore):
+    """The one-pass reader of key:value reports gives the metrics, warnings and meta that the
+    general line parser (_parse_keyvalue) and its checks give."""
+    from oppnda_nb.reports import keyvalue as kv
+
+    p = tmp_path / "x_MessageStatsReport.txt"
+    p.write_bytes(body.encode())
+    metrics, warns, meta = kv.keyvalue_summary(p, ":", ignore, "MessageStatsReport")
+    ref, bad, other, keys = kv._parse_keyvalue(body.replace("\r\n", "\n"), ":", ignore)
+    assert _same(metrics, ref)
+    assert any("duplicate keys" in w for w in warns) == (len(keys) != len(set(keys)))
+    assert any("unparsable value" in w for w in warns) == bool(bad)
+    titled = [ln for ln in other if ln.startswith("Message stats for scenario")]
+    assert meta.get("title") == (titled[0] if titled else None)
+    assert any("without ':' ignored" in w for w in warns) == any(ln != meta.get("title") for ln in other)
+    assert _same(kv.summarize_keyvalue(p, ignore_fields=ignore).scalars, ref)

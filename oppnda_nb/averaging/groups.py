@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import operator
 import os
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -110,23 +111,41 @@ def average_curves(curves: Sequence[pd.DataFrame], kind: str | None, grid_points
 
 def _group_stats(summaries: list[FileSummary]) -> dict[str, dict[str, float]]:
     """Per-metric stats over the runs, values in file order (OppNDA's nanmean order)."""
-    first = tuple(summaries[0].scalars) if summaries else ()
+    matrix = _SameMetrics.of(summaries)
+    if matrix is not None:   # common case: every run has the same metrics in the same order -> one matrix
+        return matrix.stats(range(len(summaries)))
     out: dict[str, dict[str, float]] = {}
-    if first and all(tuple(s.scalars) == first for s in summaries):
-        # common case: every run has the same metrics in the same order -> one matrix
-        m = np.array([list(s.scalars.values()) for s in summaries], dtype=float).T
-        st = describe_rows(m)
-        metrics = list(first)
-        cols = {name: v.tolist() for name, v in st.items()}
-        for i, k in enumerate(metrics):
-            out[k] = {name: (int(v[i]) if name == "n" else v[i]) for name, v in cols.items()}
-        return out
     metrics = list(dict.fromkeys(k for s in summaries for k in s.scalars))
     for k in metrics:   # ragged: only the values present, so the summation order is OppNDA's
         vals = np.array([[s.scalars[k] for s in summaries if k in s.scalars]], dtype=float)
         st = describe_rows(vals)
         out[k] = {name: (int(v[0]) if name == "n" else float(v[0])) for name, v in st.items()}
     return out
+
+
+class _SameMetrics:
+    """The runs' metrics as one matrix (a row per run, in their order) when every run has the same
+    metrics in the same order; the statistics of any subset of rows, taken in the given order."""
+
+    def __init__(self, metrics: tuple[str, ...], rows: np.ndarray):
+        self.metrics, self.rows = metrics, rows
+
+    @classmethod
+    def of(cls, summaries: Sequence[FileSummary]) -> "_SameMetrics | None":
+        dicts = [s.scalars for s in summaries]
+        first = tuple(dicts[0]) if dicts else ()
+        if not first or not all(map(first.__eq__, map(tuple, dicts))):
+            return None
+        # read straight from the dicts' values: the same floats as building the matrix from lists
+        flat = np.fromiter(chain.from_iterable(d.values() for d in dicts), dtype=float, count=len(first) * len(dicts))
+        return cls(first, flat.reshape(len(dicts), len(first)))
+
+    def stats(self, rows: Sequence[int]) -> dict[str, dict[str, float]]:
+        """Per-metric statistics of the runs ``rows`` (values in that order: OppNDA's nanmean order)."""
+        part = self.rows if len(rows) == len(self.rows) and rows == range(len(self.rows)) else self.rows[list(rows)]
+        cols = {name: v.tolist() for name, v in describe_rows(part.T).items()}
+        return {k: {name: (int(v[i]) if name == "n" else v[i]) for name, v in cols.items()}
+                for i, k in enumerate(self.metrics)}
 
 
 def _output_name(template: str, strategy: Strategy, key: tuple[str, ...], first_params: dict[str, str],
@@ -143,26 +162,45 @@ def _output_name(template: str, strategy: Strategy, key: tuple[str, ...], first_
 
 def _units(summaries: list[FileSummary], config: AveragerConfig) -> list[tuple[str, list[FileSummary]]]:
     """(report type, its summaries in file-name order): config types by substring, else detected types."""
-    named = sorted(((os.path.basename(s.path), s) for s in summaries), key=lambda t: t[0])
+    named = sorted(zip(map(os.path.basename, map(_path_of, summaries)), summaries), key=_first)
     ordered = [s for _, s in named]
     if config.report_types:
-        return [(rt, [s for n, s in named if rt == "" or rt in n]) for rt in config.report_types]
+        return [(rt, ordered if rt == "" else [s for n, s in named if rt in n]) for rt in config.report_types]
     types = sorted({s.report_type for s in ordered})
     return [(rt, [s for s in ordered if s.report_type == rt]) for rt in types]
 
 
 _path_of = operator.attrgetter("path")
+_params_of = operator.attrgetter("params")
+_first = operator.itemgetter(0)
+
+
+def _group_keys(items: list[FileSummary], fields: Sequence[str]) -> list[tuple[str, ...]]:
+    """Each summary's group key: its ``fields`` values as text (a missing one: 'unknown')."""
+    if fields:
+        get = operator.itemgetter(*fields)
+        try:    # every file names every field, as text (what the name pattern gives): read them at once
+            raw = list(map(get, map(_params_of, items)))
+            keys = raw if len(fields) > 1 else [(v,) for v in raw]
+            if all(type(v) is str for key in set(keys) for v in key):
+                return keys
+        except (KeyError, TypeError):
+            pass
+    return [tuple([str(p.get(f, "unknown")) for f in fields]) for p in map(_params_of, items)]
 
 
 def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
     """Every group in output order: (strategy, report type, key, members, why skipped or None)."""
+    for _, strat, rt, key, members, why in _unit_buckets(summaries, cfg):
+        yield strat, rt, key, members, why
+
+
+def _unit_buckets(summaries: list[FileSummary], cfg: AveragerConfig):
+    """:func:`_buckets` with the summaries of each group's report type in front."""
     for rt, items in _units(summaries, cfg):
         for strat in cfg.strategies:
             buckets: dict[tuple[str, ...], list[FileSummary]] = {}
-            fields = strat.group_by
-            for s in items:
-                p = s.params
-                key = tuple([str(p.get(f, "unknown")) for f in fields])
+            for key, s in zip(_group_keys(items, strat.group_by), items):
                 got = buckets.get(key)
                 if got is None:
                     buckets[key] = [s]
@@ -172,7 +210,7 @@ def _buckets(summaries: list[FileSummary], cfg: AveragerConfig):
                 members = buckets[key]
                 n_unique = len(set(map(_path_of, members)))
                 why = f"{n_unique} file(s) < min_files={strat.min_files}" if n_unique < strat.min_files else None
-                yield strat, rt, key, members, why
+                yield items, strat, rt, key, members, why
 
 
 def output_names(summaries: Iterable[FileSummary], config: Any = None) -> list[str]:
@@ -183,13 +221,30 @@ def output_names(summaries: Iterable[FileSummary], config: Any = None) -> list[s
             for strat, rt, key, members, why in _buckets(list(summaries), cfg) if why is None]
 
 
+class _Named(NamedTuple):
+    """What grouping reads of a summary: its path, name parameters and report type."""
+
+    path: str
+    params: dict[str, str]
+    report_type: str
+
+
+def planned_output_names(paths: Sequence[str], params: Mapping[str, dict[str, str]],
+                         report_type_of: Callable[[str], str], config: Any = None) -> list[str]:
+    """:func:`output_names` from the file names alone (``params``: path -> its name's parameters,
+    ``report_type_of(path)``), without a FileSummary per file: what a run checks before any work."""
+    empty: dict[str, str] = {}
+    return output_names([_Named(p, params.get(p, empty), report_type_of(p)) for p in paths], config)
+
+
 def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageResult":
     """Group the per-file summaries per strategy and report type, and compute the statistics."""
     cfg = load_config(config)
     summaries = list(summaries)
     groups: list[GroupResult] = []
     skipped_groups: list[tuple[str, str, dict[str, str], str]] = []
-    for strat, rt, key, members, why in _buckets(summaries, cfg):
+    units: dict[int, tuple] = {}   # per report type's summaries: (row of each, matrix or None, them)
+    for items, strat, rt, key, members, why in _unit_buckets(summaries, cfg):
         kd = dict(zip(strat.group_by, key))
         if why is not None:
             skipped_groups.append((strat.name, rt, kd, why))
@@ -202,9 +257,22 @@ def aggregate(summaries: Iterable[FileSummary], config: Any = None) -> "AverageR
             strategy=strat.name, report_type=rt, key=kd, files=[m.path for m in members],
             output_name=_output_name(strat.template, strat, key, members[0].params, rt),
             kind="keyvalue" if "keyvalue" in kinds else sorted(kinds)[0],
-            metrics=_group_stats(members), curve=curve, curve_kind=ckind,
+            metrics=_stats_in(units, items, members), curve=curve, curve_kind=ckind,
         ))
     return AverageResult(config=cfg, groups=groups, skipped_groups=skipped_groups, files_read=len(summaries))
+
+
+def _stats_in(units: dict, items: list[FileSummary], members: list[FileSummary]) -> dict[str, dict[str, float]]:
+    """:func:`_group_stats` of ``members``, a group of ``items`` (one report type's summaries): when all of
+    ``items`` have the same metrics, their matrix is read once for every strategy's groups."""
+    unit = units.get(id(items))
+    if unit is None:
+        matrix = _SameMetrics.of(items)
+        unit = units[id(items)] = ({id(s): i for i, s in enumerate(items)} if matrix is not None else {}, matrix, items)
+    rows, matrix, _ = unit
+    if matrix is None:
+        return _group_stats(members)
+    return matrix.stats([rows[id(m)] for m in members])
 
 
 def _coerce_key(v: str) -> Any:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from .. import reports
 from ..naming import NamePattern, plain_name
+from ..reports.catalog import _BY_LOWER, KIND_OF, report_type_from_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +34,9 @@ class FileSummary:
     curve: pd.DataFrame | None = None
     curve_kind: str | None = None
     kind: str = "keyvalue"
-    warnings: list[str] = field(default_factory=list)  # bad values the reader kept going past
+    #: what the reader kept going past (bad values, ...); an empty tuple when nothing: a sweep's
+    #: thousands of summaries then hold no empty list each (every full garbage collection walks them)
+    warnings: list[str] | tuple[str, ...] = ()
 
 
 def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -> FileSummary:
@@ -42,12 +45,16 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
     Table-shaped reports are streamed in bounded chunks (``lean``: smaller chunks, the pool's
     retry after a worker passed its memory estimate), so a worker's memory does not grow with the file.
     """
+    path = os.fspath(path)
     name = plain_name(os.path.basename(path))
     params = (settings.pattern.parse(name) if settings.pattern is not None else None) or {}
-    summ = reports.summarize_keyvalue(path, settings.report_type, settings.separator, settings.ignore_fields)
-    if summ is None:   # not key:value by its type or name: the full reader (pandas, streaming)
-        summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
-                                      ignore_fields=settings.ignore_fields, lean=lean)
+    rt = _keyvalue_type(path, settings)
+    if rt is not None:     # key:value by its type or name: read here, straight into the summary
+        metrics, warns, _ = reports.keyvalue_summary(path, settings.separator, settings.ignore_fields, rt)
+        return FileSummary(path, params, rt, metrics, None, None, "keyvalue", warns or ())
+    # not key:value by its type or name: the full reader (by content; pandas, streaming)
+    summ = reports.summarize_path(path, settings.report_type, separator=settings.separator,
+                                  ignore_fields=settings.ignore_fields, lean=lean)
     if summ.kind == "keyvalue":        # already {str: float}
         scalars = summ.scalars
     else:
@@ -57,9 +64,20 @@ def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -
                 scalars[str(k)] = float(v)
             except (TypeError, ValueError):
                 continue
-    return FileSummary(path=str(path), params=params, report_type=summ.report_type, scalars=scalars,
+    return FileSummary(path=path, params=params, report_type=summ.report_type, scalars=scalars,
                        curve=summ.curve, curve_kind=summ.curve_kind, kind=summ.kind,
-                       warnings=list(summ.warnings))
+                       warnings=list(summ.warnings) or ())
+
+
+def _keyvalue_type(path: str, settings: SummarizeSettings) -> str | None:
+    """The key:value report type ``path`` is read as, or None (``reports.keyvalue.keyvalue_type``,
+    here so that importing this module imports no reader, nor numpy: planning needs the settings only)."""
+    rt = _BY_LOWER.get(str(settings.report_type).lower()) if settings.report_type is not None \
+        else report_type_from_name(path)
+    sep = settings.separator
+    if rt is None or KIND_OF.get(rt) != "keyvalue" or not isinstance(sep, str) or not sep:
+        return None
+    return rt
 
 
 def summarize_files(paths: Sequence[str], settings: SummarizeSettings) -> list[tuple[str, FileSummary | None, str | None]]:

@@ -102,9 +102,17 @@ class Protected:
             return False
         if self._names is None:
             by_dir: dict[str, set[str]] = {}
-            for p in self._inputs:
-                d, name = os.path.split(p)
-                by_dir.setdefault(d or ".", set()).add(name)
+            if os.altsep:
+                for p in self._inputs:
+                    d, name = os.path.split(p)
+                    by_dir.setdefault(d or ".", set()).add(name)
+            else:   # (the same split, cheaper: a folder "a/" or "a//" is stat-ed as the same folder)
+                sep, last = os.sep, None
+                for p in self._inputs:
+                    d, found, name = p.rpartition(sep)
+                    if d != last:
+                        names, last = by_dir.setdefault(d or (sep if found else "."), set()), d
+                    names.add(name)
             self._names = {}
             for d, names in by_dir.items():
                 try:

@@ -41,9 +41,16 @@ from .events import EventedJob
 from .options import PoolOptions
 from .processes import Helpers, default_start_method
 from .records import EventKind, JobResult, Progress, known_outcomes
-from .scheduler import Scheduler, Task, accepts_lean
+from .scheduler import Scheduler, Task, accepts_lean, older_objects_frozen
 
 log = logging.getLogger("oppnda_nb.pool")
+
+#: the samples' predicted peak looks for the largest queued estimates again at most this often (s)
+PENDING_TOP_EVERY_S = 1.0
+
+
+def _task_key(t: Task) -> tuple:
+    return (-t.size, t.index)
 
 
 class Job(Scheduler, EventedJob):
@@ -93,8 +100,10 @@ class Job(Scheduler, EventedJob):
         self._batches = 0
 
         #: inputs: every input path, in outcome order: files, then skipped, then done (the caller's cache)
-        self._outcomes, self._tasks, self.inputs = known_outcomes(self.files, self.skipped, done, self._kind, Task, sizes)
-        self._pending: list[Task] = sorted(self._tasks, key=lambda t: t.key)
+        with older_objects_frozen():   # (thousands of new records: no full collection walks the old objects)
+            self._outcomes, self._tasks, self.inputs = known_outcomes(self.files, self.skipped, done, self._kind,
+                                                                      Task, sizes)
+        self._pending: list[Task] = sorted(self._tasks, key=_task_key)
         sizes = [t.size for t in self._tasks]
         if self.options.workers is not None:
             self.workers = int(self.options.workers)
@@ -115,6 +124,7 @@ class Job(Scheduler, EventedJob):
         self._last_progress = 0.0
         self._watchdog_seen = -1.0
         self._to_skip: list[Task] = []
+        self._pending_top: tuple[tuple[int, bool], float, list[float]] | None = None
         self.predicted_peak_mb = math.nan
         self.budget_mb = math.nan
         self._startup_failures = 0
@@ -300,10 +310,21 @@ class Job(Scheduler, EventedJob):
             self._budget_cache = (time.monotonic(), budget)
             running = [w for w in self._pool if w.task is not None]
             ests = [w.estimate for w in running]
-            ests += heapq.nlargest(max(0, self._target - len(ests)), (t.estimate for t in self._pending))
+            ests += self._largest_pending(max(0, self._target - len(ests)))
             predicted = max(plan_peak(s.kernel + s.helpers, ests, self._target, budget,
                                       idle_bytes=self.manager.overhead_mb * MB), self.options.planned_peak_bytes)
         return budget, predicted, len(running)
+
+    def _largest_pending(self, k: int) -> list[float]:
+        """The ``k`` largest estimates of the queue, for the samples' predicted peak: found again at
+        most every :data:`PENDING_TOP_EVERY_S` (a walk over thousands of queued files at every sample
+        holds the GIL from the work), or at once when ``k`` or the emptiness of the queue changes."""
+        now = time.monotonic()
+        key = (k, bool(self._pending))
+        cached = self._pending_top
+        if cached is None or cached[0] != key or now - cached[1] >= PENDING_TOP_EVERY_S:
+            cached = self._pending_top = (key, now, heapq.nlargest(k, (t.estimate for t in self._pending)))
+        return list(cached[2])
 
     def _admission_state(self) -> tuple[float, float, float, dict[int, float]]:
         """(budget, committed, kernel + helpers, measured memory per worker pid)."""

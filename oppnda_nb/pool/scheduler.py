@@ -6,7 +6,10 @@ the rule itself lives in :mod:`.admission` as pure functions.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
+import gc
+import heapq
 import inspect
 import logging
 import math
@@ -50,7 +53,9 @@ class Task:
     warned: bool = False
     watchdog_retried: bool = False
     skip_reason: str | None = None
-    retries: list[str] = field(default_factory=list)
+    #: why it was run again; a tuple until the first retry (no list per file: thousands of tasks of
+    #: tiny files each holding one empty list make every full garbage collection longer)
+    retries: list[str] | tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple:
@@ -88,6 +93,23 @@ class WorkerHandle:
             if t.index == cur:
                 return j
         return 0
+
+
+@contextlib.contextmanager
+def older_objects_frozen():
+    """The cyclic garbage collector leaves the objects that exist now alone until the block ends
+    (``gc.freeze``, undone by ``gc.unfreeze``): a run that makes thousands of small summaries
+    otherwise has every full collection walk the whole interpreter's objects (the modules, numpy,
+    the summaries so far), about a tenth of a run of tiny files. New objects are still collected.
+    Nothing is done when the collector is off or something else froze objects (a pre-fork server)."""
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def accepts_lean(work: Callable) -> bool:
@@ -205,7 +227,11 @@ class Scheduler:
         budget = self._budget_for(s)
         self.budget_mb = budget / MB
         kernel = s.kernel if s is not None else float(self.manager.base_bytes())
-        ests = [self._call_estimate(t, False) for t in self._pending]
+        estimate = self.estimate
+        try:        # (one call per file: thousands of tiny files each pay only the estimate itself)
+            ests = [float(estimate(t.path, t.size, False)) for t in self._pending]
+        except Exception:  # noqa: BLE001 - _call_estimate logs the file's failure and falls back
+            ests = [self._call_estimate(t, False) for t in self._pending]
         for t, e in zip(self._pending, ests):
             t.estimate = e
         method = self._ctx.get_start_method()
@@ -218,7 +244,7 @@ class Scheduler:
         pool_peak = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
                               idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers, per_worker_bytes=adjust)
         self.predicted_peak_mb = max(pool_peak, self.options.planned_peak_bytes) / MB
-        top = sorted(ests, reverse=True)[:2]
+        top = heapq.nlargest(2, ests)
         if len(top) == 2 and self.workers > 1 and kernel + top[0] + top[1] > budget:
             self._warn(f"the largest file(s) need most of the {budget / MB:.0f} MB budget: large files will run "
                        "one at a time")
@@ -400,36 +426,38 @@ class Scheduler:
         record = admit = 0.0
         budget = kernel = math.nan
         processed, failed = Status.PROCESSED, Status.FAILED
-        try:
-            while self._pending:
-                if self._stop_flag.is_set():
-                    return "cancelled"
-                now = time.monotonic()
-                if now >= record:                  # record, tell the listeners
-                    self._record_in_process(done)
-                    record = now + IN_PROCESS_BATCH_S
-                if now >= admit:                   # read the budget again
-                    budget, _, kernel, _ = self._admission_state()
-                    admit = now + IN_PROCESS_ADMISSION_S
-                t = self._pending[-1]
-                if math.isnan(self._admission_estimate(t, kernel, budget)):
-                    self._drop_oversize()
-                    continue
-                self._pending.pop()
-                t.attempts += 1
-                t0 = time.perf_counter()
-                try:
-                    result, ok = self.work(t.path, *self.work_args), True
-                except Exception as exc:  # noqa: BLE001 - any failure of the work fails the file
-                    result, ok = bounded_msg(f"{type(exc).__name__}: {exc}"), False
-                done.append((t, FileOutcome(t.path, t.size, processed if ok else failed,
-                                            reason=None if ok else str(result), result=result if ok else None,
-                                            seconds=time.perf_counter() - t0, attempts=t.attempts,
-                                            report_type=t.kind, estimate_mb=t.estimate / MB,
-                                            worker_pid=os.getpid())))
-            return "finished"
-        finally:
-            self._record_in_process(done)
+        pid = os.getpid()
+        with older_objects_frozen():
+            try:
+                while self._pending:
+                    if self._stop_flag.is_set():
+                        return "cancelled"
+                    now = time.monotonic()
+                    if now >= record:                  # record, tell the listeners
+                        self._record_in_process(done)
+                        record = now + IN_PROCESS_BATCH_S
+                    if now >= admit:                   # read the budget again
+                        budget, _, kernel, _ = self._admission_state()
+                        admit = now + IN_PROCESS_ADMISSION_S
+                    t = self._pending[-1]
+                    if math.isnan(self._admission_estimate(t, kernel, budget)):
+                        self._drop_oversize()
+                        continue
+                    self._pending.pop()
+                    t.attempts += 1
+                    t0 = time.perf_counter()
+                    try:
+                        result, ok = self.work(t.path, *self.work_args), True
+                    except Exception as exc:  # noqa: BLE001 - any failure of the work fails the file
+                        result, ok = bounded_msg(f"{type(exc).__name__}: {exc}"), False
+                    done.append((t, FileOutcome(t.path, t.size, processed if ok else failed,
+                                                reason=None if ok else str(result), result=result if ok else None,
+                                                seconds=time.perf_counter() - t0, attempts=t.attempts,
+                                                report_type=t.kind, estimate_mb=t.estimate / MB,
+                                                worker_pid=pid)))
+                return "finished"
+            finally:
+                self._record_in_process(done)
 
     def _record_in_process(self, done: list[tuple[Task, FileOutcome]]) -> None:
         """Record the outcomes of ``done`` (emptied) and send their events at once."""
@@ -524,7 +552,7 @@ class Scheduler:
                     self._fail(t, reason, w.pid)
                     msg += f"{name} {why}; it failed"
                 else:
-                    t.retries.append(bounded_msg(why))
+                    t.retries = [*t.retries, bounded_msg(why)]
                     t.alone = t.watchdog_retried = True
                     t.lean = self._accepts_lean
                     self._requeue(t)
@@ -567,7 +595,7 @@ class Scheduler:
             self._target = max(1, self._target - 1)
             msg = f"worker {w.pid} died ({how})"
             if t is not None:
-                t.retries.append(f"worker died ({how})")
+                t.retries = [*t.retries, f"worker died ({how})"]
                 if t.attempts <= self.options.max_retries:
                     t.alone = True
                     self._requeue(t)
@@ -625,6 +653,7 @@ class Scheduler:
                         t.path, t.size, Status.CANCELLED if status != "finished" else Status.FAILED,
                         "lost by the pool (bug)", attempts=t.attempts, report_type=t.kind)
             self._pending = []
+            self._tasks = []   # every outcome is recorded: the queue's records are not needed any more
         if self._monitor is not None:
             self._monitor.stop()
             self.warnings.extend(f"monitor: {e}" for e in self._monitor.errors)

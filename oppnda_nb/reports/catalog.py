@@ -93,13 +93,16 @@ def memory_priors() -> dict[str, tuple[float, float, float, float | None]]:
     return out
 
 
+_SUFFIXES = (".txt.gz", ".gz", ".txt")
+
+
 def report_type_from_name(path: str | os.PathLike) -> str | None:
     """THE report type of a ONE file name: its last ``_`` part before ``.txt`` / ``.txt.gz`` if that
     is a known report class (case-insensitive), else None. No I/O."""
-    stem = os.path.basename(os.fspath(path))
-    low = stem.lower()
-    for ext in (".txt.gz", ".gz", ".txt"):
+    name = os.path.basename(os.fspath(path))
+    low = name[name.rfind("_") + 1:].lower()   # (the suffixes hold no "_": cut them from the last part)
+    for ext in _SUFFIXES:
         if low.endswith(ext):
-            stem = stem[: -len(ext)]
+            low = low[: -len(ext)]
             break
-    return _BY_LOWER.get(stem.rsplit("_", 1)[-1].lower())
+    return _BY_LOWER.get(low)

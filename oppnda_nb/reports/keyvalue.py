@@ -108,12 +108,21 @@ def keyvalue_summary(path: str | os.PathLike, separator: str = ":", ignore_field
     """
     path = os.fspath(path)
     warns: list[str] = []
-    data = _check_text(path, _read_bytes(path), warns, strict_end=True) if check else _raw_text(path)
-    src = _Src(path, data, report_type or "MessageStatsReport", separator, warns)
     if not check:
-        return _parse_keyvalue(data.decode("utf-8"), separator, ignore_fields)[0], warns, {}
-    metrics = _kv_metrics(src, ignore_fields)
-    return metrics, warns, src.meta
+        return _parse_keyvalue(_raw_text(path).decode("utf-8"), separator, ignore_fields)[0], warns, {}
+    data = _check_text(path, _read_bytes(path), warns, strict_end=True)
+    meta: dict = {}
+    metrics = _checked_metrics(path, data, report_type or "MessageStatsReport", separator, ignore_fields, warns, meta)
+    return metrics, warns, meta
+
+
+def keyvalue_type(path: str, report_type: str | None = None, separator: str = ":") -> str | None:
+    """The key:value report type ``path`` is read as (``report_type`` if given, else from the file's
+    name), or None when it is not one (or ``separator`` is unusable)."""
+    rt = _BY_LOWER.get(str(report_type).lower()) if report_type is not None else report_type_from_name(path)
+    if rt is None or KIND_OF.get(rt) != "keyvalue" or not isinstance(separator, str) or not separator:
+        return None
+    return rt
 
 
 def summarize_keyvalue(path: str | os.PathLike, report_type: str | None = None, separator: str = ":",
@@ -121,8 +130,8 @@ def summarize_keyvalue(path: str | os.PathLike, report_type: str | None = None, 
     """The summary of a key:value report, or None when ``report_type`` (or, if None, the file's
     name) does not say it is one: then :func:`reports.summarize_path` reads it (by its content)."""
     path = os.fspath(path)
-    rt = _BY_LOWER.get(str(report_type).lower()) if report_type is not None else report_type_from_name(path)
-    if rt is None or KIND_OF.get(rt) != "keyvalue" or not isinstance(separator, str) or not separator:
+    rt = keyvalue_type(path, report_type, separator)
+    if rt is None:
         return None
     metrics, warns, _ = keyvalue_summary(path, separator, tuple(ignore_fields), rt)
     return Summary(metrics, warnings=warns, report_type=rt, kind="keyvalue")
@@ -151,32 +160,83 @@ _TITLE = re.compile(r"^(?:Message|Ping) stats for scenario (.*)$")
 
 def _kv_metrics(src: _Src, ignore_fields=()) -> dict[str, float]:
     """The checked metrics of a key:value source (fills ``src.meta`` and ``src.warnings``)."""
-    text = src.data.decode("utf-8")
-    metrics, bad, other, keys = _parse_keyvalue(text, src.separator, ignore_fields)
-    title = [ln for ln in other if ln]
+    return _checked_metrics(src.path, src.data, src.report_type, src.separator, ignore_fields, src.warnings, src.meta)
+
+
+def _scan(text: str, separator: str, ignore) -> tuple[dict[str, float], list[str], list[str], int, list[str]]:
+    """:func:`_parse_keyvalue` for a separator without blanks at its ends and a text without ``\\r``
+    (what ONE writes), in one pass and without the list of every key: (metrics, unparsable lines,
+    lines without separator, how many lines have the separator, the ignored keys met)."""
+    data: dict[str, float] = {}
+    bad: list[str] = []
+    other: list[str] = []
+    ignored: list[str] = []
+    n_sep = 0
+    intern = sys.intern
+    for raw in text.split("\n"):
+        key, sep, value = raw.partition(separator)
+        if not sep:
+            if raw:
+                line = raw.strip()
+                if line:
+                    other.append(line)
+            continue
+        n_sep += 1
+        key = intern(key.strip())
+        if key in ignore:
+            ignored.append(key)
+            continue
+        try:
+            data[key] = float(value)
+        except ValueError:                 # float() strips fewer characters than str.strip() (\x1c-\x1f)
+            try:
+                data[key] = float(value.strip())
+            except ValueError:
+                bad.append(raw.strip())
+    return data, bad, other, n_sep, ignored
+
+
+def _checked_metrics(path: str, data: bytes, report_type: str, separator: str, ignore_fields, warns: list[str],
+                     meta: dict) -> dict[str, float]:
+    """The checked metrics of validated key:value bytes (fills ``meta`` and ``warns``)."""
+    text = data.decode("utf-8")
+    if "\r" in text or separator != separator.strip():
+        metrics, bad, title, keys = _parse_keyvalue(text, separator, ignore_fields)
+        dup = len(keys) != len(set(keys))
+    else:
+        ignore = ignore_fields if isinstance(ignore_fields, (frozenset, set)) else frozenset(ignore_fields)
+        metrics, bad, title, n_sep, ignored = _scan(text, separator, ignore)
+        # every separator line's key is in metrics, ignored or (unparsable) bad: without bad lines, a key
+        # seen twice shows as fewer distinct keys than lines
+        dup = bool(bad) or n_sep != len(metrics) + len(set(ignored))
+        keys = [ln.partition(separator)[0].strip() for ln in text.split("\n") if separator in ln] if dup else []
+        dup = dup and len(keys) != len(set(keys))
     for ln in title:
         m = _TITLE.match(ln)
         if m:
-            src.meta["scenario"] = m.group(1).strip()
-            src.meta["title"] = ln
+            meta["scenario"] = m.group(1).strip()
+            meta["title"] = ln
             break
     if not metrics:
         first = [ln for ln in _split_lines(text) if ln.strip()][:2]
-        raise src.fail(f"no 'key{src.separator} value' lines with a number: not a {src.report_type} "
-                       f"(first lines: {snippet(first, 160)})")
-    src.warnings.extend(_bad_value_warnings(bad, src.separator))
-    dups = sorted({k for k in keys if keys.count(k) > 1}) if len(keys) != len(set(keys)) else []
-    if dups:
-        src.warnings.append(f"duplicate keys {snippet(dups[:5], 160)}: the last value wins (like OppNDA)")
-    extra = [ln for ln in title if ln != src.meta.get("title")]
-    if extra:
-        src.warnings.append(f"{len(extra)} line(s) without '{src.separator}' ignored: {snippet(extra[:3], 160)}")
-    if src.report_type in _EXPECTED_KEYS:
-        missing = [k for k in _EXPECTED_KEYS[src.report_type] if k not in metrics and k not in ignore_fields]
-        if missing:
-            src.warnings.append(f"missing metrics {snippet(missing, 200)}")
-        if "title" not in src.meta:
-            src.warnings.append("missing the title line 'Message/Ping stats for scenario <name>'")
+        raise ReportError(path, f"no 'key{separator} value' lines with a number: not a {report_type} "
+                                f"(first lines: {snippet(first, 160)})")
+    if bad:
+        warns.extend(_bad_value_warnings(bad, separator))
+    if dup:
+        dups = sorted({k for k in keys if keys.count(k) > 1})
+        warns.append(f"duplicate keys {snippet(dups[:5], 160)}: the last value wins (like OppNDA)")
+    if len(title) > 1 or (title and "title" not in meta):
+        extra = [ln for ln in title if ln != meta.get("title")]
+        if extra:
+            warns.append(f"{len(extra)} line(s) without '{separator}' ignored: {snippet(extra[:3], 160)}")
+    if report_type in _EXPECTED_KEYS:
+        if not _expected(report_type, ignore_fields) <= metrics.keys():
+            missing = [k for k in _EXPECTED_KEYS[report_type] if k not in metrics and k not in ignore_fields]
+            if missing:
+                warns.append(f"missing metrics {snippet(missing, 200)}")
+        if "title" not in meta:
+            warns.append("missing the title line 'Message/Ping stats for scenario <name>'")
     return metrics
 
 
@@ -189,3 +249,15 @@ _EXPECTED_KEYS = {
                         "ping delivery prob", "pong delivery prob", "ping/pong success prob"],
 }
 
+_EXPECTED_SETS: dict[tuple, frozenset[str]] = {}
+
+
+def _expected(report_type: str, ignore_fields) -> frozenset[str]:
+    """The keys a report of ``report_type`` must have, but for ``ignore_fields`` (remembered per pair)."""
+    key = (report_type, ignore_fields if isinstance(ignore_fields, (tuple, frozenset)) else tuple(ignore_fields))
+    got = _EXPECTED_SETS.get(key)
+    if got is None:
+        if len(_EXPECTED_SETS) > 64:
+            _EXPECTED_SETS.clear()
+        got = _EXPECTED_SETS[key] = frozenset(_EXPECTED_KEYS[report_type]) - frozenset(ignore_fields)
+    return got
