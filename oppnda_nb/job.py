@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, averaging, dask_backend, memory_model, pool, reports
+from . import __version__, averaging, memory_model, pool, reports
 from .averaging import sample_folder
 from .errors import OppndaError
 from .lazy import OnFirstRead
@@ -436,7 +436,12 @@ class Run(Background):
                        oversize=oversize, in_process=in_process, **self._planned_options(local))
         if file_timeout is not None:
             options["file_timeout"] = file_timeout
-        make = pool.Job if local else functools.partial(dask_backend.DaskJob, client=scheduler)
+        if local:
+            make = pool.Job
+        else:  # (imported for a Dask run only: it is not needed otherwise)
+            from . import dask_backend
+
+            make = functools.partial(dask_backend.DaskJob, client=scheduler)
         self.job = make(todo, averaging.summarize_file, (settings,), self.manager, skipped=self.skipped,
                         done=done, estimate=functools.partial(_estimate, self.manager.model), kind_of=kind_of,
                         preload=WORKER_MODULES,
@@ -474,10 +479,7 @@ class Run(Background):
         """The names this run would write, from the file names alone (checked before any work)."""
         if self._memo is not None:
             return [g.output_name for g in self._memo.groups] + ["run.json", "csv"]
-        stubs = [averaging.FileSummary(path=p, params=self._params.get(p, {}), report_type=kind_of(p),
-                                       scalars={"_": 0.0}) for p in self.files]
-        names = averaging.output_names(stubs, self.config)
-        return names + ["run.json", "csv"]
+        return averaging.planned_output_names(self.files, self._params, kind_of, self.config) + ["run.json", "csv"]
 
     # -- events ------------------------------------------------------------------------
     def add_listener(self, callback: Callable) -> None:

@@ -39,7 +39,7 @@ from ..lazy import module_getattr
 # the statistics (``groups``, pandas) load when a run averages.
 _LAZY = {
     "GRID_POINTS": "groups", "AverageResult": "groups", "GroupResult": "groups", "aggregate": "groups",
-    "average_curves": "groups", "output_names": "groups",
+    "average_curves": "groups", "output_names": "groups", "planned_output_names": "groups",
     "AveragerConfig": "config", "Strategy": "config", "default_strategies": "config", "load_config": "config",
     "prepare_config": "config", "sample_folder": "config", "strategies_from": "config",
     "select_files": "select",
@@ -55,7 +55,7 @@ __getattr__ = module_getattr(__name__, globals(), _LAZY)
 __all__ = [
     "GRID_POINTS", "AverageResult", "AveragerConfig", "FileSummary", "GroupResult", "Strategy",
     "SummarizeSettings", "aggregate", "atomic_write", "average_curves", "default_strategies", "load_config",
-    "output_names",
+    "output_names", "planned_output_names",
     "prepare_config", "safe_output_name", "sample_folder", "select_files", "strategies_from",
     "summarize_file", "summarize_files",
 ]

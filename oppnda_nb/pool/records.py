@@ -88,7 +88,7 @@ class FileOutcome:
     peak_delta_mb: float | None = None
     estimate_mb: float | None = None
     worker_pid: int | None = None
-    retries: list[str] = field(default_factory=list)
+    retries: list[str] | tuple[str, ...] = ()  # (a tuple until there is one: no empty list per file)
     lean: bool = False
 
     def __post_init__(self) -> None:
