@@ -165,13 +165,15 @@ WORKER_BASELINE_BYTES = 26 * MB
 #: the start method (a spawned worker's baseline is 28 MB higher).
 WORKER_REFERENCE_BYTES = 35 * MB
 #: Workers started from the forkserver share its pages (the imports): PSS counts them once for the
-#: whole pool. Measured idle, next to a kernel without pandas (2 cores, Linux; the forkserver and its
-#: workers together): 71.4 MB with 1 worker, 76.2 with 2, 81.4 with 3, 86.0 with 4, i.e. ~66.5 MB
-#: plus ~5 MB per worker. So the forkserver with its shared pages counts 68 MB, and each worker its
-#: private part, 6 MB: an estimate (measured as one worker next to the forkserver, 35 MB before a
-#: file) holds 29 MB of shared pages.
-FORKSERVER_BYTES = 68 * MB
-SHARED_WITH_FORKSERVER_BYTES = 29 * MB
+#: whole pool. Measured next to a kernel without pandas (2 cores, Linux; the forkserver and its
+#: workers together): idle workers that ran nothing, 71.4 MB with 1 worker, 76.2 with 2, 81.4 with
+#: 3, 86.0 with 4 (~66.5 MB + ~5 MB per worker); but a worker that has run files maps more of the
+#: libraries and keeps some heap (up to 8 MB before it retires): running the bundled sample's 240
+#: small files, the forkserver and 2 workers held 96-98 MB. So the forkserver counts 60 MB and each
+#: running worker 19 MB plus its file's rise: an estimate (measured as one worker next to the
+#: forkserver, 35 MB before a file) holds 16 MB of shared pages.
+FORKSERVER_BYTES = 60 * MB
+SHARED_WITH_FORKSERVER_BYTES = 16 * MB
 #: a spawned worker imports everything itself; the libraries' pages are shared among the workers
 #: (PSS splits them). Measured idle (next to a kernel without pandas): 66.2 MB with 1 worker, 58.1
 #: each with 2, 55.1 with 3, 53.6 with 4, i.e. ~50 MB + 16.2 MB / workers: above the 35 MB an
