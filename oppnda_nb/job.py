@@ -240,6 +240,13 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
             rest = estimates[:first] + estimates[first + 1:]
             done_worker = WORKER_REFERENCE_BYTES + adjust if len(estimates) <= p_opt else 0.0
             pool_peak = max(pool_peak, pool_phase(kernel + held, rest) + done_worker)
+    if local_pool and not in_process and estimates:
+        # the local pool starts a file next to others only if everything then fits the budget (the
+        # kernel's planned growth reserved, helpers and workers measured, each running file at its
+        # estimate), so the pool stays under the budget unless one file alone passes it (it still runs)
+        alone = plan_peak(kernel + held - shared, estimates, 1, budget,
+                          helpers_bytes=helpers_allowance(estimates, method), per_worker_bytes=adjust)
+        pool_peak = min(pool_peak, max(budget, alone))
     after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
                 warnings, after, held, shared)

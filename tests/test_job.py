@@ -137,7 +137,8 @@ def test_plan_holds_the_curves_and_averages_them(monkeypatch):
 
 
 def test_plan_counts_pandas_next_to_the_pool_only_after_the_first_curve(monkeypatch):
-    rm = ResourceManager(total_ram_mb=4000, base_reader=lambda: 30 * MB)  # a fixed kernel (and no sharing allowance)
+    # a fixed kernel (and no sharing allowance); a budget large enough for every file together
+    rm = ResourceManager(total_ram_mb=400_000, base_reader=lambda: 30 * MB)
     curve, small_curve = "/x/TEST_A_1_60_2M_BufferOccupancyReport.txt", "/x/TEST_A_2_60_2M_BufferOccupancyReport.txt"
     stats = "/x/TEST_A_1_60_2M_MessageStatsReport.txt"
     monkeypatch.delitem(sys.modules, "pandas", raising=False)  # a kernel that has not imported pandas yet
@@ -460,3 +461,17 @@ def test_plan_takes_off_what_an_unshared_kernel_will_share_with_the_pool(monkeyp
     assert shared.predicted_peak_bytes - alone.predicted_peak_bytes == pytest.approx(alone.kernel_shared_bytes)
     in_process = job.plan(files, rm, sizes=sizes, workers=1, in_process=True, local_pool=True)
     assert in_process.kernel_shared_bytes == 0.0  # no pool processes
+
+
+def test_plan_of_the_local_pool_is_at_most_the_budget_unless_one_file_alone_passes_it(monkeypatch):
+    rm = ResourceManager(total_ram_mb=400, eta=0.5, base_reader=lambda: 30 * MB)  # a 200 MB budget
+    files = [f"/x/TEST_A_{i}_60_2M_EventLogReport.txt" for i in range(4)]
+    kw = dict(sizes=[60 * MB] * 4, workers=4, start_method="forkserver")
+    free = job.plan(files, rm, **kw)             # as a pool that may run all four together
+    local = job.plan(files, rm, local_pool=True, **kw)
+    one = job.plan(files, rm, local_pool=True, **{**kw, "workers": 1})  # the largest file alone
+    assert free.predicted_peak_bytes > max(free.budget_bytes, one.predicted_peak_bytes)
+    assert local.predicted_peak_bytes == pytest.approx(max(local.budget_bytes, one.predicted_peak_bytes))
+    # one file that does not fit even alone: the pool runs it anyway (oversize), the plan says so
+    big = job.plan(files[:1], rm, sizes=[3000 * MB], workers=4, start_method="forkserver", local_pool=True)
+    assert big.predicted_peak_bytes > big.budget_bytes
