@@ -221,10 +221,10 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
     shared = (0.0 if in_process or not estimates
               else kernel_sharing_allowance(method, manager.shared_with_others_bytes()))
 
-    def pool_phase(kernel_and_held: float, ests: list[float]) -> float:
+    def pool_phase(kernel_and_held: float, ests: list[float], workers: int = p_opt) -> float:
         # the kernel shares pages with the pool's processes while they run; the local pool admits files
         # next to the kernel's planned growth (PoolOptions.kernel_reserve_bytes)
-        return plan_peak(kernel_and_held - shared, ests, p_opt, budget, idle_bytes=manager.overhead_mb * MB,
+        return plan_peak(kernel_and_held - shared, ests, workers, budget, idle_bytes=manager.overhead_mb * MB,
                          helpers_bytes=0.0 if in_process else helpers_allowance(estimates, method),
                          per_worker_bytes=adjust, admitted_bytes=kernel + held if local_pool else kernel_and_held)
 
@@ -244,9 +244,7 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
         # the local pool starts a file next to others only if everything then fits the budget (the
         # kernel's planned growth reserved, helpers and workers measured, each running file at its
         # estimate), so the pool stays under the budget unless one file alone passes it (it still runs)
-        alone = plan_peak(kernel + held - shared, estimates, 1, budget,
-                          helpers_bytes=helpers_allowance(estimates, method), per_worker_bytes=adjust)
-        pool_peak = min(pool_peak, max(budget, alone))
+        pool_peak = min(pool_peak, max(budget, pool_phase(kernel + held, estimates, workers=1)))
     after = kernel + held + AVERAGING_FACTOR * curves
     return Plan(files, list(skipped), sizes, kinds, estimates, p_opt, budget, kernel, max(pool_peak, after),
                 warnings, after, held, shared)

@@ -83,7 +83,7 @@ class NamePattern:
         state["_memo"] = None
         return state
 
-    def _definition(self) -> tuple:
+    def definition(self) -> tuple:
         """What the parse of a name depends on (the key of the shared memory)."""
         return (tuple(self.fields), self.kind, self.template, self.regex and (self.regex.pattern, self.regex.flags),
                 self.delimiter, tuple(self.components.items()),
@@ -106,7 +106,7 @@ class NamePattern:
         for the same name: callers do not change it.)"""
         memo = self._memo
         if memo is None:
-            key = self._definition()
+            key = self.definition()
             memo = _MEMOS.get(key)
             if memo is None:
                 if len(_MEMOS) >= SCHEMES_MEMO_MAX:

@@ -35,7 +35,7 @@ _DECISIONS: dict[tuple, dict[str, tuple[dict[str, str] | None, str | None]]] = {
 
 def _decisions(config: AveragerConfig, prefixes: list[str]) -> dict[str, tuple[dict[str, str] | None, str | None]]:
     key = (config.extension, config.contains, tuple(config.report_types), tuple(prefixes),
-           config.pattern._definition())
+           config.pattern.definition())
     memo = _DECISIONS.get(key)
     if memo is None:
         if len(_DECISIONS) >= SCHEMES_MEMO_MAX:

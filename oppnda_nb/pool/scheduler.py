@@ -112,6 +112,11 @@ def older_objects_frozen():
         gc.unfreeze()
 
 
+def _retries(task: "Task") -> list[str] | tuple[()]:
+    """A task's retry reasons for its outcome: a list of its own, or the empty tuple (no list per file)."""
+    return list(task.retries) if task.retries else ()
+
+
 def accepts_lean(work: Callable) -> bool:
     """Does ``work`` take a ``lean`` keyword (or ``**kwargs``)?"""
     try:
@@ -330,7 +335,7 @@ class Scheduler:
             self._monitor.begin_file(t.index, w.pid)
         self._emit_many([Event(EventKind.FILE_STARTED, FileOutcome(
             x.path, x.size, Status.RUNNING, attempts=x.attempts, report_type=x.kind, estimate_mb=x.estimate / MB,
-            worker_pid=w.pid, retries=list(x.retries) if x.retries else (), lean=bool(x.lean and lean_ok))) for x in tasks])
+            worker_pid=w.pid, retries=_retries(x), lean=bool(x.lean and lean_ok))) for x in tasks])
 
     # -- messages from workers ----------------------------------------------------------
     def _poll(self, timeout: float) -> None:
@@ -407,7 +412,7 @@ class Scheduler:
             peak_mb=None if peak is None else peak / MB, attempts=t.attempts, report_type=t.kind,
             baseline_mb=None if baseline is None else baseline / MB,
             peak_delta_mb=None if peak_delta is None else peak_delta / MB,
-            estimate_mb=t.estimate / MB, worker_pid=w.pid, retries=list(t.retries) if t.retries else (),
+            estimate_mb=t.estimate / MB, worker_pid=w.pid, retries=_retries(t),
             lean=bool(t.lean and self._accepts_lean))
         self._outcomes[t.index] = out
         self._bytes_done += t.size
@@ -527,7 +532,7 @@ class Scheduler:
 
     def _fail(self, t: Task, reason: str, pid: int | None) -> None:
         out = FileOutcome(t.path, t.size, Status.FAILED, reason, attempts=t.attempts, report_type=t.kind,
-                          estimate_mb=t.estimate / MB, worker_pid=pid, retries=list(t.retries) if t.retries else (), lean=t.lean)
+                          estimate_mb=t.estimate / MB, worker_pid=pid, retries=_retries(t), lean=t.lean)
         self._outcomes[t.index] = out
         self._bytes_done += t.size
         self._emit(EventKind.FILE_FAILED, out)
@@ -641,11 +646,11 @@ class Scheduler:
                         why = reason + " (while running)" if j == 0 else reason
                         self._outcomes[t.index] = FileOutcome(t.path, t.size, left, why, report_type=t.kind,
                                                               attempts=t.attempts if j == 0 else t.attempts - 1,
-                                                              retries=list(t.retries) if t.retries else ())
+                                                              retries=_retries(t))
             for t in self._pending:
                 if t.index not in self._outcomes:
                     self._outcomes[t.index] = FileOutcome(t.path, t.size, left, reason, attempts=t.attempts,
-                                                          report_type=t.kind, retries=list(t.retries) if t.retries else ())
+                                                          report_type=t.kind, retries=_retries(t))
             for t in self._tasks:  # defensive: nothing may be lost
                 if t.index not in self._outcomes:
                     log.error("the pool lost %s (bug)", t.path)
