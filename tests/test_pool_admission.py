@@ -152,3 +152,10 @@ def test_time_limit_scales_with_size_and_can_be_off():
     assert adm.time_limit(10 * MB, 120.0, 2.0) == pytest.approx(140.0)
     assert adm.time_limit(0, 1.5, 2.0) == 1.5
     assert adm.time_limit(10 * MB, None, 2.0) is None
+
+
+def test_capped_peak_is_the_budget_unless_the_plan_says_more():
+    assert adm.capped_peak(300 * MB, 200 * MB) == 200 * MB                    # admission keeps the pool under it
+    assert adm.capped_peak(150 * MB, 200 * MB) == 150 * MB
+    assert adm.capped_peak(300 * MB, 200 * MB, 250 * MB) == 250 * MB         # one file alone passes the budget
+    assert adm.capped_peak(100 * MB, 200 * MB, 120 * MB) == 120 * MB         # never below the plan

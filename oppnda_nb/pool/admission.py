@@ -81,6 +81,13 @@ def committed_bytes(kernel: float, running: Iterable[tuple[float, float]], idle:
             + sum(float(m) for m in idle))
 
 
+def capped_peak(peak: float, budget: float, planned: float = 0.0) -> float:
+    """A predicted peak as this admission bounds it: files start next to others only when all fits
+    the budget, so the pool passes the budget only with one file alone, which the caller's plan
+    (``planned``) counts; never below that plan."""
+    return max(min(float(peak), max(float(budget), float(planned))), float(planned))
+
+
 def fits(committed: float, m_w: float, estimate: float, budget: float) -> bool:
     """Does a file of ``estimate`` fit on the idle worker measured at ``m_w``?"""
     return committed - m_w + max(estimate, m_w) <= budget

@@ -311,8 +311,9 @@ class Job(Scheduler, EventedJob):
             running = [w for w in self._pool if w.task is not None]
             ests = [w.estimate for w in running]
             ests += self._largest_pending(max(0, self._target - len(ests)))
-            predicted = max(plan_peak(s.kernel + s.helpers, ests, self._target, budget,
-                                      idle_bytes=self.manager.overhead_mb * MB), self.options.planned_peak_bytes)
+            predicted = adm.capped_peak(plan_peak(s.kernel + s.helpers, ests, self._target, budget,
+                                                  idle_bytes=self.manager.overhead_mb * MB),
+                                        budget, self.options.planned_peak_bytes)
         return budget, predicted, len(running)
 
     def _largest_pending(self, k: int) -> list[float]:

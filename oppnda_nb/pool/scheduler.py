@@ -248,7 +248,7 @@ class Scheduler:
             helpers, adjust = helpers_allowance(ests, method), worker_adjustment(method, min(self.workers, len(ests)))
         pool_peak = plan_peak(kernel, ests, 1 if self.options.in_process else self.workers, budget,
                               idle_bytes=self.manager.overhead_mb * MB, helpers_bytes=helpers, per_worker_bytes=adjust)
-        self.predicted_peak_mb = max(pool_peak, self.options.planned_peak_bytes) / MB
+        self.predicted_peak_mb = adm.capped_peak(pool_peak, budget, self.options.planned_peak_bytes) / MB
         top = heapq.nlargest(2, ests)
         if len(top) == 2 and self.workers > 1 and kernel + top[0] + top[1] > budget:
             self._warn(f"the largest file(s) need most of the {budget / MB:.0f} MB budget: large files will run "
