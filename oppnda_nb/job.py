@@ -228,13 +228,13 @@ def plan(files: Sequence[str], manager: ResourceManager, *, skipped: Sequence[tu
                          helpers_bytes=0.0 if in_process else helpers_allowance(estimates, method),
                          per_worker_bytes=adjust, admitted_bytes=kernel + held if local_pool else kernel_and_held)
 
-    pool_peak = pool_phase(kernel + held, estimates)
-    if pandas and local_pool:
-        # the kernel imports pandas when the first curve summary arrives (unpickling its frame), so the
-        # files run next to the bare kernel until one curve file is done (any one: the smallest is
-        # taken out, the bound for the rest); the worker that ran it stays, idle, until the pool ends
+    # on the local pool the kernel imports pandas when the first curve summary arrives (unpickling its
+    # frame), so the files run next to the bare kernel until one curve file is done (any one: the
+    # smallest is taken out, the bound for the rest); the worker that ran it stays, idle, until the end
+    pandas_waits = bool(pandas) and local_pool
+    pool_peak = pool_phase(kernel + held - (pandas if pandas_waits else 0.0), estimates)
+    if pandas_waits:
         curve_files = [i for i, k in enumerate(kinds) if k in reports.CURVE_TYPES]
-        pool_peak = pool_phase(kernel + held - pandas, estimates)
         if curve_files:
             first = min(curve_files, key=estimates.__getitem__)
             rest = estimates[:first] + estimates[first + 1:]
