@@ -57,6 +57,19 @@ SCHEMES_MEMO_MAX = 8
 _MEMOS: dict[tuple, dict[str, tuple[dict[str, str] | None, str | None]]] = {}
 
 
+def memo_for(memos: dict[tuple, dict], key: tuple) -> dict:
+    """The memory kept in ``memos`` for one naming scheme (or selection rule set) ``key``: made on
+    first use; all of them are dropped past SCHEMES_MEMO_MAX schemes, one past NAME_MEMO_MAX names."""
+    memo = memos.get(key)
+    if memo is None:
+        if len(memos) >= SCHEMES_MEMO_MAX:
+            memos.clear()
+        memo = memos[key] = {}
+    elif len(memo) >= NAME_MEMO_MAX:
+        memo.clear()
+    return memo
+
+
 @dataclass
 class NamePattern:
     """A compiled file-name scheme: ``parse(filename)`` gives ``{field: text}`` or None.
@@ -106,13 +119,7 @@ class NamePattern:
         for the same name: callers do not change it.)"""
         memo = self._memo
         if memo is None:
-            key = self.definition()
-            memo = _MEMOS.get(key)
-            if memo is None:
-                if len(_MEMOS) >= SCHEMES_MEMO_MAX:
-                    _MEMOS.clear()
-                memo = _MEMOS[key] = {}
-            self._memo = memo
+            memo = self._memo = memo_for(_MEMOS, self.definition())
         hit = memo.get(filename)
         if hit is None:
             if len(memo) >= NAME_MEMO_MAX:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OppndaError
-from ..naming import NAME_MEMO_MAX, SCHEMES_MEMO_MAX, plain_name
+from ..naming import memo_for, plain_name
 from .config import AveragerConfig, load_config
 
 #: files a run writes beside its averages (never inputs, never listed as skipped)
@@ -34,16 +34,8 @@ _DECISIONS: dict[tuple, dict[str, tuple[dict[str, str] | None, str | None]]] = {
 
 
 def _decisions(config: AveragerConfig, prefixes: list[str]) -> dict[str, tuple[dict[str, str] | None, str | None]]:
-    key = (config.extension, config.contains, tuple(config.report_types), tuple(prefixes),
-           config.pattern.definition())
-    memo = _DECISIONS.get(key)
-    if memo is None:
-        if len(_DECISIONS) >= SCHEMES_MEMO_MAX:
-            _DECISIONS.clear()
-        memo = _DECISIONS[key] = {}
-    elif len(memo) >= NAME_MEMO_MAX:
-        memo.clear()
-    return memo
+    return memo_for(_DECISIONS, (config.extension, config.contains, tuple(config.report_types), tuple(prefixes),
+                                 config.pattern.definition()))
 
 
 def _decide(name: str, config: AveragerConfig, prefixes: list[str]) -> tuple[dict[str, str] | None, str | None]:
