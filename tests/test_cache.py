@@ -50,6 +50,18 @@ def test_hit_for_unchanged_files_with_the_stored_value(tmp_path):
     assert c.stats()["entries"] == 5
 
 
+def test_many_entries_are_stored_in_several_statements_and_replace_older_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod, "MAX_VARIABLES", 13)  # two rows of six values per statement
+    files = _files(tmp_path / "r", 5)
+    c = SummaryCache(tmp_path / "c.sqlite", version="v1")
+    _fill(c, files)
+    got = c.get_many(stat_keys(files))
+    assert {p: s.scalars["delivery_prob"] for p, s in got.items()} == {p: float(i) for i, p in enumerate(files)}
+    assert c.put_many([(p, s, m, _summary(p, 7.0)) for p, s, m in stat_keys(files)]) == 5
+    assert {s.scalars["delivery_prob"] for s in c.get_many(stat_keys(files)).values()} == {7.0}
+    assert c.stats()["entries"] == 5
+
+
 def test_changed_size_or_mtime_new_and_deleted_files_miss(tmp_path):
     files = _files(tmp_path / "r", 4)
     c = SummaryCache(tmp_path / "c.sqlite", version="v1")
