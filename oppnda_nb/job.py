@@ -15,6 +15,7 @@ magic is visible in the panel and the other way round.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
@@ -44,7 +45,7 @@ log = logging.getLogger("oppnda_nb.job")
 #: learned memory models are kept per parser version and model shape (a new one invalidates them)
 _STORE_KEY = f"oppnda_nb-{__version__}-fastpaths3"  # bumped when the readers' memory changes
 #: a run stores the summaries it parsed in the cache as they come: every this many files ...
-STORE_BATCH = 512
+STORE_BATCH = 16384
 #: ... or every this many seconds, whichever comes first (and the rest when the pool is done)
 STORE_EVERY_S = 2.0
 #: the in-process path: key:value files up to this size each, this much in all
@@ -405,7 +406,8 @@ class Run(Background):
         self.cache = None if cache is False else SummaryCache(None if cache is True else Path(cache) / FILENAME,
                                                               version=version_key(settings))
         keys = stat_keys(self.files)
-        self._stat = {p: (size, mtime) for p, size, mtime in keys}
+        paths, sizes, mtimes = zip(*keys) if keys else ((), (), ())
+        self._stat = dict(zip(paths, zip(sizes, mtimes)))
         self._read_started_ns = time.time_ns()
         # summaries go to the cache while the run proceeds (a kernel that dies at 90 % keeps them)
         self._to_store: list[tuple[str, int, int, Any]] = []
@@ -421,20 +423,21 @@ class Run(Background):
             self._memo = self.cache.get_run(self._run_key)
         if self.write:
             self.output.check(self._planned_outputs(), self.files)
-        if self._memo is not None:
+        if self._memo is not None:  # (then every file has its stat, in file order)
             self.cached = {}
-            done = [(p, None, self._stat[p][0]) for p in self.files]
+            done = list(zip(self.files, itertools.repeat(None), sizes))
+            todo, cached = [], list(zip(sizes, map(kind_of, self.files)))
         else:
             self.cached = self.cache.get_many(keys) if self.cache is not None else {}
             done = [(p, self.cached[p], self._stat[p][0]) for p in self.files if p in self.cached]
-        todo = [p for p in self.files if p not in self.cached] if self._memo is None else []
+            todo = [p for p in self.files if p not in self.cached]
+            cached = [(self._stat[p][0], kind_of(p)) for p in self.files if p in self.cached]
         local = scheduler is None or self._memo is not None
         in_process = local and (workers == 0 or (workers is None and in_process_pays(todo, self._stat)))
         self._plan_inputs = dict(
             files=todo, skipped=self.skipped, sizes=[self._stat.get(p, (0,))[0] for p in todo],
             workers=1 if in_process else workers, in_process=in_process, start_method=start_method,
-            cached=[(self._stat[p][0], kind_of(p)) for p in self.files if p in self.cached or
-                    (self._memo is not None and p in self._stat)], local_pool=local)
+            cached=cached, local_pool=local)
         self.plan = plan(manager=self.manager, **self._plan_inputs)
         self._planned_without_pandas = "pandas" not in sys.modules
         options = dict(workers=self.plan.workers, start_method=start_method, sample_interval=sample_interval,
