@@ -11,6 +11,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter
 from typing import Any, Callable, Iterable
 
 from ..lazy import OnFirstRead
@@ -141,7 +142,6 @@ def known_outcomes(files: list[str], skipped: list[tuple[str, str]], done: Itera
     (``(path, result)`` or ``(path, result, size)``: the caller's cache) are processed without work;
     every other file gets ``make_task(index, path, size, kind)``. ``sizes``: the caller's stat of
     the files (those not in it are stat-ed here)."""
-    done = [(os.fspath(d[0]), d[1], d[2] if len(d) > 2 else None) for d in done]
     outcomes = Outcomes()
     tasks = []
     sizes = sizes or {}
@@ -157,10 +157,13 @@ def known_outcomes(files: list[str], skipped: list[tuple[str, str]], done: Itera
     outcomes.add_new(n, [FileOutcome(p, _size(p), Status.SKIPPED, reason, report_type=kind_of(p))
                          for p, reason in skipped], Status.SKIPPED)
     n += len(skipped)
-    outcomes.add_new(n, [FileOutcome(p, _size(p) if size is None else size, Status.PROCESSED, CACHED,
-                                     result=result, report_type=kind_of(p)) for p, result, size in done],
-                     Status.PROCESSED)
-    return outcomes, tasks, list(files) + [p for p, _ in skipped] + [p for p, _, _ in done]
+    known = []  # (one pass: an up-to-date re-run has tens of thousands)
+    for d in done:
+        p = os.fspath(d[0])
+        size = d[2] if len(d) > 2 and d[2] is not None else _size(p)
+        known.append(FileOutcome(p, size, Status.PROCESSED, CACHED, result=d[1], report_type=kind_of(p)))
+    outcomes.add_new(n, known, Status.PROCESSED)
+    return outcomes, tasks, list(files) + [p for p, _ in skipped] + [o.path for o in known]
 
 
 @dataclass
@@ -223,10 +226,17 @@ class JobResult:
         """Outcomes per status, the total, and how many of the processed came from the caller's cache."""
         key = (id(self.outcomes), len(self.outcomes))
         if self._counts is None or self._counts[0] != key:
-            c = Counter(o.status.value if isinstance(o.status, Status) else str(o.status) for o in self.outcomes)
-            out = {s: int(c.get(s, 0)) for s in STATUSES}
+            # (status, reason) pairs counted in C: a re-run from the cache has tens of thousands
+            pairs = Counter(zip(map(attrgetter("status"), self.outcomes), map(attrgetter("reason"), self.outcomes)))
+            out = dict.fromkeys(STATUSES, 0)
             out["total"] = len(self.outcomes)
-            out["cached"] = sum(1 for o in self.outcomes if o.reason == CACHED and o.status == Status.PROCESSED)
+            out["cached"] = 0
+            for (status, reason), n in pairs.items():
+                status = str(status)
+                if status in STATUSES:
+                    out[status] += n
+                if reason == CACHED and status == Status.PROCESSED:
+                    out["cached"] += n
             self._counts = (key, out)
         return dict(self._counts[1])
 
@@ -265,6 +275,8 @@ class JobResult:
 
     @property
     def failed(self) -> list[FileOutcome]:
+        if not self.counts["failed"]:
+            return []
         return [o for o in self.outcomes if o.status == Status.FAILED]
 
     def summary(self) -> str:
