@@ -72,6 +72,25 @@ def test_outputs_never_replace_inputs(tmp_path):
     assert first.read_bytes() == before
 
 
+def test_outputs_never_replace_inputs_through_a_linked_folder(tmp_path):
+    folder = _small_folder(tmp_path / "in")
+    link = tmp_path / "link"
+    link.symlink_to(folder, target_is_directory=True)
+    cfg = {"report_types": ["MessageStatsReport"],
+           "filename_pattern": {"delimiter": "_", "components": {
+               "scenario_name": 0, "router": 1, "seed": 2, "ttl": 3, "buffer": 4, "report_type": 5}},
+           "average_groups": [{"name": "x", "group_by": ["router", "ttl", "buffer"],
+                               "output_template": "{scenario_name}_{router}_1_{ttl}_{buffer}_{report_type}.txt"}]}
+    with pytest.raises(OppndaError, match="replace input"):
+        job.Run(folder, config=cfg, output=link)
+    # the same names in another folder are no inputs: the run may write them there
+    other = tmp_path / "other"
+    other.mkdir()
+    for p in sorted(folder.iterdir())[:3]:
+        (other / p.name).write_text("an earlier output")
+    job.Run(folder, config=cfg, output=other)
+
+
 def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path):
     folder = _small_folder(tmp_path / "in")
     blocker = tmp_path / "file-not-folder"

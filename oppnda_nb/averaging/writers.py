@@ -141,7 +141,13 @@ class OutputFolder:
     def check(self, names: list[str], inputs: list[str] | None = None) -> None:
         """Fail early: the folder must be writable and no planned name may be an input file."""
         out = self.path.resolve()
-        if inputs:
+        # only a planned name that is already in the output folder can be an input there (a few
+        # stats, not a pass over thousands of inputs); the inputs of that name are then compared
+        present = [n for n in names if os.path.lexists(out / n)] if inputs else []
+        if present:
+            ends = tuple(os.sep + n for n in present)
+            inputs = [p for p in map(os.fspath, inputs) if p.endswith(ends) or p in present]
+        if present and inputs:
             here: dict[str, str] = {}  # realpath of each input folder, computed once per folder
             for p in inputs:
                 d = os.path.dirname(p)
