@@ -422,7 +422,7 @@ class Run(Background):
             self._run_key = run_key(self.cache.version, keys, (self.config, self.skipped))
             self._memo = self.cache.get_run(self._run_key)
         if self.write:
-            self.output.check(self._planned_outputs(), self.files)
+            self.output.check(self._planned_outputs, self.files, input_folders=[self.folder])
         if self._memo is not None:  # (then every file has its stat, in file order)
             self.cached = {}
             done = list(zip(self.files, itertools.repeat(None), sizes))

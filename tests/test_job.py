@@ -91,6 +91,24 @@ def test_outputs_never_replace_inputs_through_a_linked_folder(tmp_path):
     job.Run(folder, config=cfg, output=other)
 
 
+def test_planned_names_are_computed_only_for_an_output_folder_that_holds_inputs(tmp_path):
+    from oppnda_nb.averaging.writers import OutputFolder
+
+    folder = _small_folder(tmp_path / "in")
+    inputs = [str(p) for p in sorted(folder.iterdir())]
+    asked = []
+
+    def names():
+        asked.append(1)
+        return [os.path.basename(inputs[0])]
+
+    OutputFolder(tmp_path / "out").check(names, inputs, input_folders=[folder])
+    assert asked == []
+    with pytest.raises(OppndaError, match="replace input"):
+        OutputFolder(folder).check(names, inputs, input_folders=[folder])
+    assert asked == [1]
+
+
 def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path):
     folder = _small_folder(tmp_path / "in")
     blocker = tmp_path / "file-not-folder"

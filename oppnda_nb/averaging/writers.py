@@ -6,7 +6,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..errors import OppndaError
 
@@ -138,9 +138,17 @@ class OutputFolder:
         self.path = Path(path)
         self._locked = False
 
-    def check(self, names: list[str], inputs: list[str] | None = None) -> None:
-        """Fail early: the folder must be writable and no planned name may be an input file."""
+    def check(self, names: list[str] | Callable[[], list[str]], inputs: list[str] | None = None, *,
+              input_folders: Iterable[str | os.PathLike] | None = None) -> None:
+        """Fail early: the folder must be writable and no planned name may be an input file.
+        ``names`` may be a function that gives them; ``input_folders``: the folders every input is
+        directly in, if known: when the output folder is none of them, no name can be an input
+        there, and the names are not even computed."""
         out = self.path.resolve()
+        if input_folders is not None and all(os.path.realpath(f) != str(out) for f in input_folders):
+            inputs = None
+        if inputs and callable(names):
+            names = names()
         # only a planned name that is already in the output folder can be an input there (a few
         # stats, not a pass over thousands of inputs); the inputs of that name are then compared
         present = [n for n in names if os.path.lexists(out / n)] if inputs else []
