@@ -17,9 +17,11 @@ every file of the corpus in a loop. Cases:
      --total-ram-mb 1000 --eta 0.5 --summary-json F``: budget, measured and predicted peak
   c  a generated ~600 MB DeliveredMessagesReport (the large run's body repeated with shifted IDs
      and times) at the same 500 MB budget
-  d  re-runs in one warm Python process (job.Run): first run, unchanged re-run, +1 % new files;
-     says whether the job used the summary cache (oppnda_nb.cache), and what a cache lookup of
-     every file costs on its own
+  d  re-runs in one warm Python process (job.Run) on the 10x corpus (``--big``: and the 30x): first
+     run, unchanged re-run, +1 % new files; says whether the job used the summary cache
+     (oppnda_nb.cache), what a cache lookup of every file costs on its own, and the list + stat
+     floor (listing the folder and stat-ing every file: the least a re-run that notices a file
+     rewritten in place can do)
 
 ``--oppnda-averager PATH`` (or ``$OPPNDA_AVERAGER``): OppNDA's own ``core/averager.py`` from an
 OppNDA checkout; case a then runs it too, on a copy of the corpus, alternating with ours, and the
@@ -340,6 +342,7 @@ def _rerun(config: str, folder: str, outbase: str, result_json: str) -> int:
         os.utime(src.with_name("_".join(parts)), (past + 60, past + 60))
     last = one(f"+1 % new files (+{extra})")
 
+    stat_floor = min(_list_and_stat(folder) for _ in range(REPEATS))
     files = [str(p) for p in sorted(Path(folder).glob("TEST_*.txt"))]
     by_path = {os.path.abspath(s.path): s for s in last.job.results}
     settings = job.averaging.prepare_config(config, None, None).settings()
@@ -355,9 +358,19 @@ def _rerun(config: str, folder: str, outbase: str, result_json: str) -> int:
         t_get = time.perf_counter() - t
         db_bytes = c.stats()["bytes"]
     Path(result_json).write_text(json.dumps({
-        "phases": phases, "lookup": {"files": len(files), "stored": stored, "hits": len(hits),
-                                     "put_s": t_put, "stat_get_s": t_get, "db_bytes": db_bytes}}))
+        "phases": phases, "stat_floor_s": stat_floor,
+        "lookup": {"files": len(files), "stored": stored, "hits": len(hits),
+                   "put_s": t_put, "stat_get_s": t_get, "db_bytes": db_bytes}}))
     return 0
+
+
+def _list_and_stat(folder: str) -> float:
+    """Seconds to list ``folder`` and stat every file in it: what any re-run must do at least to
+    see that a file was rewritten in place (ONE rewrites a report without touching its folder)."""
+    t = time.perf_counter()
+    for entry in os.scandir(folder):
+        os.stat(entry.path)
+    return time.perf_counter() - t
 
 
 # ------------------------------------------------------------------------------ the table
@@ -379,9 +392,10 @@ def _fmt_rows(rows: list[Row]) -> str:
     body = []
     for r in rows:
         s = r.m.seconds
-        body.append([r.corpus, r.what, f"{r.files:,}", f"{r.nbytes / MB:,.1f}", f"{s:.2f}",
-                     f"{r.files / s:,.0f}" if s else "-", f"{r.nbytes / MB / s:,.1f}" if s else "-",
-                     f"{r.m.peak_bytes / MB:,.0f}", r.ratio, r.oppnda])
+        body.append([r.corpus, r.what, f"{r.files:,}", f"{r.nbytes / MB:,.1f}" if r.nbytes else "-",
+                     f"{s:.2f}" if s >= 0.1 else f"{s:.3f}",
+                     f"{r.files / s:,.0f}" if s else "-", f"{r.nbytes / MB / s:,.1f}" if s and r.nbytes else "-",
+                     f"{r.m.peak_bytes / MB:,.0f}" if r.m.peak_bytes else "-", r.ratio, r.oppnda])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(str(c).rjust(w) if i >= 2 else str(c).ljust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
@@ -441,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     opp = _oppnda_averager(args.oppnda_averager)
     oppnda = "n/a"
     print(f"OppNDA's averager: {str(opp) + ' (run in case a; vs OppNDA = its seconds / ours)' if opp else 'not given (--oppnda-averager PATH) -> column vs OppNDA: n/a'}")
+    # the package's bytecode, as pip writes it when it installs (an editable checkout on a machine
+    # that sets PYTHONDONTWRITEBYTECODE would otherwise compile it in every process, ~0.1 s)
+    compiled = subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "oppnda_nb")],
+                              capture_output=True).returncode == 0
+    print(f"bytecode: {'compiled first (python -m compileall oppnda_nb), as an install does' if compiled else 'NOT compiled'}"
+          f"{'; PYTHONDONTWRITEBYTECODE is set here' if os.environ.get('PYTHONDONTWRITEBYTECODE') else ''}")
     tmp = Path(tempfile.mkdtemp(prefix="oppnda-bench-"))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -532,16 +552,17 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ValueError) as exc:
                 notes.append(f"{name}: no summary JSON ({exc})")
             shutil.rmtree(d, ignore_errors=True)
-        if "d" in cases:
-            d = tmp / "rerun"
-            files = ten_x(d, 10)
+        for copies in ([10, 30] if args.big else [10]) if "d" in cases else []:
+            corpus = f"d warm {copies}x"
+            d = tmp / f"rerun{copies}x"
+            files = ten_x(d, copies)
             cfg = _config(d, tmp)
-            res = tmp / "rerun.json"
-            cache_db = tmp / "cache" / "summaries.sqlite"
+            res = tmp / f"rerun{copies}x.json"
+            cache_db = tmp / f"cache-d{copies}" / "summaries.sqlite"
             m = measure([sys.executable, str(Path(__file__).resolve()), "--child", "rerun", str(cfg), str(d),
-                         str(tmp / "out-rerun"), str(res)], env)
+                         str(tmp / f"out-rerun{copies}x"), str(res)], {**env, "OPPNDA_CACHE_DIR": str(cache_db.parent)})
             if m.rc != 0 or not res.exists():
-                notes.append(f"d re-runs: failed ({_failure(m)})")
+                notes.append(f"{corpus} re-runs: failed ({_failure(m)})")
             else:
                 data = json.loads(res.read_text())
                 nbytes = sum(p.stat().st_size for p in files)
@@ -551,19 +572,26 @@ def main(argv: list[str] | None = None) -> int:
                 for ph in data["phases"]:
                     pm = Measured(m.cmd, ph["seconds"], m.peak_between(ph["t0"], ph["t1"]), 0, "", "")
                     n = ph["files"]
-                    rows.append(Row("d warm process", ph["phase"], n, nbytes * n // max(1, len(files)), pm,
+                    rows.append(Row(corpus, ph["phase"], n, nbytes * n // max(1, len(files)), pm,
                                     f"{pm.seconds / fl.seconds:.1f}x", oppnda))
-                    notes.append(f"d {ph['phase']}: {ph['seconds']:.2f} s = {ph['seconds'] / first:.2f}x the first run "
-                                 f"({ph.get('cached', 0):,} of {n:,} files from the cache)")
-                rows.append(Row("d warm process", "read floor", len(files), nbytes, fl))
+                    faster = f" ({first / ph['seconds']:.1f}x faster)" if ph["seconds"] < first else ""
+                    notes.append(f"{corpus} {ph['phase']}: {ph['seconds']:.2f} s = {ph['seconds'] / first:.2f}x the first "
+                                 f"run{faster} ({ph.get('cached', 0):,} of {n:,} files from the cache)")
+                rows.append(Row(corpus, "read floor", len(files), nbytes, fl))
+                stat_floor = data["stat_floor_s"]
+                rows.append(Row(corpus, "list + stat floor", len(files), 0,
+                                Measured(m.cmd, stat_floor, 0.0, 0, "", "")))
+                notes.append(f"{corpus} list + stat floor (in the warm process, best of {REPEATS}): {stat_floor:.3f} s, "
+                             f"the least any re-run that notices a file rewritten in place takes; the first run is "
+                             f"{first / stat_floor:.0f}x that")
                 lk = data["lookup"]
                 if used:
                     from_db = _cache_stats(cache_db)
-                    notes.append(f"d re-runs: the job used the summary cache ({from_db}).")
+                    notes.append(f"{corpus} re-runs: the job used the summary cache ({from_db}).")
                 else:
-                    notes.append("d re-runs: the job does not use the summary cache yet, so these rows measure "
+                    notes.append(f"{corpus} re-runs: the job does not use the summary cache yet, so these rows measure "
                                  "NO cache (every run reads every file).")
-                notes.append(f"d cache alone: stat + SummaryCache.get_many of all {lk['files']:,} files "
+                notes.append(f"{corpus} cache alone: stat + SummaryCache.get_many of all {lk['files']:,} files "
                              f"{lk['stat_get_s']:.2f} s ({lk['hits']:,} hits); storing them (put_many) "
                              f"{lk['put_s']:.2f} s; database {lk['db_bytes'] / MB:.1f} MB (in the warm process, after the runs).")
             shutil.rmtree(d, ignore_errors=True)
