@@ -36,7 +36,7 @@ FILENAME = "summaries.sqlite"
 SCHEMA = 1
 #: paths per ``IN (...)`` query (SQLite's variable limit is 999 on old builds)
 BATCH = 500
-#: SQLite's limit of ``?`` variables per statement (999 before 3.32)
+#: SQLite's default limit of ``?`` variables per statement (999 before 3.32)
 MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 #: seconds a connection waits for a concurrent writer before giving up
 BUSY_TIMEOUT_S = 5.0
@@ -164,7 +164,10 @@ def _insert(con: sqlite3.Connection, table: str, rows: list[tuple]) -> None:
     (Not executemany: it steps once per row and takes the GIL again after each step, which waits
     out the interpreter's switch interval while another thread parses: 21,450 rows took 2 s.)"""
     width = len(rows[0])
-    per = MAX_VARIABLES // width
+    limit = MAX_VARIABLES
+    if hasattr(con, "getlimit"):  # (Python 3.11+: the build's own limit, which a distribution may lower)
+        limit = min(limit, con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    per = max(1, limit // width)
     one = "(" + ", ".join("?" * width) + ")"
     for i in range(0, len(rows), per):
         chunk = rows[i:i + per]

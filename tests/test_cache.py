@@ -9,6 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 
 from oppnda_nb import cache as cache_mod
 from oppnda_nb.averaging.summarize import FileSummary, SummarizeSettings
@@ -60,6 +61,22 @@ def test_many_entries_are_stored_in_several_statements_and_replace_older_ones(tm
     assert c.put_many([(p, s, m, _summary(p, 7.0)) for p, s, m in stat_keys(files)]) == 5
     assert {s.scalars["delivery_prob"] for s in c.get_many(stat_keys(files)).values()} == {7.0}
     assert c.stats()["entries"] == 5
+
+
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="Connection.setlimit: Python 3.11+")
+def test_a_build_with_a_lower_variable_limit_still_stores_everything(tmp_path, monkeypatch):
+    real = SummaryCache._connect
+
+    def low_limit(self):
+        con = real(self)
+        con.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 13)  # a build that allows two rows per statement
+        return con
+
+    monkeypatch.setattr(SummaryCache, "_connect", low_limit)
+    files = _files(tmp_path / "r", 5)
+    c = SummaryCache(tmp_path / "c.sqlite", version="v1")
+    _fill(c, files)
+    assert set(c.get_many(stat_keys(files))) == set(files)
 
 
 def test_changed_size_or_mtime_new_and_deleted_files_miss(tmp_path):
