@@ -159,6 +159,7 @@ def _immediate(con: sqlite3.Connection):
         con.execute("ROLLBACK")
         raise
 
+
 def _insert(con: sqlite3.Connection, table: str, rows: list[tuple]) -> None:
     """``INSERT OR REPLACE`` of many rows, as few statements as SQLite's variable limit allows.
     (Not executemany: it steps once per row and takes the GIL again after each step, which waits
