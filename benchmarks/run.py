@@ -524,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 shutil.rmtree(d, ignore_errors=True)
                 shutil.rmtree(tmp / f"ref{copies}x-oppnda", ignore_errors=True)
+            notes.extend(_growth_note(rows))
         shared = [(f"e {sub}", _copy_of(ONE / sub)) for sub in ("sweep", "all-types", "large-heads") if (ONE / sub).is_dir()]
         for case, name, make in (("b", "b large run", large_run), ("c", f"c DeliveredMsgs {GENERATED_MB} MB", delivered),
                                  *(("e", n, m) for n, m in shared)):
@@ -609,6 +610,20 @@ def main(argv: list[str] | None = None) -> int:
     print("- peak tree MB: PSS of the whole process tree sampled from outside every 50 ms; seconds: wall time "
           "of the whole process incl. Python start and imports; files are in the page cache for both job and floor.")
     return 0
+
+
+def _growth_note(rows: list[Row]) -> list[str]:
+    """How the job's peak memory grows with the number of files (no-cache rows of case a, 10x and
+    30x): the kernel keeps every file's summary until it averages."""
+    runs = sorted((r.files, r.m.peak_bytes) for r in rows if r.corpus.startswith("a ") and r.what == "average, no cache")
+    if len(runs) < 2 or runs[-1][0] == runs[0][0]:
+        return []
+    (n0, p0), (n1, p1) = runs[0], runs[-1]
+    from oppnda_nb.job import RESULT_BYTES
+
+    return [f"a memory per file (no cache): peak tree {p0 / MB:,.0f} MB at {n0:,} files, {p1 / MB:,.0f} MB at {n1:,}: "
+            f"{(p1 - p0) / (n1 - n0) / 1024:.1f} KB more per file (the kernel keeps each file's summary until it "
+            f"averages; the plan counts {RESULT_BYTES / 1024:.0f} KB per key:value file)"]
 
 
 def _cache_stats(db: Path) -> str:
