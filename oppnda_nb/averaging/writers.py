@@ -147,15 +147,8 @@ class OutputFolder:
         out = self.path.resolve()
         if input_folders is not None and all(os.path.realpath(f) != str(out) for f in input_folders):
             inputs = None
-        if inputs and callable(names):
-            names = names()
-        # only a planned name that is already in the output folder can be an input there (a few
-        # stats, not a pass over thousands of inputs); the inputs of that name are then compared
-        present = [n for n in names if os.path.lexists(out / n)] if inputs else []
-        if present:
-            ends = tuple(os.sep + n for n in present)
-            inputs = [p for p in map(os.fspath, inputs) if p.endswith(ends) or p in present]
-        if present and inputs:
+        if inputs:
+            names = names() if callable(names) else names
             here: dict[str, str] = {}  # realpath of each input folder, computed once per folder
             for p in inputs:
                 d = os.path.dirname(p)
