@@ -421,6 +421,35 @@ def test_summarize_settings_and_summaries_pickle():
     assert pickle.loads(pickle.dumps(s)).pattern.parse("TEST_R_1_2_3M_X.txt")["buffer"] == "3"
 
 
+@pytest.mark.parametrize("params, scalars, compact", [
+    ({"router": "EpidemicRouter", "seed": "1"}, {"delivered": 5.0, "latency_avg": math.nan, "zero": -0.0}, True),
+    ({}, {}, True),
+    ({"": ""}, {"": 1e308}, True),                                      # empty key and text
+    ({"router": "a\0b"}, {"k": 1.0}, False),                            # a NUL in a text: field by field
+    ({"router": "R"}, {"k\0": 1.0, "n": 2}, False),                     # a NUL in a key, an int value
+])
+def test_summaries_pickle_compactly_and_come_back_the_same(params, scalars, compact):
+    """Summaries go through pickle (workers, the cache): the same fields, values bit for bit and
+    their types, keys in order; the keys come back interned (shared by thousands of summaries)."""
+    import pickle
+    import struct
+
+    s = FileSummary("/x/TEST_R_1_2_3M_MessageStatsReport.txt", params, "MessageStatsReport", scalars,
+                    warnings=("a warning",))
+    back = pickle.loads(pickle.dumps(s, protocol=4))
+    assert (back.path, back.report_type, back.curve, back.curve_kind, back.kind, back.warnings) == \
+        (s.path, s.report_type, s.curve, s.curve_kind, s.kind, s.warnings)
+    assert back.params == params and list(back.params) == list(params)
+    assert list(back.scalars) == list(scalars)
+    assert [(type(v), struct.pack("<d", v)) for v in back.scalars.values()] == \
+        [(type(v), struct.pack("<d", v)) for v in scalars.values()]
+    assert (pickle.dumps(s, protocol=4).count(b"FileSummary") == 0) == compact   # (built by a function)
+    if compact:
+        again = pickle.loads(pickle.dumps(s, protocol=4))
+        assert all(a is b for a, b in zip(back.scalars, again.scalars))
+        assert all(a is b for a, b in zip(back.params.values(), again.params.values()))
+
+
 @needs_ref
 def test_fast_keyvalue_path_equals_read_report_path():
     from oppnda_nb import reports

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -37,6 +39,51 @@ class FileSummary:
     #: what the reader kept going past (bad values, ...); an empty tuple when nothing: a sweep's
     #: thousands of summaries then hold no empty list each (every full garbage collection walks them)
     warnings: list[str] | tuple[str, ...] = ()
+
+    def __reduce__(self):
+        """Pickled compactly (workers send summaries back, the cache stores them): the keys of
+        ``params`` and ``scalars`` joined in one string each, the parameter values in one string,
+        the scalars in one float64 array; unpickled with keys and parameter values interned, so a
+        sweep's thousands of summaries share one string each, as freshly parsed ones do. Anything
+        else (other types, a key with a NUL) is pickled field by field."""
+        params, scalars = _packed(self.params, str), _packed(self.scalars, float)
+        if params is None or scalars is None:
+            return (FileSummary, (self.path, self.params, self.report_type, self.scalars, self.curve,
+                                  self.curve_kind, self.kind, self.warnings))
+        return (_unpacked, (self.path, params, self.report_type, scalars, self.curve, self.curve_kind,
+                            self.kind, self.warnings))
+
+
+def _packed(d: dict, kind: type) -> tuple | None:
+    """``(n, keys joined by NUL, values)`` of a dict of ``str -> kind`` (values: NUL-joined text, or
+    float64 bytes and the byte order), or None if it is not one or a key or text holds a NUL."""
+    if type(d) is not dict:
+        return None
+    try:
+        keys = "\0".join(d)
+        values = "\0".join(d.values()) if kind is str else None
+    except TypeError:
+        return None
+    if d and (keys.count("\0") != len(d) - 1 or (values is not None and values.count("\0") != len(d) - 1)):
+        return None
+    if values is not None:
+        return len(d), keys, values
+    if not set(map(type, d.values())) <= {kind}:
+        return None
+    return len(d), keys, array("d", d.values()).tobytes(), sys.byteorder
+
+
+def _unpacked(path, params, report_type, scalars, curve, curve_kind, kind, warnings) -> FileSummary:
+    """A :class:`FileSummary` from :meth:`FileSummary.__reduce__`'s compact form."""
+    intern = sys.intern
+    n, keys, values = params
+    params = dict(zip(map(intern, keys.split("\0")), map(intern, values.split("\0")))) if n else {}
+    n, keys, raw, order = scalars
+    numbers = array("d", raw)
+    if order != sys.byteorder:
+        numbers.byteswap()
+    scalars = dict(zip(map(intern, keys.split("\0")), numbers)) if n else {}
+    return FileSummary(path, params, report_type, scalars, curve, curve_kind, kind, warnings)
 
 
 def summarize_file(path: str, settings: SummarizeSettings, lean: bool = False) -> FileSummary:
