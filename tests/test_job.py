@@ -297,6 +297,20 @@ def test_a_finished_run_nobody_refers_to_is_freed_without_the_cyclic_collector(t
         gc.enable()
 
 
+def test_a_run_leaves_the_collector_as_it_found_it(tmp_path):
+    """A run freezes the kernel's older objects while it prepares and averages (no full collection
+    walks them), and unfreezes them after, also when the preparation fails."""
+    import gc
+
+    folder = _small_folder(tmp_path / "in")
+    assert gc.get_freeze_count() == 0
+    job.Run(folder, output=tmp_path / "out", workers=0).run()
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    with pytest.raises(OppndaError, match="No matching report files"):
+        job.Run(tmp_path / "out", config={"report_types": ["NoSuchReport"]}, output=tmp_path / "o2")
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
 def test_a_run_learns_from_measured_peaks(tmp_path):
     folder = _small_folder(tmp_path / "in")
     rm = ResourceManager()
