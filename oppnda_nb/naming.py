@@ -55,6 +55,9 @@ NAME_MEMO_MAX = 1 << 18
 #: memory, so a notebook's re-run parses no name again); more start the memory afresh
 SCHEMES_MEMO_MAX = 8
 _MEMOS: dict[tuple, dict[str, tuple[dict[str, str] | None, str | None]]] = {}
+#: per naming scheme, per component: a part of a name -> what its ``extract`` regex keeps of it (a
+#: sweep's names share a few routers, TTLs and buffers: each part is searched once)
+_EXTRACTED: dict[tuple, dict[str, dict[str, str]]] = {}
 
 
 def memo_for(memos: dict[tuple, dict], key: tuple) -> dict:
@@ -90,10 +93,12 @@ class NamePattern:
     #: for tiny files), and a re-run parses the same names; not pickled, not compared
     _memo: dict[str, tuple[dict[str, str] | None, str | None]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    #: component -> {part of a name: what ``extract`` keeps}, shared like ``_memo``
+    _extracted: dict[str, dict[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_memo"] = None
+        state["_memo"] = state["_extracted"] = None
         return state
 
     def definition(self) -> tuple:
@@ -133,6 +138,9 @@ class NamePattern:
             name = filename.rsplit(".", 1)[0]
             parts = name.split(self.delimiter)
             out: dict[str, str] = {}
+            extracted = self._extracted
+            if extracted is None:
+                extracted = self._extracted = memo_for(_EXTRACTED, self.definition())
             for comp, pos in self.components.items():
                 try:
                     value = parts[pos]
@@ -143,9 +151,14 @@ class NamePattern:
                     )
                 rx = self.extract.get(comp)
                 if rx is not None:
-                    m = rx.search(value)
-                    if m is not None:
-                        value = m.group(1) if rx.groups else m.group(0)
+                    seen = extracted.get(comp)
+                    if seen is None or len(seen) >= NAME_MEMO_MAX:
+                        seen = extracted[comp] = {}
+                    kept = seen.get(value)
+                    if kept is None:
+                        m = rx.search(value)
+                        kept = seen[value] = value if m is None else m.group(1) if rx.groups else m.group(0)
+                    value = kept
                 out[comp] = value
             return out, None
         assert self.regex is not None

@@ -102,6 +102,23 @@ def test_parsed_names_are_remembered_but_never_pickled_or_compared():
     assert version_key(SummarizeSettings(pattern=used)) == key  # the cache key does not see the memory
 
 
+def test_extracted_parts_are_remembered_per_scheme_but_never_pickled():
+    from oppnda_nb import naming
+
+    spec = {"delimiter": "_", "components": {"router": 1, "seed": 2, "buffer": 4, "note": 5},
+            "extract": {"seed": r"(\d+)", "buffer": r"\d+[kM]", "note": r"(\d+)"}}
+    a, b = naming.as_pattern(spec), naming.as_pattern(spec)
+    names = ["S_Epidemic_7_60_5M_x.txt", "S_Epidemic_8_60_5M_x.txt", "S_Spray_7_60_12k_x.txt", "S_Spray_7_60_k_x.txt"]
+    want = [{"router": "Epidemic", "seed": "7", "buffer": "5M", "note": "x"},
+            {"router": "Epidemic", "seed": "8", "buffer": "5M", "note": "x"},
+            {"router": "Spray", "seed": "7", "buffer": "12k", "note": "x"},
+            {"router": "Spray", "seed": "7", "buffer": "k", "note": "x"}]   # no match: the part as it is
+    assert [a._parse(n)[0] for n in names] == want
+    assert a._extracted is naming._EXTRACTED[a.definition()] and a._extracted["buffer"]["12k"] == "12k"
+    assert [b._parse(n)[0] for n in names] == want and b._extracted is a._extracted   # shared by the scheme
+    assert pickle.loads(pickle.dumps(a))._extracted is None
+
+
 def test_coerce_value():
     assert coerce_value("10") == 10 and isinstance(coerce_value("10"), int)
     assert coerce_value("-3") == -3
