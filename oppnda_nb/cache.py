@@ -176,6 +176,32 @@ def _insert(con: sqlite3.Connection, table: str, rows: list[tuple]) -> None:
                     [v for row in chunk for v in row])
 
 
+class RecentSummaries:
+    """The summaries a finished run had, kept for as long as its result is: the next run in this
+    process takes the unchanged ones (same path as given, size, mtime_ns and version) from here
+    before asking the database, so a notebook that re-runs on a folder that grew by a few files
+    loads none of the others again (and shares them with the old result instead of copying them).
+    Like the database, it holds no file modified less than :data:`RACY_NS` before it was read."""
+
+    __slots__ = ("version", "entries", "__weakref__")
+
+    def __init__(self, version: str, entries: dict[str, tuple[int, int, Any]]):
+        self.version = version
+        self.entries = entries  # path -> (size, mtime_ns, summary)
+
+    def get_many(self, paths_with_stat: Sequence[FileKey], version: str) -> dict[str, Any]:
+        """``{path: summary}`` of the files whose size and mtime_ns match, for ``version`` only."""
+        if version != self.version:
+            return {}
+        found = {}
+        get = self.entries.get
+        for p, size, mtime_ns in paths_with_stat:
+            e = get(p)
+            if e is not None and e[0] == size and e[1] == mtime_ns:
+                found[p] = e[2]
+        return found
+
+
 class SummaryCache:
     """Per-file summaries on disk, keyed by (absolute path, size, mtime_ns, version).
 

@@ -35,7 +35,7 @@ from .memory_model import (WORKER_REFERENCE_BYTES, MemoryModel, TypeModel, helpe
                            kernel_sharing_allowance, plan_peak, worker_adjustment)
 from .averaging.writers import OutputFolder
 from .background import Background
-from .cache import FILENAME, RACY_NS, SummaryCache, run_key, stat_keys, version_key
+from .cache import FILENAME, RACY_NS, RecentSummaries, SummaryCache, run_key, stat_keys, version_key
 from .pool import Event, EventKind, JobResult
 from .pool.scheduler import older_objects_frozen
 from .resource_manager import ResourceManager
@@ -83,6 +83,8 @@ PHASE = "phase"
 
 _current: "Run | None" = None
 _current_lock = threading.Lock()
+#: the summaries of the last run that used the cache, while its result lives (cache.RecentSummaries)
+_recent: Callable[[], "RecentSummaries | None"] = lambda: None
 
 #: exit codes of every command (README "Exit codes")
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
@@ -277,6 +279,8 @@ class RunResult:
     memory: Any = OnFirstRead()
     plan: Plan | None = None
     reused: bool = False  # the inputs were unchanged since a complete run: its averages were reused
+    #: what the next run in this process may take instead of loading it from the cache
+    _recent: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -427,12 +431,18 @@ class Run(Background):
             self._memo = self.cache.get_run(self._run_key)
         if self.write:
             self.output.check(self._planned_outputs, self.files, input_folders=[self.folder])
+        recent = _recent() if self.cache is not None else None
+        if recent is not None and recent.version != self.cache.version:
+            recent = None
+        self._recent = None
         if self._memo is not None:  # (then every file has its stat, in file order)
             self.cached = {}
             done = list(zip(self.files, itertools.repeat(None), sizes))
             todo, cached = [], list(zip(sizes, map(kind_of, self.files)))
+            if recent is not None and self.files[0] in recent.entries:  # (its summaries are of these files)
+                self._recent = recent
         else:
-            self.cached = self.cache.get_many(keys) if self.cache is not None else {}
+            self.cached = _summaries(self.cache, recent, keys) if self.cache is not None else {}
             done = [(p, self.cached[p], self._stat[p][0]) for p in self.files if p in self.cached]
             todo = [p for p in self.files if p not in self.cached]
             cached = [(self._stat[p][0], kind_of(p)) for p in self.files if p in self.cached]
@@ -621,6 +631,25 @@ class Run(Background):
         averaged.seconds = time.perf_counter() - t0
         return averaged, written
 
+    def _keep_recent(self, job_result: JobResult) -> None:
+        """The result keeps its summaries for the next run (:class:`cache.RecentSummaries`): those of
+        files not modified just before they were read (the cache's own rule); a reused run keeps the
+        ones it was given."""
+        global _recent
+        if self.cache is None:
+            return
+        recent = self._recent
+        if self._memo is None:
+            limit, stat, entries = self._read_started_ns - RACY_NS, self._stat, {}
+            for o in job_result.outcomes:
+                st = stat.get(o.path) if o.result is not None else None
+                if st is not None and st[1] <= limit:
+                    entries[o.path] = (st[0], st[1], o.result)
+            recent = RecentSummaries(self.cache.version, entries)
+        if recent is not None:
+            self.result._recent = recent
+            _recent = weakref.ref(recent)
+
     def _reusable(self, job_result: JobResult, averaged) -> bool:
         """May a later run with the same input reuse these averages? Only a complete run whose
         every file is old enough to be cached (see cache.RACY_NS), and whose averages are small
@@ -640,7 +669,7 @@ class Run(Background):
             job_result = self.job.wait()
             self._phase_monitor = self._watch_averaging(job_result)
             if self._memo is not None:
-                job_result.load_cached = functools.partial(_load_cached, self.cache, self._stat)
+                job_result.load_cached = functools.partial(_load_cached, self.cache, self._recent, self._stat)
             all_stored = self._store(job_result)
             averaged, written, error = None, [], None
             try:
@@ -654,6 +683,7 @@ class Run(Background):
             self.result = RunResult(job_result, averaged, self.output_dir, written, error,
                                     functools.partial(_memory_frame, self.job, self._phase_monitor),
                                     self.plan, reused=self._memo is not None)
+            self._keep_recent(job_result)
             if self.write:
                 try:
                     self.output.write_json("run.json", self.result.summary_dict())
@@ -686,9 +716,17 @@ def _memory_frame(job, phase_monitor):
     return frame
 
 
-def _load_cached(cache: SummaryCache, stat: dict, paths: list[str]) -> dict:
+def _summaries(cache: SummaryCache, recent: RecentSummaries | None, keys: list) -> dict:
+    """The summaries of ``keys`` (``(path, size, mtime_ns)``) that the last run kept, then those
+    in the cache's database."""
+    found = recent.get_many(keys, cache.version) if recent is not None else {}
+    found.update(cache.get_many([k for k in keys if k[0] not in found] if found else keys))
+    return found
+
+
+def _load_cached(cache: SummaryCache, recent: RecentSummaries | None, stat: dict, paths: list[str]) -> dict:
     """The cached summaries of ``paths`` (JobResult.results after an up-to-date re-run)."""
-    found = cache.get_many([(p, *stat[p]) for p in paths if p in stat])
+    found = _summaries(cache, recent, [(p, *stat[p]) for p in paths if p in stat])
     if len(found) < len(paths):
         log.warning("%d summaries are no longer in the cache %s (cleared or pruned); re-run with "
                     "--no-cache to have them all", len(paths) - len(found), cache.path)

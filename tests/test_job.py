@@ -405,6 +405,54 @@ def test_summaries_reach_the_cache_while_the_run_proceeds(tmp_path, monkeypatch,
     assert job.Run(folder, output=tmp_path / "o2", cache=tmp_path / "summaries", workers=workers)._memo is not None
 
 
+def test_a_rerun_takes_the_unchanged_summaries_from_the_result_it_replaces(tmp_path, monkeypatch):
+    """A notebook re-runs ``result = Run(...).run()`` on a folder that grew: the files it had are
+    taken from the result still held (shared, not loaded from the database again), the same bytes
+    come out, and a file rewritten in place is read again."""
+    from oppnda_nb.cache import SummaryCache
+
+    folder = _small_folder(tmp_path / "in", n_ttl=3)
+    _aged(folder)
+    cache = tmp_path / "summaries"
+    result = job.Run(folder, output=tmp_path / "o1", cache=cache, workers=0).run()
+    old = {s.path: s for s in result.job.results}
+    src = sorted(folder.iterdir())[0]
+    new = folder / src.name.replace("_1_", "_999_", 1)  # a new seed's report
+    shutil.copy(src, new)
+    os.utime(new, (time.time() - 60, time.time() - 60))
+    asked: list[int] = []
+    real = SummaryCache.get_many
+    monkeypatch.setattr(SummaryCache, "get_many", lambda self, keys: asked.append(len(keys)) or real(self, keys))
+    result = job.Run(folder, output=tmp_path / "o2", cache=cache, workers=0).run()
+    assert asked == [1]                                        # only the new file was looked up
+    counts = result.job.counts
+    assert counts["processed"] == len(old) + 1 and counts["cached"] == len(old)
+    assert all(s is old[s.path] for s in result.job.results if s.path in old)  # shared with the old result
+    fresh = job.Run(folder, output=tmp_path / "o3", cache=False, workers=0).run()
+    assert _outputs(tmp_path / "o2") and _outputs(tmp_path / "o2") == _outputs(tmp_path / "o3")
+    # a report rewritten in place (another mtime) is read again
+    changed = sorted(old)[1]
+    Path(changed).write_text(Path(changed).read_text().replace("delivered:", "x: 1\ndelivered:", 1))
+    os.utime(changed, (time.time() - 30, time.time() - 30))
+    third = job.Run(folder, output=tmp_path / "o4", cache=cache, workers=0).run()
+    assert third.job.counts["cached"] == len(old)            # the others, and the new one now
+    assert [s.scalars.get("x") for s in third.job.results if s.path == changed] == [1.0]
+    assert job._recent() is third._recent
+    del result, third, fresh
+    job._current = None  # (the module remembers the last run for %oppnda stop)
+    assert job._recent() is None                              # kept only while a result is
+
+
+def test_a_result_keeps_no_summary_of_a_file_written_just_before_it_was_read(tmp_path):
+    folder = _small_folder(tmp_path / "in")                   # written just now: may still change
+    fresh = job.Run(folder, output=tmp_path / "o1", cache=tmp_path / "summaries", workers=0).run()
+    assert fresh.job.counts["processed"] > 0 and fresh._recent.entries == {}
+    _aged(folder)
+    aged = job.Run(folder, output=tmp_path / "o2", cache=tmp_path / "summaries", workers=0).run()
+    assert sorted(aged._recent.entries) == sorted(s.path for s in aged.job.results)
+    assert job.Run(folder, output=tmp_path / "o3", cache=False, workers=0).run()._recent is None
+
+
 def test_a_changed_config_or_file_is_not_an_unchanged_rerun(tmp_path):
     folder = _small_folder(tmp_path / "in")
     _aged(folder)
