@@ -431,16 +431,14 @@ class Run(Background):
             self._memo = self.cache.get_run(self._run_key)
         if self.write:
             self.output.check(self._planned_outputs, self.files, input_folders=[self.folder])
-        recent = _recent() if self.cache is not None else None
-        if recent is not None and recent.version != self.cache.version:
-            recent = None
+        recent = _recent() if self.cache is not None else None  # (the last result's summaries, if held)
         self._recent = None
         if self._memo is not None:  # (then every file has its stat, in file order)
             self.cached = {}
             done = list(zip(self.files, itertools.repeat(None), sizes))
             todo, cached = [], list(zip(sizes, map(kind_of, self.files)))
-            if recent is not None and self.files[0] in recent.entries:  # (its summaries are of these files)
-                self._recent = recent
+            if recent is not None and recent.version == self.cache.version and self.files[0] in recent.entries:
+                self._recent = recent  # (passed on: its summaries are of these files)
         else:
             self.cached = _summaries(self.cache, recent, keys) if self.cache is not None else {}
             done = [(p, self.cached[p], self._stat[p][0]) for p in self.files if p in self.cached]
