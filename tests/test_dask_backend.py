@@ -171,11 +171,10 @@ def test_a_killed_worker_s_file_is_run_again(cluster, tmp_path):
         dj.start()
         key = None
         deadline = time.monotonic() + 30
-        while key is None and time.monotonic() < deadline:
-            for addr, keys in client.processing().items():
-                for k in keys:
-                    if k == dj.key_of(victim):
-                        key = (addr, k)
+        while key is None and time.monotonic() < deadline:  # the worker executing it (not one it waits on)
+            for addr, keys in client.run(workfns.executing_keys).items():
+                if dj.key_of(victim) in keys:
+                    key = (addr, dj.key_of(victim))
             time.sleep(0.05)
         assert key is not None, "the victim's task never started"
         time.sleep(0.4)  # a memory sample sees the file on that worker

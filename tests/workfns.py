@@ -123,3 +123,8 @@ def read_all(path: str) -> int:
 def raise_long(path: str, n: int = 5000) -> int:
     """Raise an exception with a very long message."""
     raise ValueError("x" * n)
+
+
+def executing_keys(dask_worker) -> list:
+    """The keys a Dask worker is executing now (for ``client.run``: which worker holds a task)."""
+    return [ts.key for ts in dask_worker.state.tasks.values() if ts.state == "executing"]
