@@ -87,6 +87,12 @@ def version_key(*parts: Any) -> str:
     return f"{__version__}.{SUMMARY_VERSION}:{digest.hexdigest()[:20]}"
 
 
+def settled_limit(read_started_ns: int | None = None) -> int:
+    """The newest mtime_ns a file read from ``read_started_ns`` on (default: now) may have for its
+    summary to be kept: one modified later may still change without changing its stat (:data:`RACY_NS`)."""
+    return (read_started_ns if read_started_ns is not None else time.time_ns()) - RACY_NS
+
+
 def stat_keys(paths: Iterable[str]) -> list[FileKey]:
     """``(path, size, mtime_ns)`` of each file that exists (vanished files are left out)."""
     out: list[FileKey] = []
@@ -366,7 +372,7 @@ class SummaryCache:
         less than :data:`RACY_NS` before ``read_started_ns`` (default: now) are not stored: they
         may still change without changing their stat. Unpicklable values are skipped.
         """
-        limit = (read_started_ns if read_started_ns is not None else time.time_ns()) - RACY_NS
+        limit = settled_limit(read_started_ns)
         now = time.time()
         rows = []
         items = list(items)

@@ -35,7 +35,7 @@ from .memory_model import (WORKER_REFERENCE_BYTES, MemoryModel, TypeModel, helpe
                            kernel_sharing_allowance, plan_peak, worker_adjustment)
 from .averaging.writers import OutputFolder
 from .background import Background
-from .cache import FILENAME, RACY_NS, RecentSummaries, SummaryCache, run_key, stat_keys, version_key
+from .cache import FILENAME, RecentSummaries, SummaryCache, run_key, settled_limit, stat_keys, version_key
 from .pool import Event, EventKind, JobResult
 from .pool.scheduler import older_objects_frozen
 from .resource_manager import ResourceManager
@@ -638,7 +638,7 @@ class Run(Background):
             return
         recent = self._recent
         if self._memo is None:
-            limit, stat, entries = self._read_started_ns - RACY_NS, self._stat, {}
+            limit, stat, entries = settled_limit(self._read_started_ns), self._stat, {}
             for o in job_result.outcomes:
                 st = stat.get(o.path) if o.result is not None else None
                 if st is not None and st[1] <= limit:
@@ -654,7 +654,7 @@ class Run(Background):
         enough to keep (:data:`REUSE_MAX_BYTES`: big averaged curves are cheaper to recompute from
         the cached summaries than to pickle and store again)."""
         counts = job_result.counts
-        limit = self._read_started_ns - RACY_NS
+        limit = settled_limit(self._read_started_ns)
         curves = sum(int(g.curve.memory_usage(index=True).sum()) for g in averaged.groups if g.curve is not None)
         return (self._run_key is not None and str(job_result.status) == "finished" and not counts["failed"]
                 and not counts["cancelled"] and all(m <= limit for _, m in self._stat.values())
